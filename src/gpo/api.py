@@ -1,0 +1,310 @@
+"""The Python API, mirroring the CLI: describe a run, plan it, optimize, resume, evaluate.
+
+    from gpo.api import RunSpec, TaskSpec, ModelSpec, optimize
+    spec = RunSpec(tasks=TaskSpec(source="user", files="reviews.csv", input_col="text", target_col="label"),
+                   scorer=ModelSpec("llama3.1:8b", base_url="http://localhost:11434/v1"))
+    results = optimize(spec, "runs/reviews")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from gpo.config import GPOConfig
+from gpo.llm import LLM, Pricing, ResponseCache, build_llm
+from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
+from gpo.optim.gpo import GPO, TaskResult, steps_per_epoch
+from gpo.runs.store import RunStore, read_spec
+from gpo.scoring.evaluate import Evaluation, Evaluator
+from gpo.scoring.render import Position, PromptFormat
+from gpo.tasks import Task, load_gpo_task, load_user_task, resolve_tasks, synthetic_task
+from gpo.tasks.task import TaskError
+
+
+@dataclass
+class ModelSpec:
+    """One model role. The API key is never stored: name the environment variable that holds it."""
+
+    model: str = "embedded"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    price_prompt: float | None = None  # USD per million prompt tokens
+    price_completion: float | None = None
+
+    def build(self, cache: ResponseCache | None) -> LLM:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        pricing = None
+        if self.price_prompt is not None or self.price_completion is not None:
+            pricing = Pricing(self.price_prompt or 0.0, self.price_completion or 0.0)
+        return build_llm(self.model, base_url=self.base_url, api_key=key, cache=cache,
+                         concurrency=self.concurrency, pricing=pricing)
+
+
+@dataclass
+class TaskSpec:
+    """Which tasks: ``synthetic`` (generated, default), ``gpo`` (the paper's data) or ``user`` files."""
+
+    source: str = "synthetic"
+    dataset: str | None = None  # gpo: bbh | mmlu | gsm8k | webnlg | wsc
+    tasks: list[str] = field(default_factory=lambda: ["navigate"])
+    data_dir: str | None = None
+    sizes: dict[str, int] | None = None  # synthetic split sizes
+    max_examples: dict[str, int] | None = None  # cap split sizes (subsampling, in file order)
+    files: dict[str, str] | str | None = None  # user: split -> file, or one file to split
+    input_col: str = "input"
+    target_col: str = "target"
+    kind: str | None = None
+    seed: int = 0
+
+    def load(self) -> list[Task]:
+        if self.source == "synthetic":
+            tasks = [synthetic_task(t, seed=self.seed, sizes=self.sizes) for t in self.tasks]
+        elif self.source == "gpo":
+            if not self.dataset:
+                raise TaskError("source 'gpo' needs a dataset (bbh, mmlu, gsm8k, webnlg, wsc)")
+            if not self.data_dir:
+                raise TaskError("source 'gpo' needs --data-dir (the folder holding bbh/, mmlu/, ...)")
+            tasks = [load_gpo_task(self.data_dir, self.dataset, t) for t in resolve_tasks(self.dataset, self.tasks)]
+        elif self.source == "user":
+            if not self.files:
+                raise TaskError("source 'user' needs files (one file, or split -> file)")
+            name = self.tasks[0] if self.tasks and self.tasks != ["all"] else "user"
+            tasks = [load_user_task(name, self.files, input_col=self.input_col, target_col=self.target_col,
+                                    kind=self.kind, seed=self.seed)]
+        else:
+            raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo or user")
+        if self.max_examples:
+            for t in tasks:
+                for split, cap in self.max_examples.items():
+                    if split in t.splits:
+                        t.splits[split] = t.splits[split][:cap]
+        return tasks
+
+
+@dataclass
+class ScoringSpec:
+    max_tokens: int = 256
+    second_round: bool | None = None  # None: on for chat scorers where the task has one
+    second_round_max_tokens: int = 100
+    chat: bool = True
+
+
+@dataclass
+class RunSpec:
+    tasks: TaskSpec = field(default_factory=TaskSpec)
+    config: GPOConfig = field(default_factory=GPOConfig)
+    optimizer: ModelSpec = field(default_factory=ModelSpec)
+    scorer: ModelSpec = field(default_factory=ModelSpec)
+    scoring: ScoringSpec = field(default_factory=ScoringSpec)
+    embedder: str = "all-MiniLM-L6-v2"  # or "openai:<model>" (uses the optimizer's base URL)
+    cache: str | None = None  # response cache file; default: <run_dir>/cache.sqlite
+    concurrent_tasks: int = 4
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        return cls(
+            tasks=TaskSpec(**d.get("tasks", {})),
+            config=GPOConfig.from_dict(d.get("config", {})),
+            optimizer=ModelSpec(**d.get("optimizer", {})),
+            scorer=ModelSpec(**d.get("scorer", {})),
+            scoring=ScoringSpec(**d.get("scoring", {})),
+            embedder=d.get("embedder", "all-MiniLM-L6-v2"),
+            cache=d.get("cache"),
+            concurrent_tasks=d.get("concurrent_tasks", 4),
+        )
+
+
+@dataclass
+class Runtime:
+    """The live objects a run needs, built once from a RunSpec."""
+
+    optimizer: LLM
+    scorer: LLM
+    evaluator: Evaluator
+    embedder: Embedder | None
+    cache: ResponseCache
+
+    async def aclose(self) -> None:
+        await self.optimizer.aclose()
+        await self.scorer.aclose()
+        self.cache.close()
+
+
+def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
+    cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
+    cache = ResponseCache(cache_path)
+    optimizer = spec.optimizer.build(cache)
+    scorer = spec.scorer.build(cache)
+    cfg = spec.config
+    fmt = PromptFormat(
+        position=Position.parse(cfg.instruction_pos),
+        include_qa=cfg.include_qa,
+        few_shot=cfg.few_shot_number if cfg.evaluate_generated_ins_on_few_shot else 0,
+        chat=spec.scoring.chat,
+    )
+    evaluator = Evaluator(scorer, fmt, spec.scoring.second_round, spec.scoring.max_tokens,
+                          spec.scoring.second_round_max_tokens)
+    embedder: Embedder | None = None
+    if cfg.momentum_selection_name == "relevance":
+        if spec.embedder.startswith("openai:"):
+            embedder = OpenAIEmbedder(spec.embedder.split(":", 1)[1], base_url=spec.optimizer.base_url,
+                                      api_key=os.environ.get(spec.optimizer.api_key_env or "") or None)
+        else:
+            embedder = SentenceTransformerEmbedder(None if spec.embedder == "all-MiniLM-L6-v2" else spec.embedder)
+    return Runtime(optimizer, scorer, evaluator, embedder, cache)
+
+
+def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
+    b = spec.config.budget
+
+    def exceeded() -> str | None:
+        o, s = rt.optimizer.usage, rt.scorer.usage
+        if b.max_scorer_calls is not None and s.calls >= b.max_scorer_calls:
+            return f"scorer calls {s.calls} >= {b.max_scorer_calls}"
+        if b.max_optimizer_calls is not None and o.calls >= b.max_optimizer_calls:
+            return f"optimizer calls {o.calls} >= {b.max_optimizer_calls}"
+        tokens = o.prompt_tokens + o.completion_tokens + s.prompt_tokens + s.completion_tokens
+        if b.max_tokens is not None and tokens >= b.max_tokens:
+            return f"tokens {tokens} >= {b.max_tokens}"
+        cost = rt.optimizer.cost + rt.scorer.cost
+        if b.max_cost is not None and cost >= b.max_cost:
+            return f"cost ${cost:.4f} >= ${b.max_cost}"
+        return None
+
+    return exceeded
+
+
+def usage_summary(rt: Runtime) -> dict:
+    return {
+        "optimizer": rt.optimizer.usage.as_dict() | {"cost": rt.optimizer.cost},
+        "scorer": rt.scorer.usage.as_dict() | {"cost": rt.scorer.cost},
+    }
+
+
+async def optimize_async(
+    spec: RunSpec, run_dir: str | Path, listeners: Iterable[Callable[[dict], None]] = (), resume: bool = False
+) -> list[TaskResult]:
+    tasks = spec.tasks.load()
+    store = RunStore(run_dir)
+    store.listeners.extend(listeners)
+    if not resume:
+        store.write_spec(spec.to_dict())
+    rt = build_runtime(spec, run_dir)
+    optimizer = GPO(spec.config, rt.optimizer, rt.evaluator, rt.embedder, store, budget_check(spec, rt))
+    store.event("run_start", tasks=[t.id for t in tasks], resume=resume)
+    limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
+
+    async def one(task: Task) -> TaskResult:
+        async with limit:
+            store.event("task_start", task=task.id)
+            result = await optimizer.optimize(task)
+            store.event("usage", **usage_summary(rt))
+            return result
+
+    try:
+        results = list(await asyncio.gather(*(one(t) for t in tasks)))
+        store.write_results([r.as_dict() for r in results])
+        stopped = [r.stopped for r in results if r.stopped]
+        store.event("usage", **usage_summary(rt))
+        store.event("run_stopped" if stopped else "run_done", results=len(results))
+        return results
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        store.event("interrupted", **usage_summary(rt))
+        raise
+    except Exception as err:
+        store.event("failed", error=str(err))
+        raise
+    finally:
+        await rt.aclose()
+        store.close()
+
+
+def optimize(spec: RunSpec, run_dir: str | Path, listeners=()) -> list[TaskResult]:
+    return asyncio.run(optimize_async(spec, run_dir, listeners))
+
+
+def resume(run_dir: str | Path, listeners=()) -> list[TaskResult]:
+    spec = RunSpec.from_dict(read_spec(run_dir))
+    return asyncio.run(optimize_async(spec, run_dir, listeners, resume=True))
+
+
+async def evaluate_async(
+    spec: RunSpec, prompts: list[str], split: str = "test", out_dir: str | Path | None = None
+) -> list[tuple[Task, Evaluation]]:
+    """Score given prompts on every task of the spec; write per-example records to out_dir."""
+    tasks = spec.tasks.load()
+    rt = build_runtime(spec, out_dir)
+    try:
+        results = []
+        for task in tasks:
+            for ev in await rt.evaluator.evaluate_many(task, prompts, split):
+                results.append((task, ev))
+        if out_dir:
+            for i, (task, ev) in enumerate(results):
+                ev.write(Path(out_dir) / f"{task.id.replace('/', '__')}-{split}-{i:03d}.jsonl")
+        return results
+    finally:
+        await rt.aclose()
+
+
+def read_prompt_file(path: str | Path) -> list[dict]:
+    """Prompt files: one JSON object per line with ``prompt`` (and ``dataset``/``task``,
+    or gpo's own ``final_prompt``), as the paper published its prompts."""
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TaskError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
+        prompt = row.get("prompt", row.get("final_prompt"))
+        if prompt is None:
+            raise TaskError(f"{path}, line {lineno}: no 'prompt' (or 'final_prompt') field; fields found: {', '.join(row)}")
+        rows.append({"dataset": row.get("dataset"), "task": row.get("task") or row.get("dataset"), "prompt": prompt})
+    return rows
+
+
+def plan(spec: RunSpec) -> dict:
+    """Planned scorer and optimizer calls and an upper estimate of tokens (and cost) for a run."""
+    cfg = spec.config
+    N = cfg.num_generated_instructions_in_each_step
+    totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
+              "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
+    per_task = []
+    for task in spec.tasks.load():
+        second = 2 if (spec.scoring.chat and spec.scoring.second_round is not False and task.second_round) else 1
+        n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
+        steps = cfg.num_search_epochs * steps_per_epoch(n_train, cfg.opt_batch_size)
+        per_step_examples = min(cfg.opt_batch_size, n_train) + N * n_eval
+        per_step_opt = 1 + (1 if cfg.gradient_name == "feedback" else 0)
+        if cfg.momentum_update_name == "real-time":
+            per_step_opt += 1
+            per_step_examples += n_eval
+        examples = n_eval + steps * per_step_examples + 2 * n_test + (steps * n_test if cfg.test_each_step else 0)
+        scorer_calls, opt_calls = examples * second, steps * per_step_opt
+        avg_in = sum(len(e.input) for e in task.split("eval")) / max(n_eval, 1) / 4 + 40  # ~4 chars a token
+        totals["scorer_tokens"][0] += int(scorer_calls * avg_in)
+        totals["scorer_tokens"][1] += examples * spec.scoring.max_tokens + examples * (second - 1) * spec.scoring.second_round_max_tokens
+        totals["optimizer_tokens"][0] += opt_calls * int(600 + cfg.format_data_num * avg_in)
+        totals["optimizer_tokens"][1] += opt_calls * N * 100
+        totals["scorer_calls"] += scorer_calls
+        totals["optimizer_calls"] += opt_calls
+        totals["optimizer_samples"] += steps * N
+        per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls})
+    cost = sum(
+        (tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6
+        for role, tok in ((spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"]))
+    )
+    return {"tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4),
+            "note": "upper estimate: cache hits, early stops and duplicate candidates make real runs cheaper"}

@@ -1,0 +1,227 @@
+"""The model protocol: one async call, ``generate(requests) -> completions``.
+
+Every backend (embedded llama.cpp, any OpenAI-compatible server) implements only
+``_sample``: produce completions for some sample indices of one request. This base
+class adds what every backend needs the same way: the durable cache (a rerun or a
+resumed run pays for nothing twice), a concurrency limit, bounded retries and usage
+accounting. Only ``gpo.llm`` talks to models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from gpo.llm.retry import RetryPolicy, with_retries
+
+if TYPE_CHECKING:
+    from gpo.llm.cache import ResponseCache
+
+Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt with its sampling parameters.
+
+    ``messages`` for chat models, or ``prompt`` (a raw string) for base models.
+    ``n`` samples are wanted; sample ``i`` is reproducible: it is cached under its
+    index, and local backends sample it with seed ``seed + i``.
+    """
+
+    messages: tuple[tuple[str, str], ...] | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 256
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a Request needs exactly one of messages= or prompt=")
+        if self.n < 1:
+            raise ValueError(f"Request.n must be >= 1, got {self.n}")
+
+    @classmethod
+    def chat(cls, messages: Sequence[Message] | str, **params) -> "Request":
+        """A chat request; a bare string becomes one user message."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)
+
+    def message_dicts(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages or ()]
+
+    def cache_fields(self) -> dict:
+        """What identifies this request's output. The seed only matters when sampling."""
+        fields = {
+            "messages": self.messages,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
+        if self.temperature > 0:
+            fields["seed"] = self.seed
+        return fields
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion text with its own accounting."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Completion:
+    """The answer to one Request: ``n`` texts, finish reasons and token usage."""
+
+    samples: list[Sample]
+    cached: int = 0  # how many samples came from the cache
+
+    @property
+    def text(self) -> str:
+        return self.samples[0].text
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.samples]
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return [s.finish_reason for s in self.samples]
+
+
+@dataclass
+class Usage:
+    """Running totals for one model role (optimizer or scorer)."""
+
+    calls: int = 0  # backend calls actually made (cache misses)
+    cache_hits: int = 0  # samples served from the cache
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        self.calls += other.calls
+        self.cache_hits += other.cache_hits
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """US dollars per million tokens, for a cost figure."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
+
+
+class LLMError(RuntimeError):
+    """A model call failed for good (after retries, or at once for a fatal error)."""
+
+
+class FatalLLMError(LLMError):
+    """Retrying cannot help: bad request, bad key, no permission, unknown model."""
+
+
+class TransientLLMError(LLMError):
+    """Worth retrying: rate limit, server error, timeout, dropped connection."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class LLM(ABC):
+    """Base of every backend. Subclasses set ``backend_id`` and implement ``_sample``."""
+
+    model: str
+    concurrency: int = 8
+    cache: "ResponseCache | None" = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    pricing: Pricing | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def __post_init__(self) -> None:
+        self._limit: asyncio.Semaphore | None = None
+        self._in_flight = 0
+        self.max_in_flight = 0  # the most requests ever in flight at once (for tests and benchmarks)
+
+    @property
+    @abstractmethod
+    def backend_id(self) -> str:
+        """Identifies the backend in cache keys (kind + endpoint or file)."""
+
+    @abstractmethod
+    async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
+        """Produce one Sample per requested sample index (in order)."""
+
+    @property
+    def cost(self) -> float:
+        return self.pricing.cost(self.usage) if self.pricing else 0.0
+
+    async def generate(self, requests: Sequence[Request]) -> list[Completion]:
+        """Answer every request, concurrently up to the backend's limit, in order."""
+        return list(await asyncio.gather(*(self.complete(r) for r in requests)))
+
+    async def complete(self, request: Request) -> Completion:
+        keys = [self._key(request, i) for i in range(request.n)]
+        found = self.cache.get_many(keys) if self.cache else {}
+        samples: list[Sample | None] = [found.get(k) for k in keys]
+        missing = [i for i, s in enumerate(samples) if s is None]
+        self.usage.cache_hits += request.n - len(missing)
+        if missing:
+            fresh = await self._call(request, missing)
+            for i, sample in zip(missing, fresh):
+                samples[i] = sample
+                if self.cache:
+                    self.cache.put(keys[i], sample, self.backend_id, self.model)
+        return Completion(samples=samples, cached=request.n - len(missing))  # type: ignore[arg-type]
+
+    async def _call(self, request: Request, indices: list[int]) -> list[Sample]:
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(max(1, self.concurrency))
+        async with self._limit:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            try:
+                samples = await with_retries(
+                    lambda: self._sample(request, indices), self.retry, what=self.describe()
+                )
+            finally:
+                self._in_flight -= 1
+        self.usage.calls += 1
+        for s in samples:
+            self.usage.prompt_tokens += s.prompt_tokens
+            self.usage.completion_tokens += s.completion_tokens
+        return samples
+
+    def _key(self, request: Request, index: int) -> str:
+        from gpo.llm.cache import cache_key
+
+        return cache_key(self.backend_id, self.model, request.cache_fields(), index)
+
+    def describe(self) -> str:
+        return f"{self.model} ({self.backend_id})"
+
+    async def aclose(self) -> None:  # pragma: no cover - overridden where there is something to close
+        return None
+
+
+def dumps_canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

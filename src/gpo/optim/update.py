@@ -1,0 +1,153 @@
+"""Update meta-prompts ("util gradient"): generate / edit, with or without gradient,
+plus the word-budget ("learning rate") clause and the handling of the optimizer's
+reply (extraction, polishing, leak checks, word-level edit distance).
+
+The text is our own wording of the content lists in GPO_SPEC 7.1. Scores are shown
+on one scale everywhere: percent with one decimal (the original claimed 0-100 but
+showed raw fractions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gpo.scoring.render import Position
+from gpo.tasks.task import Example
+
+PLACEHOLDER = "<Prompt>"
+START, END = "<START>", "<END>"
+_CLOSE_TAG = re.compile(r"</?\s*end\s*>|<\s*/\s*start\s*>", re.I)
+_OPEN_TAG = re.compile(r"<\s*start\s*>", re.I)
+_LEAKS = ("<prompt>", "<start>", "<end>", "</start>", "</end>", "</prompt>")
+
+
+def show_score(score: float) -> str:
+    return f"{100 * score:.1f}"
+
+
+SCALE_NOTE = "Scores are percentages from 0 to 100; higher is better."
+
+
+def format_exemplars(examples: list[Example], position: Position) -> str:
+    """Task examples with the placeholder where the prompt goes."""
+    blocks = []
+    for ex in examples:
+        answer = ex.demo_answer
+        if position is Position.A_BEGIN:
+            body = f"Q: {ex.input}\nA: {PLACEHOLDER}"
+        elif position is Position.Q_END:
+            body = f"{ex.input}\n{PLACEHOLDER}"
+        else:  # Q_begin and before_Q both put the prompt ahead of the question
+            body = f"{PLACEHOLDER}\n{ex.input}"
+        blocks.append(f"Input:\n{body}\nOutput:\n{answer}")
+    return "\n\n".join(blocks)
+
+
+def current_block(prompt: str, score: float) -> str:
+    return f"Here is the current prompt and its score. {SCALE_NOTE}\n\nPrompt: {prompt}\nScore: {show_score(score)}\n"
+
+
+def k_list_block(entries: list[tuple[str, float]]) -> str:
+    lines = [f"Below are earlier prompts with their scores. {SCALE_NOTE}", ""]
+    for prompt, score in entries:
+        lines += [f"Prompt: {prompt}", f"Score: {show_score(score)}", ""]
+    return "\n".join(lines)
+
+
+def real_time_block(prompt: str, score: float) -> str:
+    return (
+        f"Here is a prompt that summarises the earlier prompts, with its score. {SCALE_NOTE}\n\n"
+        f"Prompt: {prompt}\nScore: {show_score(score)}\n"
+    )
+
+
+@dataclass(frozen=True)
+class UpdateSpec:
+    method: str  # generate | edit | generate_without | edit_without
+    position: Position
+    momentum_kind: str = "-"  # "-" | "k-list" | "real-time": how the trajectory block reads
+
+
+def build_update_prompt(
+    spec: UpdateSpec,
+    current: str,
+    current_score: float,
+    trajectory_block: str,
+    exemplars: list[Example],
+    gradient: str | None = None,
+    step_size: int | None = None,
+) -> str:
+    """The meta-prompt asking the optimizer LLM for one improved prompt."""
+    edit = spec.method.startswith("edit")
+    with_gradient = spec.method in ("edit", "generate")
+    where = spec.position.phrase
+    parts = []
+    if edit:
+        parts.append(f"Your job is to revise the current prompt so that it works better in place of {PLACEHOLDER} in the task examples below.")
+    else:
+        parts.append(f"Your job is to write a prompt that works better in place of {PLACEHOLDER} in the task examples below.")
+    parts.append(trajectory_block.rstrip())
+    parts.append(f"The current prompt is:\n{current}")
+    if with_gradient and gradient:
+        parts.append(f"Problems found with the current prompt:\n{gradient}")
+    parts.append(
+        f"Each example below shows an input in which {PLACEHOLDER} stands for the prompt. A model reads the input "
+        f"with the prompt filled in and writes an output. The output is wrong if it differs from the output given, "
+        f"and right if it matches."
+    )
+    parts.append(format_exemplars(exemplars, spec.position))
+    analyse = ""
+    if spec.momentum_kind == "k-list":
+        analyse = "First study the earlier prompts and their scores carefully. Then "
+    elif spec.momentum_kind == "real-time":
+        analyse = "First study the summarised prompt and its score carefully. Then "
+    verb = "revise the current prompt into a new, better prompt" if edit else "write a new, better prompt"
+    request = f"{analyse}{verb if analyse else verb[0].upper() + verb[1:]} to go {where} in the examples above."
+    parts.append(request)
+    lines = "\n\n".join(parts).split("\n")
+    if step_size is not None:
+        lines.append(f"Change at most {step_size} words of the current prompt.")
+        lines.append("")
+    lines.append(f"Put the new prompt between {START} and {END}.")
+    return "\n".join(lines)
+
+
+def extract_tagged(reply: str) -> str:
+    """Text between <START> and <END> (variants like </END> accepted)."""
+    m = _OPEN_TAG.search(reply)
+    start = m.end() if m else 0
+    rest = reply[start:]
+    close = _CLOSE_TAG.search(rest)
+    return (rest[: close.start()] if close else rest).strip()
+
+
+def polish(text: str) -> str:
+    """Strip, drop markdown bold, capitalise the first letter (GPO_SPEC 7.4)."""
+    text = text.strip().replace("**", "").strip()
+    if len(text) > 1:
+        text = text[0].upper() + text[1:]
+    return text
+
+
+def leak_reason(text: str) -> str | None:
+    """Why a candidate is unusable (empty, or scaffolding leaked into it), else None."""
+    if not text.strip():
+        return "empty"
+    low = text.lower()
+    for tag in _LEAKS:
+        if tag in low:
+            return f"leaked {tag}"
+    return None
+
+
+def word_edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance over words: how many words were inserted, deleted or replaced."""
+    x, y = a.split(), b.split()
+    prev = list(range(len(y) + 1))
+    for i, wx in enumerate(x, 1):
+        cur = [i] + [0] * len(y)
+        for j, wy in enumerate(y, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wx != wy))
+        prev = cur
+    return prev[-1]

@@ -1,0 +1,166 @@
+"""The Evaluator: score prompts on a split through the scorer model.
+
+All examples of all prompts go to the model layer at once (its concurrency limit
+and cache apply). Chat scorers get the second "prompting again" round where the
+task has one, unless switched off. The same prompt on the same examples is scored
+once per Evaluator; across processes the response cache makes repeats free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from gpo.llm.base import LLM, Request
+from gpo.scoring.extract import second_round_context
+from gpo.scoring.metrics import score_answer
+from gpo.scoring.render import PromptFormat, prompt_text, render
+from gpo.tasks.task import Example, Task
+
+
+@dataclass
+class Record:
+    """One example's journey: what was asked, what came back, how it scored."""
+
+    index: int
+    prompt: str
+    raw_answer: str
+    parsed_answer: str
+    target: str
+    score: float
+    second_round_prompt: str | None = None
+    raw_answer_second_round: str | None = None
+
+
+@dataclass
+class Evaluation:
+    task: str
+    split: str
+    instruction: str
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.records)
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.records) / self.n if self.n else 0.0
+
+    @property
+    def ci95(self) -> float:
+        """Half-width of a normal-approximation 95% confidence interval of the mean."""
+        if self.n < 2:
+            return float("nan")
+        mean = self.score
+        var = sum((r.score - mean) ** 2 for r in self.records) / (self.n - 1)
+        return 1.96 * math.sqrt(var / self.n)
+
+    def wrong(self) -> list[Record]:
+        """Records that did not score full marks (the feedback gradient's material)."""
+        return [r for r in self.records if r.score < 1.0]
+
+    def summary(self) -> dict:
+        return {"task": self.task, "split": self.split, "instruction": self.instruction,
+                "score": self.score, "ci95": self.ci95, "n": self.n}
+
+    def write(self, path: str | Path) -> Path:
+        """Per-example records as JSON Lines (first line: the summary)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"summary": self.summary()}, ensure_ascii=False) + "\n")
+            for r in self.records:
+                f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        return path
+
+
+@dataclass
+class Evaluator:
+    scorer: LLM
+    format: PromptFormat = field(default_factory=PromptFormat)
+    second_round: bool | None = None  # None: on for chat scorers where the task has one
+    max_tokens: int = 256
+    second_round_max_tokens: int = 100
+
+    def __post_init__(self) -> None:
+        self._done: dict[tuple, Evaluation] = {}
+        self._pending: dict[tuple, asyncio.Future] = {}
+
+    def uses_second_round(self, task: Task) -> bool:
+        wanted = self.format.chat if self.second_round is None else self.second_round
+        return bool(wanted and self.format.chat and task.second_round)
+
+    async def evaluate(
+        self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None
+    ) -> Evaluation:
+        key = (task.id, split, tuple(indices) if indices is not None else None, instruction)
+        if key in self._done:
+            return self._done[key]
+        if key not in self._pending:  # concurrent asks for the same scoring share one
+            self._pending[key] = asyncio.ensure_future(self._evaluate(task, instruction, split, indices))
+        try:
+            result = await asyncio.shield(self._pending[key])
+        finally:
+            fut = self._pending.get(key)
+            if fut is not None and fut.done():
+                del self._pending[key]
+        self._done[key] = result
+        return result
+
+    async def evaluate_many(
+        self, task: Task, instructions: Sequence[str], split: str = "eval", indices: Sequence[int] | None = None
+    ) -> list[Evaluation]:
+        return list(await asyncio.gather(*(self.evaluate(task, i, split, indices) for i in instructions)))
+
+    async def _evaluate(self, task: Task, instruction: str, split: str, indices) -> Evaluation:
+        examples = task.split(split)
+        chosen = list(range(len(examples))) if indices is None else list(indices)
+        demos = task.splits.get("few_shot", [])[: self.format.few_shot] if self.format.few_shot else []
+        firsts = [
+            self._greedy(render(instruction, examples[i], self.format, demos), self.max_tokens) for i in chosen
+        ]
+        first_out = await self.scorer.generate(firsts)
+        answers = [c.text for c in first_out]
+        seconds: list[Request | None] = [None] * len(chosen)
+        if self.uses_second_round(task):
+            for j, i in enumerate(chosen):
+                follow = task.second_round_for(examples[i])
+                messages = firsts[j].message_dicts() + [
+                    {"role": "assistant", "content": second_round_context(answers[j], self.format.include_qa)},
+                    {"role": "user", "content": follow},
+                ]
+                seconds[j] = self._greedy(Request.chat(messages), self.second_round_max_tokens)
+            second_out = await self.scorer.generate([r for r in seconds if r is not None])
+            second_answers = iter(c.text for c in second_out)
+        records = []
+        for j, i in enumerate(chosen):
+            final = next(second_answers) if seconds[j] is not None else answers[j]
+            parsed, score = score_answer(task, examples[i], final)
+            records.append(
+                Record(
+                    index=i,
+                    prompt=prompt_text(firsts[j]),
+                    raw_answer=answers[j],
+                    parsed_answer=parsed,
+                    target=_target_text(examples[i]),
+                    score=score,
+                    second_round_prompt=seconds[j].messages[-1][1] if seconds[j] is not None else None,
+                    raw_answer_second_round=final if seconds[j] is not None else None,
+                )
+            )
+        return Evaluation(task=task.id, split=split, instruction=instruction, records=records)
+
+    @staticmethod
+    def _greedy(request: Request, max_tokens: int) -> Request:
+        return Request(messages=request.messages, prompt=request.prompt, temperature=0.0, max_tokens=max_tokens)
+
+
+def _target_text(example: Example) -> str:
+    return " || ".join(example.references) if example.references else example.target

@@ -1,0 +1,127 @@
+"""From a model's reply to the bare answer it gives (GPO_SPEC 4.4-4.6, bugs fixed).
+
+Fixed relative to the original: answer cues are found case-insensitively; signs and
+decimals survive ("-35" is not "35", "4.5" is not "4"); booleans map through
+synonyms; multiple choice accepts a letter in any common shape *or* the option's
+text; number words go beyond twelve.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from gpo.tasks.task import AnswerKind, Example
+
+ANSWER_BEHIND = ("####", "final answer is", "the answer is", "answer is", "answer:")
+ANSWER_AHEAD = (" is the correct answer", " is the right answer", " is the final answer", " is the answer")
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
+_LETTER_PAREN = re.compile(r"\(([a-z])\)")
+_LETTER_BARE = re.compile(r"^(?:option\s+)?([a-z])(?:[).:]|\s|$)")
+TRUE_WORDS = {"true", "yes", "valid"}
+FALSE_WORDS = {"false", "no", "invalid"}
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def second_round_context(first_answer: str, include_qa: bool) -> str:
+    """The first answer as shown back to the scorer; with the Q:/A: wrapper a model
+    often invents the next "Q:", which is cut off."""
+    return first_answer.split("Q:")[0].strip() if include_qa else first_answer.strip()
+
+
+def isolate_answer(text: str) -> tuple[str, bool]:
+    """Lower-cased text narrowed to the part after the last answer cue (or before
+    an 'is the answer' cue). Returns (text, whether a cue was found)."""
+    s = text.strip().lower()
+    indicated = False
+    for cue in ANSWER_BEHIND:
+        if cue in s:
+            s = s.rsplit(cue, 1)[1]
+            indicated = True
+            break
+    for cue in ANSWER_AHEAD:
+        if cue in s:
+            s = s.split(cue, 1)[0]
+            indicated = True
+            break
+    return s.strip().strip("*").strip(), indicated
+
+
+def parse_number(text: str) -> str:
+    s, indicated = isolate_answer(text)
+    s = " ".join(_NUMBER_WORDS.get(tok, tok) for tok in s.split(" "))
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)  # 1,000 -> 1000
+    s = s.replace("$", "").replace("€", "").replace("£", "")
+    if "=" in s and _NUMBER.search(s.rsplit("=", 1)[1]):
+        s = s.rsplit("=", 1)[1]
+    numbers = _NUMBER.findall(s)
+    if not numbers:
+        return s.strip()
+    value = numbers[0] if indicated else numbers[-1]
+    return canonical_number(value)
+
+
+def canonical_number(value: str) -> str:
+    try:
+        f = float(value)
+    except ValueError:
+        return value.strip()
+    return str(int(f)) if f == int(f) else repr(f)
+
+
+def parse_boolean(text: str) -> str:
+    s, _ = isolate_answer(text)
+    for word in re.findall(r"[a-z]+", s):
+        if word in TRUE_WORDS:
+            return "true"
+        if word in FALSE_WORDS:
+            return "false"
+    if s.strip() in ("1", "0"):
+        return "true" if s.strip() == "1" else "false"
+    return s.translate(_PUNCT).strip()
+
+
+def parse_choice(text: str, example: Example) -> str:
+    """The chosen option letter (lower case) or, failing that, the cleaned text."""
+    s, _ = isolate_answer(text)
+    m = _LETTER_PAREN.search(s)
+    if m:
+        return m.group(1)
+    m = _LETTER_BARE.match(s)
+    options = {k.lower(): v for k, v in example.options().items()}
+    if m and (not options or m.group(1) in options):
+        return m.group(1)
+    cleaned = _clean(s)
+    if options and cleaned:
+        exact = [k for k, v in options.items() if _clean(v) == cleaned]
+        if len(exact) == 1:
+            return exact[0]
+        contained = [k for k, v in options.items() if _clean(v) and _clean(v) in cleaned]
+        if len(contained) == 1:
+            return contained[0]
+    return cleaned
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.lower().translate(_PUNCT).split())
+
+
+def extract_answer(text: str, kind: AnswerKind, example: Example) -> str:
+    """The parsed answer for a prediction (what gets compared with the target)."""
+    if kind is AnswerKind.NUMERIC:
+        return parse_number(text)
+    if kind is AnswerKind.BOOLEAN:
+        return parse_boolean(text)
+    if kind is AnswerKind.MULTIPLE_CHOICE:
+        return parse_choice(text, example)
+    if kind is AnswerKind.GENERATION:
+        return text.strip()
+    s, _ = isolate_answer(text)
+    return s

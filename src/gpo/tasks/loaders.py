@@ -1,0 +1,235 @@
+"""Where examples come from: the GPO folder layout, users' JSONL/CSV, Hugging Face.
+
+Every error names the file and line, or the missing column and the columns found.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, task_profile
+from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError
+
+GPO_FILES = {
+    "train": "train.jsonl",
+    "eval": "eval.jsonl",
+    "test": "test.jsonl",
+    "format": "format.jsonl",
+    "few_shot": "few_shot_examples.jsonl",
+}
+BOOL_WORDS = {"true", "false", "yes", "no", "valid", "invalid"}
+_MC_TARGET = re.compile(r"^\(?[A-Za-z]\)?$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise TaskError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(row, dict):
+                raise TaskError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row | {"__line__": lineno})
+    return rows
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        return [row | {"__line__": i} for i, row in enumerate(reader, 2)]
+
+
+def read_rows(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"data file not found: {path}")
+    if path.suffix.lower() in (".csv", ".tsv"):
+        return read_csv(path)
+    return read_jsonl(path)
+
+
+def _field(row: Mapping[str, Any], column: str, path: Path | str) -> Any:
+    if column not in row:
+        found = ", ".join(k for k in row if k != "__line__")
+        raise TaskError(f"{path}, line {row.get('__line__', '?')}: no column {column!r} (columns found: {found})")
+    return row[column]
+
+
+def to_example(row: Mapping[str, Any], input_col: str, target_col: str, path: Path | str) -> Example:
+    raw_input = _field(row, input_col, path)
+    raw_target = _field(row, target_col, path)
+    references: tuple[str, ...] = ()
+    if isinstance(raw_target, list):
+        references = tuple(str(r) for r in raw_target)
+        target = references[0] if references else ""
+    else:
+        target = str(raw_target)
+    return Example(input=str(raw_input), target=target, references=references, solution=row.get("solution"))
+
+
+# ---------------------------------------------------------------- GPO layout
+
+def gpo_task_dir(data_dir: Path, dataset: str, task: str) -> Path:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise TaskError(f"data directory not found: {data_dir} (pass --data-dir pointing at the GPO data folder)")
+    folder = data_dir / dataset if dataset in SINGLE_TASK_DATASETS else data_dir / dataset / task
+    if not folder.is_dir():
+        raise TaskError(f"task folder not found: {folder}")
+    return folder
+
+
+def load_gpo_task(data_dir: str | Path, dataset: str, task: str | None = None) -> Task:
+    """One task from the GPO layout (``<data_dir>/bbh/<task>/train.jsonl`` ...)."""
+    dataset = dataset.lower()
+    task = task or dataset
+    resolve_tasks(dataset, [task])  # validates the name with suggestions
+    folder = gpo_task_dir(Path(data_dir), dataset, task)
+    target_col = "target" if dataset == "bbh" else "output"
+    splits = {}
+    for split, filename in GPO_FILES.items():
+        path = folder / filename
+        if not path.is_file():
+            raise TaskError(f"missing split file {path}")
+        splits[split] = [to_example(r, "input", target_col, path) for r in read_jsonl(path)]
+    profile = task_profile(dataset, task)
+    return Task(name=task, dataset=dataset, splits=splits, **profile)
+
+
+def load_gpo_dataset(data_dir: str | Path, dataset: str, tasks: Iterable[str] | str = "all") -> list[Task]:
+    return [load_gpo_task(data_dir, dataset, t) for t in resolve_tasks(dataset, list(tasks) if not isinstance(tasks, str) else tasks)]
+
+
+# ---------------------------------------------------------------- users' files
+
+def infer_kind(examples: list[Example]) -> AnswerKind:
+    """Guess the answer kind from the targets (declare it to override)."""
+    if any(e.references and len(e.references) > 1 for e in examples):
+        return AnswerKind.GENERATION
+    targets = [e.target.strip() for e in examples]
+    if targets and all(t.lower() in BOOL_WORDS for t in targets):
+        return AnswerKind.BOOLEAN
+    if targets and all(_MC_TARGET.match(t) for t in targets) and any(e.options() for e in examples):
+        return AnswerKind.MULTIPLE_CHOICE
+    if targets and all(_NUMBER.match(t.replace(",", "")) for t in targets):
+        return AnswerKind.NUMERIC
+    return AnswerKind.EXACT
+
+
+def seeded_split(examples: list[Example], fractions: Mapping[str, float], seed: int) -> dict[str, list[Example]]:
+    """Shuffle once with ``seed`` and cut into consecutive parts by fraction."""
+    total = sum(fractions.values())
+    if total <= 0:
+        raise TaskError("split fractions must add up to more than 0")
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    out, start = {}, 0
+    names = list(fractions)
+    for i, name in enumerate(names):
+        end = len(order) if i == len(names) - 1 else start + round(len(order) * fractions[name] / total)
+        out[name] = order[start:end]
+        start = end
+    return out
+
+
+def load_user_task(
+    name: str,
+    files: Mapping[str, str | Path] | str | Path,
+    *,
+    input_col: str = "input",
+    target_col: str = "target",
+    kind: AnswerKind | str | None = None,
+    fractions: Mapping[str, float] | None = None,
+    seed: int = 0,
+    metric: object | None = None,
+    second_round: str | None = None,
+) -> Task:
+    """A task from the user's JSONL/CSV files.
+
+    ``files`` maps split names to files, or is one file that is split with ``seed``
+    (default fractions: train 0.3, eval 0.3, test 0.4; format and few-shot
+    exemplars are drawn from train when not given).
+    """
+    if isinstance(files, (str, Path)):
+        path = Path(files)
+        examples = [to_example(r, input_col, target_col, path) for r in read_rows(path)]
+        if not examples:
+            raise TaskError(f"{path}: no examples")
+        splits = seeded_split(examples, fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}, seed)
+    else:
+        unknown = set(files) - set(SPLITS)
+        if unknown:
+            raise TaskError(f"unknown split names {sorted(unknown)}; splits are {', '.join(SPLITS)}")
+        splits = {
+            s: [to_example(r, input_col, target_col, p) for r in read_rows(Path(p))] for s, p in files.items()
+        }
+    splits.setdefault("format", splits.get("train", [])[:3])
+    splits.setdefault("few_shot", splits.get("train", [])[:5])
+    all_examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
+    kind = AnswerKind(kind) if kind else infer_kind(all_examples)
+    default_metric = "rouge_l" if kind == AnswerKind.GENERATION else "exact"
+    if second_round is None:
+        second_round = {
+            AnswerKind.BOOLEAN: "Give only the final answer, one word, nothing else.",
+            AnswerKind.MULTIPLE_CHOICE: "Give only the letter of the final answer, one option from (A) to {last}, nothing else.",
+            AnswerKind.NUMERIC: "Give only the final answer as a single number, nothing else.",
+        }.get(kind)
+    return Task(name=name, dataset="user", kind=kind, splits=splits, metric=metric or default_metric,
+                second_round=second_round)
+
+
+def load_hf_task(
+    name: str,
+    source: str | Path,
+    *,
+    input_col: str,
+    target_col: str,
+    split_map: Mapping[str, str] | None = None,
+    kind: AnswerKind | str | None = None,
+    seed: int = 0,
+) -> Task:
+    """A task from Hugging Face ``datasets`` (optional extra ``gpo[hub]``).
+
+    ``source`` is a dataset saved with ``save_to_disk`` or a hub name (needs network
+    access the default setup never assumes). ``split_map`` maps gpo splits to the
+    dataset's split names; with none, the dataset's splits are used by name, or its
+    single split is cut with ``seed``.
+    """
+    try:
+        import datasets
+    except ImportError:
+        raise TaskError("Hugging Face loading needs the optional extra: pip install 'gpo[hub]'") from None
+    path = Path(source)
+    ds = datasets.load_from_disk(str(path)) if path.exists() else datasets.load_dataset(str(source))
+    if isinstance(ds, datasets.Dataset):
+        ds = datasets.DatasetDict({"train": ds})
+
+    def rows(split: str) -> list[Example]:
+        return [to_example(r | {"__line__": i + 1}, input_col, target_col, f"{source}[{split}]")
+                for i, r in enumerate(ds[split])]
+
+    if split_map:
+        missing = [s for s in split_map.values() if s not in ds]
+        if missing:
+            raise TaskError(f"{source}: no split {missing[0]!r} (splits found: {', '.join(ds)})")
+        splits = {ours: rows(theirs) for ours, theirs in split_map.items()}
+    elif {"train", "test"} <= set(ds) and ("eval" in ds or "validation" in ds):
+        splits = {"train": rows("train"), "eval": rows("eval" if "eval" in ds else "validation"), "test": rows("test")}
+    else:
+        splits = seeded_split(rows(next(iter(ds))), {"train": 0.3, "eval": 0.3, "test": 0.4}, seed)
+    splits.setdefault("format", splits["train"][:3])
+    splits.setdefault("few_shot", splits["train"][:5])
+    examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
+    kind = AnswerKind(kind) if kind else infer_kind(examples)
+    return Task(name=name, dataset="hf", kind=kind, splits=splits,
+                metric="rouge_l" if kind == AnswerKind.GENERATION else "exact")

@@ -1,0 +1,82 @@
+"""What a task is: examples, an answer kind, and the five splits of the GPO layout."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+SPLITS = ("train", "eval", "test", "format", "few_shot")
+_OPTION_LINE = re.compile(r"^\s*\(([A-Za-z])\)\s*(.+?)\s*$", re.M)
+
+
+class AnswerKind(str, Enum):
+    BOOLEAN = "boolean"
+    MULTIPLE_CHOICE = "multiple_choice"
+    NUMERIC = "numeric"
+    EXACT = "exact"  # free text compared exactly (with task-specific matchers: dyck, word_sorting)
+    GENERATION = "generation"  # scored by ROUGE-L against references
+
+
+class TaskError(ValueError):
+    """Bad task definition or data; the message names the file, line or field."""
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    target: str  # canonical answer as text
+    references: tuple[str, ...] = ()  # several acceptable outputs (generation tasks)
+    solution: str | None = None  # worked answer, when the data has one (GSM8K)
+
+    def options(self) -> dict[str, str]:
+        """Multiple-choice options found in the input as ``(A) text`` lines: letter -> text."""
+        return {m.group(1).upper(): m.group(2) for m in _OPTION_LINE.finditer(self.input)}
+
+    @property
+    def demo_answer(self) -> str:
+        """The answer shown in a demonstration (first reference for generation tasks)."""
+        return self.references[0] if self.references else self.target
+
+
+@dataclass
+class Task:
+    """A named task with its splits and how its answers are judged.
+
+    ``metric`` names the matcher (``exact``, ``dyck``, ``word_sorting``, ``rouge_l``)
+    or is a user callable ``(prediction: str, example: Example) -> float``.
+    ``second_round`` is the "prompting again" instruction that asks a chat scorer
+    for the bare final answer; None where the task has none (generation tasks).
+    """
+
+    name: str
+    dataset: str
+    kind: AnswerKind
+    splits: dict[str, list[Example]] = field(default_factory=dict)
+    metric: object = "exact"
+    second_round: str | None = None
+    initial_instruction: str | None = None  # task-specific start (MMLU subject template)
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}/{self.name}"
+
+    def split(self, name: str) -> list[Example]:
+        if name not in SPLITS:
+            raise TaskError(f"unknown split {name!r}; splits are {', '.join(SPLITS)}")
+        examples = self.splits.get(name) or []
+        if not examples and name in ("train", "eval", "test"):
+            raise TaskError(f"task {self.id}: split {name!r} is empty; nothing to score")
+        return examples
+
+    def sizes(self) -> dict[str, int]:
+        return {s: len(self.splits.get(s) or []) for s in SPLITS}
+
+    def second_round_for(self, example: Example) -> str | None:
+        """The second-round instruction; multiple choice names the example's own letter range."""
+        if self.second_round is None:
+            return None
+        if "{last}" in self.second_round:
+            letters = sorted(example.options()) or ["D"]
+            return self.second_round.format(last=f"({letters[-1]})")
+        return self.second_round
