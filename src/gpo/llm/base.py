@@ -105,6 +105,7 @@ class Usage:
     """Running totals for one model role (optimizer or scorer)."""
 
     calls: int = 0  # backend calls actually made (cache misses)
+    samples: int = 0  # completions those calls produced
     cache_hits: int = 0  # samples served from the cache
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -181,7 +182,7 @@ class LLM(ABC):
 
     async def complete(self, request: Request) -> Completion:
         keys = [self._key(request, i) for i in range(request.n)]
-        found = self.cache.get_many(keys) if self.cache else {}
+        found = self.cache.get_many(keys) if self.cache is not None else {}
         samples: list[Sample | None] = [found.get(k) for k in keys]
         missing = [i for i, s in enumerate(samples) if s is None]
         self.usage.cache_hits += request.n - len(missing)
@@ -189,7 +190,7 @@ class LLM(ABC):
             fresh = await self._call(request, missing)
             for i, sample in zip(missing, fresh):
                 samples[i] = sample
-                if self.cache:
+                if self.cache is not None:
                     self.cache.put(keys[i], sample, self.backend_id, self.model)
         return Completion(samples=samples, cached=request.n - len(missing))  # type: ignore[arg-type]
 
@@ -206,6 +207,7 @@ class LLM(ABC):
             finally:
                 self._in_flight -= 1
         self.usage.calls += 1
+        self.usage.samples += len(samples)
         for s in samples:
             self.usage.prompt_tokens += s.prompt_tokens
             self.usage.completion_tokens += s.completion_tokens

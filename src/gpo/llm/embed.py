@@ -75,6 +75,8 @@ class OpenAIEmbedder:
     name: str = "text-embedding-3-small"
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    # llama-cpp-python's server lets inputs of one batch see each other; send one at a time there
+    one_per_request: bool = False
 
     def __post_init__(self) -> None:
         self.base_url, self._key_value = resolve_endpoint(self.base_url, self.api_key)
@@ -86,12 +88,18 @@ class OpenAIEmbedder:
 
         if self._client is None:
             self._client = openai.AsyncOpenAI(base_url=self.base_url, api_key=self._key_value, max_retries=3)
+        batches = [[t] for t in texts] if self.one_per_request else [list(texts)]
+        rows = []
         try:
-            resp = await self._client.embeddings.create(model=self.name, input=list(texts))
+            for batch in batches:
+                resp = await self._client.embeddings.create(model=self.name, input=batch)
+                rows += sorted(resp.data, key=lambda d: d.index)
         except openai.OpenAIError as err:
             raise translate_error(err, f"embeddings {self.name}", self._key_value) from None
-        rows = sorted(resp.data, key=lambda d: d.index)
-        return _normalise(np.array([r.embedding for r in rows]))
+        # Servers without a pooling layer (llama.cpp on a chat model) return one vector
+        # per token: mean-pool those.
+        vectors = [np.asarray(r.embedding, dtype=np.float32) for r in rows]
+        return _normalise(np.stack([v.mean(axis=0) if v.ndim == 2 else v for v in vectors]))
 
 
 def cosine_similarities(embedder_output: np.ndarray, query_row: int = -1) -> np.ndarray:

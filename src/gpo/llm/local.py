@@ -13,6 +13,7 @@ event loop stays free for the cache, progress and other backends.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -25,6 +26,18 @@ DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
 _loaded: dict[tuple[str, int], tuple[object, threading.Lock]] = {}
 _loaded_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models before interpreter teardown (avoids noisy __del__ errors)."""
+    with _loaded_lock:
+        for model, _ in _loaded.values():
+            try:
+                model.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        _loaded.clear()
 
 
 def default_gguf_path() -> Path:
@@ -92,6 +105,9 @@ class LocalLLM(LLM):
                 seed=request.seed + index,
             )
             with lock:
+                # Re-evaluate the whole prompt: reusing a cached prefix changes the
+                # logits slightly, which would make samples depend on call history.
+                model.reset()
                 try:
                     if request.messages is not None:
                         resp = model.create_chat_completion(messages=request.message_dicts(), **params)

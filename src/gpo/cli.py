@@ -1,0 +1,476 @@
+"""``gpo``: optimize | resume | evaluate | report | runs | tasks.
+
+Every GPO option of the paper is a flag under its own name (``--momentum-selection-name``),
+and the original underscore spellings are accepted too (``--momentum_selection_name``),
+as are the original values ``consine`` and ``relavance``. Flags override ``--config``
+files (YAML or TOML), which override ``--preset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from gpo.config import CHOICES, PRESETS, Budget, ConfigError, GPOConfig
+from gpo.tasks.task import TaskError
+
+DEFAULT_SYNTHETIC = "navigate"
+SMALL_DEFAULT = dict(  # `gpo optimize` with no arguments: a quick real run on the embedded model
+    num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+)
+SMALL_SIZES = {"train": 16, "eval": 16, "test": 32, "format": 5, "few_shot": 5}
+
+
+class UserError(click.ClickException):
+    """Printed as one line, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def _config_options(f):
+    """One flag per GPOConfig field, named as in the paper, with underscore aliases."""
+    for fld in reversed(dataclasses.fields(GPOConfig)):
+        if fld.name in ("budget",):
+            continue
+        dashed = "--" + fld.name.replace("_", "-")
+        names = [dashed] + (["--" + fld.name] if "_" in fld.name else [])
+        if fld.type in ("bool", bool):
+            f = click.option(f"{dashed}/--no-{dashed[2:]}", fld.name, default=None, help=f"[GPO option {fld.name}]")(f)
+            continue
+        typ = {"int": int, "float": float}.get(str(fld.type), str)
+        help_text = f"[GPO option] one of: {', '.join(CHOICES[fld.name])}" if fld.name in CHOICES else "[GPO option]"
+        f = click.option(*names, fld.name, type=typ, default=None, help=help_text)(f)
+    return f
+
+
+def _model_options(f):
+    for role in ("scorer", "optimizer"):
+        f = click.option(f"--{role}-api-key-env", default=None, metavar="VAR",
+                         help=f"Environment variable holding the {role}'s API key (default OPENAI_API_KEY).")(f)
+        f = click.option(f"--{role}-base-url", default=None, help=f"OpenAI-compatible endpoint for the {role}.")(f)
+        f = click.option(f"--{role}-model", default=None,
+                         help=f"{role.title()} model: 'embedded' (SmolLM2-135M, default), a .gguf path, or a served model name.")(f)
+    return f
+
+
+def _task_options(f):
+    opts = [
+        click.option("--dataset", default=None, help="bbh, mmlu, gsm8k, webnlg, wsc (needs --data-dir), 'synthetic', or 'user'."),
+        click.option("--task", "tasks", multiple=True, help="Task name(s); repeat or comma-separate; 'all' for every task."),
+        click.option("--data-dir", default=None, type=click.Path(), help="Folder with the GPO data layout (bbh/, mmlu/, ...)."),
+        click.option("--data-file", "data_files", multiple=True, help="User data: FILE, or SPLIT=FILE (train/eval/test/format/few_shot)."),
+        click.option("--input-col", default=None, help="Column holding the question (user data)."),
+        click.option("--target-col", default=None, help="Column holding the answer (user data)."),
+        click.option("--answer-kind", default=None, type=click.Choice(["boolean", "multiple_choice", "numeric", "exact", "generation"])),
+        click.option("--max-examples", multiple=True, metavar="SPLIT=N", help="Cap a split's size, e.g. eval=20."),
+        click.option("--scorer-max-tokens", type=int, default=None, help="Scorer first-round token limit (default 256)."),
+        click.option("--second-round/--no-second-round", default=None, help="Ask chat scorers again for the bare answer."),
+        click.option("--base-scorer", is_flag=True, default=False, help="The scorer is a base (non-chat) model: raw prompts."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _budget_options(f):
+    for name, typ in (("max_scorer_calls", int), ("max_optimizer_calls", int), ("max_tokens", int), ("max_cost", float)):
+        f = click.option("--" + name.replace("_", "-"), name, type=typ, default=None, help="Budget: stop cleanly at this limit.")(f)
+    return f
+
+
+def load_config_file(path: str) -> dict:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot read config file {path}: {err.strerror}")
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as err:  # noqa: BLE001 - any parse error becomes one clear line
+        raise UserError(f"cannot parse config file {path}: {str(err).splitlines()[0]}")
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: expected a mapping of option names to values")
+    return data
+
+
+def _split_list(values) -> list[str]:
+    out = []
+    for v in values or ():
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+def build_spec(kw: dict):
+    """RunSpec from CLI keyword arguments (and --preset / --config)."""
+    from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec
+
+    file_data = load_config_file(kw["config_file"]) if kw.get("config_file") else {}
+    section = file_data.get("gpo", file_data)
+    preset_name = kw.get("preset") or section.pop("preset", None) or "gpo"
+    if preset_name not in PRESETS:
+        from gpo.tasks.catalog import suggest
+
+        raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; presets: {', '.join(PRESETS)}")
+    field_names = {f.name for f in dataclasses.fields(GPOConfig)}
+    run_keys = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
+                "optimizer_base_url", "seed", "run_dir"}
+    config_values = {k: v for k, v in section.items() if k not in run_keys}
+    cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
+    no_args = not any(v for k, v in kw.items() if k not in ("run_dir", "progress", "preset", "dry_run") and v not in (None, (), False))
+    dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
+    small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")
+    base = dict(PRESETS[preset_name])
+    if small and no_args and not file_data:
+        base.update(SMALL_DEFAULT)
+    try:
+        budget = Budget(**{k: kw.get(k) for k in ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost")})
+        merged = {**base, **config_values, **cli_values}
+        merged["budget"] = {**dataclasses.asdict(budget), **(merged.get("budget") or {}),
+                            **{k: v for k, v in dataclasses.asdict(budget).items() if v is not None}}
+        config = GPOConfig.from_dict(merged, where=kw.get("config_file") or "options")
+    except ConfigError as err:
+        raise UserError(str(err))
+    tasks = _split_list(kw.get("tasks")) or _split_list([section.get("task")] if isinstance(section.get("task"), str) else section.get("task") or [])
+    max_examples = {}
+    for item in kw.get("max_examples") or ():
+        split, _, n = item.partition("=")
+        if not n.isdigit():
+            raise UserError(f"--max-examples expects SPLIT=N, got {item!r}")
+        max_examples[split] = int(n)
+    if dataset == "synthetic":
+        tspec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=config.seed,
+                         sizes=SMALL_SIZES if small else None)
+    elif dataset == "user":
+        files = {}
+        for item in kw.get("data_files") or ():
+            split, eq, path = item.partition("=")
+            if eq:
+                files[split] = path
+            else:
+                files = item
+        if not files:
+            raise UserError("--dataset user needs --data-file FILE (or SPLIT=FILE, repeated)")
+        tspec = TaskSpec(source="user", files=files, tasks=tasks or ["user"], input_col=kw.get("input_col") or "input",
+                         target_col=kw.get("target_col") or "target", kind=kw.get("answer_kind"), seed=config.seed)
+    else:
+        data_dir = kw.get("data_dir") or section.get("data_dir")
+        if not data_dir:
+            raise UserError(f"--dataset {dataset} needs --data-dir (the folder holding bbh/, mmlu/, gsm8k/, ...)")
+        if not Path(data_dir).is_dir():
+            raise UserError(f"data directory not found: {data_dir}")
+        tspec = TaskSpec(source="gpo", dataset=dataset, tasks=tasks or ["all"], data_dir=str(Path(data_dir).resolve()))
+    tspec.max_examples = max_examples or None
+
+    def role(name: str) -> ModelSpec:
+        return ModelSpec(
+            model=kw.get(f"{name}_model") or section.get(f"{name}_model") or "embedded",
+            base_url=kw.get(f"{name}_base_url") or section.get(f"{name}_base_url"),
+            api_key_env=kw.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if (kw.get(f"{name}_base_url") or section.get(f"{name}_base_url")) else None),
+        )
+
+    scoring = ScoringSpec(
+        max_tokens=kw.get("scorer_max_tokens") or (128 if small else 256),
+        second_round=kw.get("second_round"),
+        chat=not kw.get("base_scorer"),
+    )
+    return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring)
+
+
+# ---------------------------------------------------------------- progress
+
+class Progress:
+    """Live view of a run: task, step, best score, calls, cache hits, tokens, cost, ETA."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.start = time.time()
+        self.state: dict[str, dict] = {}
+        self.usage: dict = {}
+        self._live = None
+        if mode == "live":
+            from rich.console import Console
+            from rich.live import Live
+
+            self.console = Console(stderr=True)
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+
+    def __enter__(self):
+        if self._live:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._live:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+
+    def __call__(self, event: dict) -> None:
+        if self.mode == "json":
+            click.echo(json.dumps(event, ensure_ascii=False))
+            return
+        task = event.get("task")
+        if task:
+            st = self.state.setdefault(task, {"step": 0, "total": None, "best": None, "status": "running"})
+            if event["event"] == "initial":
+                st["best"] = event["eval"]
+            elif event["event"] == "step":
+                st.update(step=event["global_step"] + 1, total=event["total_steps"], best=event["best"])
+            elif event["event"] == "task_done":
+                st.update(status="done", best=event["final_eval"], test=event.get("final_test"))
+        if event["event"] == "usage":
+            self.usage = {k: v for k, v in event.items() if k in ("optimizer", "scorer")}
+        if self.mode == "quiet":
+            return
+        if self._live:
+            self._live.update(self._render())
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table(title=f"gpo · {time.time() - self.start:,.0f}s", expand=False)
+        for col in ("task", "step", "best eval", "status", "ETA"):
+            table.add_column(col)
+        for task, st in self.state.items():
+            total = st.get("total")
+            eta = "-"
+            if total and st["step"] and st["status"] == "running":
+                per = (time.time() - self.start) / st["step"]
+                eta = f"{per * (total - st['step']):,.0f}s"
+            best = "-" if st["best"] is None else f"{100 * st['best']:.1f}"
+            table.add_row(task, f"{st['step']}/{total or '?'}", best, st["status"], eta)
+        if self.usage:
+            u = self.usage
+            table.caption = (
+                f"scorer {u['scorer']['calls']} calls ({u['scorer']['cache_hits']} cached) · "
+                f"optimizer {u['optimizer']['calls']} calls ({u['optimizer']['cache_hits']} cached) · "
+                f"tokens {sum(u[r]['prompt_tokens'] + u[r]['completion_tokens'] for r in u):,} · "
+                f"${u['scorer']['cost'] + u['optimizer']['cost']:.4f}"
+            )
+        return table
+
+
+def run_with_interrupts(coro_factory, run_dir: str):
+    """Run; the first Ctrl-C stops cleanly (state is saved after every step, every
+    paid response is in the cache), a second aborts at once."""
+    from gpo.llm import LLMError
+
+    loop = asyncio.new_event_loop()
+    main = loop.create_task(coro_factory())
+    presses = {"n": 0}
+
+    def on_sigint():
+        presses["n"] += 1
+        if presses["n"] == 1:
+            click.echo("\nstopping after saving... (Ctrl-C again to abort)", err=True)
+            main.cancel()
+        else:
+            os._exit(130)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
+        pass
+    try:
+        return loop.run_until_complete(main)
+    except asyncio.CancelledError:
+        click.echo(f"stopped. Resume with: gpo resume {run_dir}", err=True)
+        sys.exit(130)
+    except (LLMError, TaskError, ConfigError) as err:
+        raise UserError(f"{err} (resume with: gpo resume {run_dir})")
+    finally:
+        loop.close()
+
+
+def _default_run_dir() -> str:
+    return str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+
+
+def _print_results(results) -> None:
+    for r in results:
+        test = "" if r.final_test is None else f", test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}"
+        stop = f" (stopped: {r.stopped})" if r.stopped else ""
+        click.echo(f"{r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}{test}{stop}")
+        click.echo(f"  best prompt: {r.final_prompt!r}")
+
+
+# ---------------------------------------------------------------- commands
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gpo")
+def main() -> None:
+    """GPO: optimize prompts with an LLM as the optimizer (Tang et al.).
+
+    With no options, `gpo optimize` optimizes a small synthetic task on the embedded
+    SmolLM2-135M model: no API key, no download.
+    """
+
+
+@main.command()
+@click.option("--preset", default=None, help=f"Named setting: {', '.join(PRESETS)} (default gpo = the paper's recipe).")
+@click.option("--config", "config_file", default=None, help="YAML or TOML file of options; flags override it.")
+@_task_options
+@_model_options
+@_config_options
+@_budget_options
+@click.option("--run-dir", default=None, help="Where the run is written (default runs/<timestamp>).")
+@click.option("--dry-run", is_flag=True, help="Print the planned calls and tokens, then stop.")
+@click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live", help="live view, quiet, or JSON-lines events on stdout.")
+def optimize(**kw) -> None:
+    """Optimize prompts for one or more tasks."""
+    from gpo.api import optimize_async, plan
+
+    spec = build_spec(kw)
+    if kw["dry_run"]:
+        try:
+            click.echo(json.dumps(plan(spec), indent=2))
+        except TaskError as err:
+            raise UserError(str(err))
+        return
+    try:
+        spec.tasks.load()
+    except TaskError as err:
+        raise UserError(str(err))
+    run_dir = kw["run_dir"] or _default_run_dir()
+    with Progress(kw["progress"]) as progress:
+        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [progress]), run_dir)
+    if kw["progress"] != "json":
+        _print_results(results)
+        click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live")
+def resume(run_dir: str, progress: str) -> None:
+    """Continue a stopped run where it left off; finished calls come from the cache."""
+    from gpo.api import RunSpec, optimize_async
+    from gpo.runs.store import read_spec
+
+    try:
+        spec = RunSpec.from_dict(read_spec(run_dir))
+    except FileNotFoundError as err:
+        raise UserError(str(err))
+    with Progress(progress) as view:
+        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view], resume=True), run_dir)
+    if progress != "json":
+        _print_results(results)
+
+
+@main.command()
+@click.option("--prompt", "prompts", multiple=True, help="Prompt to score (repeatable).")
+@click.option("--prompts-file", default=None, type=click.Path(), help="JSONL with 'prompt' (and dataset/task), e.g. optimized_prompts.jsonl.")
+@click.option("--split", default="test", type=click.Choice(["train", "eval", "test"]))
+@click.option("--out", "out_dir", default=None, help="Folder for per-example records (default runs/eval-<timestamp>).")
+@click.option("--preset", default=None, hidden=True)
+@click.option("--config", "config_file", default=None, help="YAML or TOML file of options.")
+@_task_options
+@_model_options
+@click.option("--instruction-pos", "--instruction_pos", "instruction_pos", default=None)
+@click.option("--include-qa/--no-include-qa", "include_qa", default=None)
+@click.option("--few-shot", "few_shot_number", type=int, default=None, help="Score with N demonstrations.")
+def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
+    """Score prompts on a split with per-example records written to disk."""
+    from gpo.api import evaluate_async, read_prompt_file
+
+    if kw.get("few_shot_number"):
+        kw["evaluate_generated_ins_on_few_shot"] = True
+    kw.update(momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-")
+    spec = build_spec(kw)
+    jobs: list[tuple[str | None, str]] = [(None, p) for p in prompts]
+    if prompts_file:
+        try:
+            rows = read_prompt_file(prompts_file)
+        except (OSError, TaskError) as err:
+            raise UserError(str(err))
+        jobs += [(r["task"], r["prompt"]) for r in rows]
+    if not jobs:
+        jobs = [(None, "")]
+    out_dir = out_dir or str(Path("runs") / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    async def go():
+        results = []
+        try:
+            tasks = spec.tasks.load()
+        except TaskError as err:
+            raise UserError(str(err))
+        for task in tasks:
+            wanted = [p for t, p in jobs if t in (None, task.name, task.dataset)]
+            if wanted:
+                sub = dataclasses.replace(spec, tasks=dataclasses.replace(spec.tasks, tasks=[task.name]))
+                results += await evaluate_async(sub, list(dict.fromkeys(wanted)), split, out_dir)
+        return results
+
+    results = run_with_interrupts(go, out_dir)
+    for task, ev in results:
+        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}")
+    click.echo(f"per-example records: {out_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+def report(run_dir: str) -> None:
+    """Write report.html and PNG charts for a run."""
+    from gpo.runs.report import write_report
+
+    if not (Path(run_dir) / "run.json").is_file():
+        raise UserError(f"{run_dir} is not a gpo run directory (no run.json)")
+    path = write_report(run_dir)
+    click.echo(f"report: {path}")
+
+
+@main.command("runs")
+@click.argument("root", default="runs", type=click.Path())
+def runs_cmd(root: str) -> None:
+    """List runs under ROOT with status and best eval scores."""
+    from gpo.runs.store import run_status
+
+    found = sorted(p.parent for p in Path(root).glob("*/run.json"))
+    if not found:
+        click.echo(f"no runs under {root}")
+        return
+    for d in found:
+        st = run_status(d)
+        best = ", ".join(f"{t} {100 * s:.1f}" for t, s in st["best"].items()) or "-"
+        click.echo(f"{d}  {st['status']:<10}  tasks done {st['tasks_done']}  best eval: {best}")
+
+
+@main.command()
+@click.option("--dataset", default=None, help="Only this dataset.")
+def tasks(dataset: str | None) -> None:
+    """List datasets and tasks with their answer kinds."""
+    from gpo.tasks.catalog import DATASETS, task_names, task_profile
+    from gpo.tasks.synthetic import GENERATORS
+
+    for ds in ([dataset] if dataset else list(DATASETS) + ["synthetic"]):
+        if ds == "synthetic":
+            names = list(GENERATORS)
+            profiles = {n: task_profile("bbh", n) for n in names}
+        else:
+            try:
+                names = task_names(ds)
+            except TaskError as err:
+                raise UserError(str(err))
+            profiles = {n: task_profile(ds, n) for n in names}
+        click.echo(f"{ds} ({len(names)} tasks)")
+        for n in names:
+            p = profiles[n]
+            click.echo(f"  {n:<45} {p['kind'].value}{'' if p['metric'] == 'exact' else ' (' + p['metric'] + ')'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

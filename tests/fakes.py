@@ -1,0 +1,135 @@
+"""Test doubles, named as such.
+
+ScriptedLLM: a fake backend for unit tests of control flow. It answers from a
+script function, counts calls, and goes through the real LLM base class (cache,
+concurrency limit, usage), so only the model itself is fake.
+
+ScriptedEndpoint: a real HTTP server on 127.0.0.1 speaking the OpenAI chat
+protocol with scripted statuses, for retry and concurrency tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import numpy as np
+
+from gpo.llm.base import LLM, Request, Sample
+
+
+@dataclass
+class ScriptedLLM(LLM):
+    """Fake model: ``script(request, sample_index) -> text``."""
+
+    model: str = "scripted"
+    script: Callable[[Request, int], str] = lambda r, i: ""
+    delay: float = 0.0
+    requests: list = field(default_factory=list)
+
+    @property
+    def backend_id(self) -> str:
+        return "scripted"
+
+    async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
+        import asyncio
+
+        self.requests.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return [Sample(self.script(request, i), "stop", 10, 5) for i in indices]
+
+
+def last_user(request: Request) -> str:
+    return request.messages[-1][1] if request.messages else request.prompt
+
+
+class HashEmbedder:
+    """Fake embedder: bag-of-words vectors, so similar texts are similar."""
+
+    name = "hash-bow"
+
+    async def embed(self, texts):
+        vecs = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                vecs[i, hash(w) % 64] += 1
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return vecs / np.maximum(norms, 1e-12)
+
+
+class ScriptedEndpoint:
+    """OpenAI-compatible HTTP server on 127.0.0.1 with scripted behaviour.
+
+    ``statuses``: list of HTTP statuses to answer in turn (200 = success) then 200.
+    Records every request body and the most requests in flight at once.
+    """
+
+    def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None):
+        self.statuses = list(statuses)
+        self.latency = latency
+        self.retry_after = retry_after
+        self.bodies: list[dict] = []
+        self.auth_headers: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with outer.lock:
+                    outer.bodies.append(body)
+                    outer.auth_headers.append(self.headers.get("authorization", ""))
+                    status = outer.statuses.pop(0) if outer.statuses else 200
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    if outer.latency:
+                        time.sleep(outer.latency)
+                    if status == 200:
+                        n = body.get("n", 1)
+                        payload = {
+                            "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                            "choices": [{"index": i, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": f"answer {i}"}} for i in range(n)],
+                            "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
+                        }
+                    else:
+                        key = (self.headers.get("authorization") or "").replace("Bearer ", "")
+                        payload = {"error": {"message": f"Incorrect API key provided: {key}", "type": "error"}}
+                    data = json.dumps(payload).encode()
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    if status != 200 and outer.retry_after:
+                        self.send_header("retry-after", outer.retry_after)
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

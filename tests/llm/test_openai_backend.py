@@ -1,0 +1,157 @@
+"""The OpenAI-compatible backend: retries, fatal errors, concurrency (scripted
+local endpoint), and a real llama.cpp server."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import urllib.request
+import pytest
+
+
+def run(llm, requests):
+    async def go():
+        try:
+            return await llm.generate(requests)
+        finally:
+            await llm.aclose()
+
+    return asyncio.run(go())
+
+from fakes import ScriptedEndpoint
+from gpo.llm import FatalLLMError, LLMError, OpenAILLM, Request
+from gpo.llm.retry import RetryPolicy
+
+FAST = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
+SECRET = "sk-test-SECRET-1234567890abcdef"
+
+
+def test_retries_429_then_500_then_success_with_all_arguments():
+    with ScriptedEndpoint(statuses=[429, 500], retry_after="0") as ep:
+        llm = OpenAILLM(model="my-model", base_url=ep.url, api_key=SECRET, retry=FAST)
+        req = Request.chat("hello", temperature=0.7, max_tokens=33, n=3, seed=5, stop=("END",))
+        (out,) = run(llm, [req])
+    assert out.texts == ["answer 0", "answer 1", "answer 2"]
+    assert len(ep.bodies) == 3
+    for body in ep.bodies:  # every argument survives every retry
+        assert body["model"] == "my-model" and body["n"] == 3 and body["max_tokens"] == 33
+        assert body["temperature"] == 0.7 and body["stop"] == ["END"] and body["seed"] == 5
+    assert llm.usage.calls == 1 and llm.usage.prompt_tokens == 7
+
+
+def test_retry_after_header_is_honoured():
+    with ScriptedEndpoint(statuses=[429], retry_after="0.4") as ep:
+        llm = OpenAILLM(model="m", base_url=ep.url, retry=RetryPolicy(max_attempts=3, base_delay=0.0))
+        start = time.time()
+        run(llm, [Request.chat("x")])
+    assert time.time() - start >= 0.35
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_fatal_status_fails_at_once_without_the_key(status):
+    with ScriptedEndpoint(statuses=[status] * 5) as ep:
+        llm = OpenAILLM(model="m", base_url=ep.url, api_key=SECRET, retry=FAST)
+        with pytest.raises(FatalLLMError) as err:
+            run(llm, [Request.chat("x")])
+    assert len(ep.bodies) == 1  # no retry
+    assert f"HTTP {status}" in str(err.value)
+    assert SECRET not in str(err.value) and "SECRET" not in str(err.value)
+    assert SECRET not in repr(llm)
+
+
+def test_gives_up_after_bounded_attempts():
+    with ScriptedEndpoint(statuses=[503] * 10) as ep:
+        llm = OpenAILLM(model="m", base_url=ep.url, retry=FAST)
+        with pytest.raises(LLMError, match="gave up after 4 attempts"):
+            run(llm, [Request.chat("x")])
+    assert len(ep.bodies) == 4
+
+
+def test_unreachable_endpoint_is_a_clear_error():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    llm = OpenAILLM(model="m", base_url=f"http://127.0.0.1:{port}/v1", retry=FAST)
+    with pytest.raises(LLMError, match="cannot connect"):
+        run(llm, [Request.chat("x")])
+
+
+def test_concurrency_limit_is_honoured():
+    with ScriptedEndpoint(latency=0.05) as ep:
+        llm = OpenAILLM(model="m", base_url=ep.url, concurrency=3, retry=FAST)
+        outs = run(llm, [Request.chat(f"q{i}") for i in range(20)])
+    assert len(outs) == 20 and len(ep.bodies) == 20
+    assert ep.max_in_flight <= 3 and llm.max_in_flight <= 3
+    assert ep.max_in_flight >= 2  # it really ran concurrently
+
+
+# ---------------------------------------------------------------- real llama.cpp server
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(gguf, *extra):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--model_alias", "smollm2", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc, url + "/v1"
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("llama_cpp.server exited during start-up")
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start in 60 s")
+
+
+@pytest.fixture(scope="module")
+def llama_server(gguf_path):
+    proc, url = _start_server(gguf_path)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_real_server_chat(llama_server):
+    llm = OpenAILLM(model="smollm2", base_url=llama_server)
+    req = Request.chat("What is 2 + 2? Answer with a number.", max_tokens=12)
+    a, b = run(llm, [req, req])
+    assert a.text.strip() and a.text == b.text  # greedy is deterministic
+    assert llm.usage.prompt_tokens > 0 and llm.usage.completion_tokens > 0
+
+
+def test_real_server_n_samples_are_topped_up(llama_server):
+    llm = OpenAILLM(model="smollm2", base_url=llama_server)
+    (out,) = run(llm, [Request.chat("Say a colour.", temperature=1.0, n=3, max_tokens=8, seed=1)])
+    assert len(out.texts) == 3  # the server returns one choice; the backend asks again
+
+
+def test_real_server_embeddings(gguf_path):
+    from gpo.llm.embed import OpenAIEmbedder
+
+    proc, url = _start_server(gguf_path, "--embedding", "true")
+    try:
+        emb = OpenAIEmbedder("smollm2", base_url=url, one_per_request=True)
+        vecs = asyncio.run(emb.embed(["a cat sat on the mat", "quantum chromodynamics", "a cat sat on the mat"]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    # protocol check (SmolLM2 is no sentence encoder): one normalised vector per text,
+    # the same text gives the same vector, a different text does not
+    assert vecs.shape[0] == 3 and vecs.shape[1] > 100
+    sims = vecs @ vecs[0]
+    assert abs(sims[0] - 1) < 1e-4 and abs(sims[2] - 1) < 1e-4 and sims[1] < 0.999
