@@ -160,6 +160,7 @@ class LLM(ABC):
 
     def __post_init__(self) -> None:
         self._limit: asyncio.Semaphore | None = None
+        self._limit_loop = None
         self._in_flight = 0
         self.max_in_flight = 0  # the most requests ever in flight at once (for tests and benchmarks)
 
@@ -195,8 +196,9 @@ class LLM(ABC):
         return Completion(samples=samples, cached=request.n - len(missing))  # type: ignore[arg-type]
 
     async def _call(self, request: Request, indices: list[int]) -> list[Sample]:
-        if self._limit is None:
-            self._limit = asyncio.Semaphore(max(1, self.concurrency))
+        loop = asyncio.get_running_loop()
+        if self._limit is None or self._limit_loop is not loop:  # one limiter per event loop
+            self._limit, self._limit_loop = asyncio.Semaphore(max(1, self.concurrency)), loop
         async with self._limit:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)

@@ -48,7 +48,8 @@ def isolate_answer(text: str) -> tuple[str, bool]:
             break
     for cue in ANSWER_AHEAD:
         if cue in s:
-            s = s.split(cue, 1)[0]
+            # "(a) is wrong. (b) is the correct answer": keep the clause right before the cue
+            s = re.split(r"[.;\n]", s.split(cue, 1)[0].strip())[-1]
             indicated = True
             break
     return s.strip().strip("*").strip(), indicated

@@ -44,7 +44,7 @@ def dyck_match(answer: str, target: str) -> float:
 
 def word_sorting_match(answer: str, target: str) -> float:
     want = target.lower().split()
-    candidates = [answer] + answer.splitlines()
+    candidates = [answer, answer.rsplit(":", 1)[-1]] + answer.splitlines()
     candidates.append(" ".join(line.strip() for line in answer.splitlines() if " " not in line.strip()))
     for text in candidates:
         if re.sub(r"[,.]", " ", text).lower().split() == want:

@@ -1,0 +1,74 @@
+"""The Evaluator: rendering + first round + second round + metric, per example."""
+
+import asyncio
+import json
+
+from fakes import ScriptedLLM, last_user
+from gpo.llm import LocalLLM
+from gpo.scoring import Evaluator, Position, PromptFormat
+from gpo.tasks import synthetic_task
+
+
+def chatty_scorer(request, i):
+    """Scripted scorer: rambles in round one; in round two answers 'Yes' only if the
+    instruction said 'carefully'."""
+    if len(request.messages) > 1:  # second round
+        first = request.messages[0][1]
+        return "Yes" if "carefully" in first else "No"
+    return "Let me think about the steps one by one..."
+
+
+def test_second_round_flow_records_and_mean():
+    task = synthetic_task("navigate", sizes={"eval": 10})
+    scorer = ScriptedLLM(script=chatty_scorer)
+    ev = asyncio.run(Evaluator(scorer, PromptFormat(Position.Q_END)).evaluate(task, "Go carefully.", "eval"))
+    yes = sum(e.target == "Yes" for e in task.split("eval"))
+    assert ev.n == 10 and ev.score == yes / 10
+    r = ev.records[0]
+    assert r.raw_answer.startswith("Let me think") and r.raw_answer_second_round in ("Yes", "No")
+    assert "Yes" in r.second_round_prompt and "No" in r.second_round_prompt
+    assert r.prompt.endswith("Go carefully.")
+    assert 0 < ev.ci95 < 1
+    assert scorer.usage.calls == 20  # two rounds
+
+
+def test_second_round_can_be_switched_off():
+    task = synthetic_task("navigate", sizes={"eval": 4})
+    scorer = ScriptedLLM(script=lambda r, i: "Yes")
+    ev = asyncio.run(Evaluator(scorer, second_round=False).evaluate(task, "x", "eval"))
+    assert scorer.usage.calls == 4 and ev.records[0].raw_answer_second_round is None
+
+
+def test_same_prompt_same_split_is_scored_once():
+    task = synthetic_task("navigate", sizes={"eval": 5})
+    scorer = ScriptedLLM(script=lambda r, i: "Yes")
+    evaluator = Evaluator(scorer, second_round=False)
+
+    async def go():
+        return await asyncio.gather(evaluator.evaluate(task, "p", "eval"), evaluator.evaluate(task, "p", "eval"),
+                                    evaluator.evaluate_many(task, ["p", "q"], "eval"))
+
+    asyncio.run(go())
+    assert scorer.usage.calls == 10  # "p" once, "q" once
+
+
+def test_records_are_written(tmp_path):
+    task = synthetic_task("word_sorting", sizes={"test": 3})
+    scorer = ScriptedLLM(script=lambda r, i: "alpha beta")
+    ev = asyncio.run(Evaluator(scorer, second_round=False).evaluate(task, "Sort.", "test"))
+    path = ev.write(tmp_path / "out.jsonl")
+    lines = [json.loads(l) for l in path.read_text().splitlines()]
+    assert lines[0]["summary"]["n"] == 3 and len(lines) == 4
+    assert {"prompt", "raw_answer", "parsed_answer", "target", "score"} <= set(lines[1])
+
+
+def test_embedded_model_scores_a_real_task():
+    task = synthetic_task("boolean_expressions", sizes={"eval": 6})
+    scorer = LocalLLM()
+    evaluator = Evaluator(scorer, max_tokens=48)
+    ev = asyncio.run(evaluator.evaluate(task, "Answer True or False.", "eval"))
+    assert ev.n == 6 and 0.0 <= ev.score <= 1.0
+    assert all(r.raw_answer_second_round is not None for r in ev.records)
+    assert all(r.parsed_answer in ("true", "false") or r.score == 0 for r in ev.records)
+    again = asyncio.run(Evaluator(scorer, max_tokens=48).evaluate(task, "Answer True or False.", "eval"))
+    assert [r.raw_answer for r in again.records] == [r.raw_answer for r in ev.records]  # greedy: deterministic
