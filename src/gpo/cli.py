@@ -24,9 +24,9 @@ from gpo.tasks.task import TaskError
 
 DEFAULT_SYNTHETIC = "navigate"
 SMALL_DEFAULT = dict(  # `gpo optimize` with no arguments: a quick real run on the embedded model
-    num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+    num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3,
 )
-SMALL_SIZES = {"train": 16, "eval": 16, "test": 32, "format": 5, "few_shot": 5}
+SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}
 
 
 class UserError(click.ClickException):
@@ -184,7 +184,7 @@ def build_spec(kw: dict):
         )
 
     scoring = ScoringSpec(
-        max_tokens=kw.get("scorer_max_tokens") or (128 if small else 256),
+        max_tokens=kw.get("scorer_max_tokens") or (64 if small else 256),
         second_round=kw.get("second_round"),
         chat=not kw.get("base_scorer"),
     )

@@ -1,0 +1,132 @@
+"""The `gpo` command through its real entry point."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GPO = [sys.executable, "-m", "gpo.cli"]
+TINY = ["--task", "navigate", "--max-examples", "train=4", "--max-examples", "eval=3", "--max-examples", "test=3",
+        "--opt-batch-size", "4", "--num-search-epochs", "2", "--num-generated-instructions-in-each-step", "2",
+        "--scorer-max-tokens", "16", "--optimizer-max-tokens", "64"]
+
+
+def gpo(*args, cwd=None, check=True, timeout=600):
+    proc = subprocess.run(GPO + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_help_texts():
+    out = gpo("--help").stdout
+    for cmd in ("optimize", "resume", "evaluate", "report", "runs", "tasks"):
+        assert cmd in out
+    opt = gpo("optimize", "--help").stdout
+    assert "--momentum-selection-name" in opt and "--momentum_selection_name" in opt and "--dry-run" in opt
+
+
+def test_dry_run_plans_calls():
+    plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
+    # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each
+    assert plan["scorer_calls"] == 58 and plan["optimizer_calls"] == 2 and plan["optimizer_samples"] == 4
+
+
+@pytest.mark.parametrize("args,message", [
+    (["optimize", "--bogus-flag"], "No such option"),
+    (["optimize", "--preset", "gpp"], "did you mean gpo"),
+    (["optimize", "--task", "navigat"], "did you mean navigate"),
+    (["optimize", "--decay-strategy", "-"], "needs a decay_strategy"),
+    (["optimize", "--dataset", "bbh", "--data-dir", "/nonexistent/data"], "data directory not found"),
+    (["optimize", "--config", "/nonexistent.yaml"], "cannot read config file"),
+    (["report", "/nonexistent/run"], "not a gpo run directory"),
+])
+def test_bad_input_is_one_clear_line(args, message):
+    proc = gpo(*args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_config_and_unreachable_endpoint(tmp_path):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("num_search_epochs: [unclosed\n")
+    proc = gpo("optimize", "--config", str(bad), check=False)
+    assert proc.returncode == 2 and "cannot parse config file" in proc.stderr and "Traceback" not in proc.stderr
+    proc = gpo("optimize", *TINY, "--scorer-model", "m", "--scorer-base-url", "http://127.0.0.1:9/v1",
+               "--run-dir", str(tmp_path / "r"), "--progress", "quiet", check=False, timeout=300)
+    assert proc.returncode == 2 and "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_file_and_flags_override(tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('num_search_epochs = 5\nmomentum_selection_name = "recency"\n')
+    plan = json.loads(gpo("optimize", "--dry-run", "--config", str(cfg), *TINY[:10]).stdout)
+    assert plan["tasks"][0]["steps"] == 5
+    plan = json.loads(gpo("optimize", "--dry-run", "--config", str(cfg), *TINY[:10], "--num-search-epochs", "1").stdout)
+    assert plan["tasks"][0]["steps"] == 1
+
+
+def test_tasks_lists_answer_kinds():
+    out = gpo("tasks").stdout
+    assert "bbh (27 tasks)" in out and "mmlu (57 tasks)" in out and "webnlg" in out
+    assert "word_sorting" in out and "generation (rouge_l)" in out
+
+
+def _events(stdout):
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
+def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
+    """A tiny real run on the embedded model, killed mid-step, resumed to the same
+    result as an uninterrupted run with zero repeated model calls."""
+    ref = tmp_path / "ref"
+    gpo("optimize", *TINY, "--run-dir", str(ref), "--progress", "quiet")
+    ref_rows = (ref / "optimized_prompts.jsonl").read_text()
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(GPO + ["optimize", *TINY, "--run-dir", str(run), "--progress", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["event"] == "candidate" and seen[-1]["global_step"] == 1:
+            proc.send_signal(signal.SIGKILL)  # mid-step: step 1's candidates scored, step not saved
+            break
+    proc.wait()
+    from gpo.llm import ResponseCache
+
+    rows_before = len(ResponseCache(run / "cache.sqlite"))
+    out = gpo("resume", str(run), "--progress", "json").stdout
+    rows_after = len(ResponseCache(run / "cache.sqlite"))
+    usage = [e for e in _events(out) if e["event"] == "usage"][-1]
+    fresh = usage["scorer"]["samples"] + usage["optimizer"]["samples"]
+    assert usage["scorer"]["cache_hits"] > 0
+    assert fresh == rows_after - rows_before  # nothing generated twice
+    ref_cache = len(ResponseCache(ref / "cache.sqlite"))
+    assert rows_after == ref_cache  # the same set of calls as the uninterrupted run
+    assert (run / "optimized_prompts.jsonl").read_text() == ref_rows
+
+    # report
+    out = gpo("report", str(run)).stdout
+    assert "report.html" in out
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 2 and "Prompt evolution" in html
+    assert list((run / "charts").glob("*.png"))
+
+    # runs
+    listing = gpo("runs", str(tmp_path)).stdout
+    assert "finished" in listing and str(run) in listing
+
+    # evaluate reads back optimized_prompts.jsonl
+    out = gpo("evaluate", "--prompts-file", str(run / "optimized_prompts.jsonl"), "--task", "navigate",
+              "--max-examples", "test=3", "--scorer-max-tokens", "16", "--out", str(tmp_path / "ev")).stdout
+    assert "synthetic/navigate [test, n=3]" in out
+    records = list((tmp_path / "ev").glob("*.jsonl"))
+    assert records and json.loads(records[0].read_text().splitlines()[0])["summary"]["n"] == 3
+    final_test = json.loads(ref_rows.splitlines()[0])["final_test"]
+    assert f"{100 * final_test:.1f}" in out  # same score as the run reported

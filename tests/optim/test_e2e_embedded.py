@@ -1,0 +1,33 @@
+"""End to end on the embedded model in both roles (real llama.cpp, real MiniLM)."""
+
+import asyncio
+import json
+
+from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize
+from gpo.config import preset
+from gpo.llm import LocalLLM
+from gpo.scoring import Evaluator
+
+SIZES = {"train": 4, "eval": 4, "test": 4, "format": 3, "few_shot": 2}
+
+
+def test_gpo_preset_end_to_end_and_test_score_reproduces(tmp_path):
+    spec = RunSpec(
+        tasks=TaskSpec(source="synthetic", tasks=["boolean_expressions"], sizes=SIZES),
+        config=preset("gpo", num_search_epochs=2, opt_batch_size=4, num_generated_instructions_in_each_step=2, optimizer_max_tokens=96),
+        scoring=ScoringSpec(max_tokens=32, second_round_max_tokens=8),
+    )
+    (result,) = optimize(spec, tmp_path / "run")
+    state = json.loads((tmp_path / "run/tasks/synthetic__boolean_expressions/state.json").read_text())
+    points = state["trajectory"]["points"]
+    assert len(points) == 3 and len(state["trajectory"]["steps"]) == 2
+    assert all(len(s["candidates"]) == 2 for s in state["trajectory"]["steps"])
+    assert [s["step_size"] for s in state["trajectory"]["steps"]] == [30, 10]  # cosine 50 -> 10, T = 2
+    assert result.final_eval == max(p["score"] for p in points)
+    rows = [json.loads(l) for l in (tmp_path / "run/optimized_prompts.jsonl").read_text().splitlines()]
+    assert rows[0]["final_prompt"] == result.final_prompt and rows[0]["task"] == "boolean_expressions"
+    # the reported test score is what a fresh evaluation (new model object, no cache) gives
+    task = spec.tasks.load()[0]
+    fresh = Evaluator(LocalLLM(), max_tokens=32, second_round_max_tokens=8)
+    again = asyncio.run(fresh.evaluate(task, result.final_prompt, "test"))
+    assert again.score == result.final_test
