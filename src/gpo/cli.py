@@ -24,7 +24,7 @@ from gpo.tasks.task import TaskError
 
 DEFAULT_SYNTHETIC = "navigate"
 SMALL_DEFAULT = dict(  # `gpo optimize` with no arguments: a quick real run on the embedded model
-    num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3,
+    num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
 )
 SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}
 
@@ -301,6 +301,7 @@ def _default_run_dir() -> str:
 
 
 def _print_results(results) -> None:
+    click.echo()
     for r in results:
         test = "" if r.final_test is None else f", test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}"
         stop = f" (stopped: {r.stopped})" if r.stopped else ""

@@ -75,6 +75,7 @@ class GPOConfig:
     warmup_steps: int = 0
     final_step_size: int = 10
     # beyond the original
+    max_prompt_words: int = 150  # longer candidates are rejected (the paper's prompts have 7-97 words)
     edit_budget_enforcement: str = "off"  # off | reject | resample (candidates over the word budget)
     max_resample_rounds: int = 2
     test_each_step: bool = False  # score every step's prompt on test too (reporting only)

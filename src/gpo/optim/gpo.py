@@ -331,7 +331,7 @@ class GPO:
             for raw in reply.texts:
                 text = polish(extract_tagged(raw))
                 c = Candidate(text=text, edit_distance=word_edit_distance(U, text))
-                c.rejected = leak_reason(text)
+                c.rejected = leak_reason(text, cfg.max_prompt_words)
                 if c.rejected is None and text in this_step:
                     c.rejected = "duplicate in this step"
                 elif c.rejected is None and step_size is not None and enforce != "off" and c.edit_distance > step_size:

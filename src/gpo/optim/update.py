@@ -20,6 +20,8 @@ START, END = "<START>", "<END>"
 _CLOSE_TAG = re.compile(r"</?\s*end\s*>|<\s*/\s*start\s*>", re.I)
 _OPEN_TAG = re.compile(r"<\s*start\s*>", re.I)
 _LEAKS = ("<prompt>", "<start>", "<end>", "</start>", "</end>", "</prompt>")
+# field labels of our meta-prompts: a candidate that contains them copied the scaffolding
+_LABEL_LINE = re.compile(r"^\s*(Score|Output|Input|Prompt):", re.M)
 
 
 def show_score(score: float) -> str:
@@ -130,14 +132,20 @@ def polish(text: str) -> str:
     return text
 
 
-def leak_reason(text: str) -> str | None:
-    """Why a candidate is unusable (empty, or scaffolding leaked into it), else None."""
+def leak_reason(text: str, max_words: int | None = None) -> str | None:
+    """Why a candidate is unusable (empty, too long, or meta-prompt scaffolding leaked
+    into it), else None."""
     if not text.strip():
         return "empty"
     low = text.lower()
     for tag in _LEAKS:
         if tag in low:
             return f"leaked {tag}"
+    label = _LABEL_LINE.search(text)
+    if label:
+        return f"leaked '{label.group(1)}:' line"
+    if max_words is not None and len(text.split()) > max_words:
+        return f"too long ({len(text.split())} words > {max_words})"
     return None
 
 
