@@ -293,7 +293,19 @@ def run_with_interrupts(coro_factory, run_dir: str):
     except (LLMError, TaskError, ConfigError) as err:
         raise UserError(f"{err} (resume with: gpo resume {run_dir})")
     finally:
-        loop.close()
+        _drain(loop)
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is still running (shielded evaluations too) and close the loop cleanly."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
 
 
 def _default_run_dir() -> str:

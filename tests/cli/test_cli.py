@@ -130,3 +130,21 @@ def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     assert records and json.loads(records[0].read_text().splitlines()[0])["summary"]["n"] == 3
     final_test = json.loads(ref_rows.splitlines()[0])["final_test"]
     assert f"{100 * final_test:.1f}" in out  # same score as the run reported
+
+
+def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(GPO + ["optimize", *TINY, "--run-dir", str(run), "--progress", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "initial":  # the initial prompt is scored: work is under way
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert f"Resume with: gpo resume {run}" in err and "Traceback" not in err
+    events = [json.loads(l) for l in (run / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "interrupted"
+    assert (run / "tasks" / "synthetic__navigate" / "state.json").is_file()  # saved before stopping
+    listing = gpo("runs", str(tmp_path)).stdout
+    assert "stopped" in listing
