@@ -53,6 +53,10 @@ def _config_options(f):
 
 def _model_options(f):
     for role in ("scorer", "optimizer"):
+        f = click.option(f"--{role}-price", default=None, metavar="IN,OUT",
+                         help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures).")(f)
+        f = click.option(f"--{role}-concurrency", type=int, default=None,
+                         help=f"Most {role} requests in flight at once (endpoint default 8).")(f)
         f = click.option(f"--{role}-api-key-env", default=None, metavar="VAR",
                          help=f"Environment variable holding the {role}'s API key (default OPENAI_API_KEY).")(f)
         f = click.option(f"--{role}-base-url", default=None, help=f"OpenAI-compatible endpoint for the {role}.")(f)
@@ -177,10 +181,21 @@ def build_spec(kw: dict):
     tspec.max_examples = max_examples or None
 
     def role(name: str) -> ModelSpec:
+        price = kw.get(f"{name}_price") or section.get(f"{name}_price")
+        prices = (None, None)
+        if price:
+            try:
+                prices = tuple(float(x) for x in str(price).split(","))
+                assert len(prices) == 2
+            except (ValueError, AssertionError):
+                raise UserError(f"--{name}-price expects IN,OUT (USD per million tokens), got {price!r}")
+        base_url = kw.get(f"{name}_base_url") or section.get(f"{name}_base_url")
         return ModelSpec(
             model=kw.get(f"{name}_model") or section.get(f"{name}_model") or "embedded",
-            base_url=kw.get(f"{name}_base_url") or section.get(f"{name}_base_url"),
-            api_key_env=kw.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if (kw.get(f"{name}_base_url") or section.get(f"{name}_base_url")) else None),
+            base_url=base_url,
+            api_key_env=kw.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
+            concurrency=kw.get(f"{name}_concurrency") or section.get(f"{name}_concurrency"),
+            price_prompt=prices[0], price_completion=prices[1],
         )
 
     scoring = ScoringSpec(

@@ -30,10 +30,18 @@ def test_help_texts():
     assert "--momentum-selection-name" in opt and "--momentum_selection_name" in opt and "--dry-run" in opt
 
 
-def test_dry_run_plans_calls():
+def test_dry_run_plans_calls_and_cost():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
     # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each
     assert plan["scorer_calls"] == 58 and plan["optimizer_calls"] == 2 and plan["optimizer_samples"] == 4
+    assert plan["estimated_cost_usd"] == 0
+    priced = json.loads(gpo("optimize", "--dry-run", *TINY, "--scorer-price", "1,2", "--optimizer-price", "10,30").stdout)
+    s_in, s_out = priced["scorer_tokens"]
+    o_in, o_out = priced["optimizer_tokens"]
+    expected = (s_in * 1 + s_out * 2 + o_in * 10 + o_out * 30) / 1e6
+    assert priced["estimated_cost_usd"] == round(expected, 4) > 0
+    bad = gpo("optimize", "--dry-run", "--scorer-price", "cheap", check=False)
+    assert bad.returncode == 2 and "expects IN,OUT" in bad.stderr
 
 
 @pytest.mark.parametrize("args,message", [
