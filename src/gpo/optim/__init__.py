@@ -1,0 +1,1 @@
+"""The optimizers and their pieces: trajectory, feedback, momentum, schedule, update."""

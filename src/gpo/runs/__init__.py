@@ -1,0 +1,1 @@
+"""A run on disk: store, events, checkpoints, report."""

@@ -1,0 +1,176 @@
+"""``gpo report``: a self-contained HTML page (charts inlined) plus the PNG charts.
+
+Per task: eval score per step with every candidate as a point, the word budget
+against the measured edit distance of candidates, and the chosen prompt's
+evolution as a word diff per step. Then usage and cost.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import html
+import json
+from pathlib import Path
+
+from gpo.runs.store import read_events, read_spec, safe_name
+
+
+def _load_states(run_dir: Path) -> dict[str, dict]:
+    states = {}
+    for path in sorted((run_dir / "tasks").glob("*/state.json")):
+        states[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+    return states
+
+
+def _scores_chart(name: str, state: dict, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traj = state["trajectory"]
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    xs, ys = [], []
+    for s in traj["steps"]:
+        for c in s["candidates"]:
+            if c.get("score") is not None:
+                xs.append(s["global_step"] + 1)
+                ys.append(100 * c["score"])
+    ax.scatter(xs, ys, s=14, alpha=0.45, color="#7a8fb8", label="candidates (eval)")
+    points = traj["points"]
+    ax.plot(range(len(points)), [100 * p["score"] for p in points], marker="o", color="#1f4e9c", label="chosen prompt (eval)")
+    best = []
+    for p in points:
+        best.append(max(best[-1] if best else 0, 100 * p["score"]))
+    ax.plot(range(len(points)), best, linestyle="--", color="#2a9d4b", label="best so far (eval)")
+    tests = [(s["global_step"] + 1, 100 * s["test_score"]) for s in traj["steps"] if s.get("test_score") is not None]
+    if tests:
+        ax.plot(*zip(*tests), marker="s", color="#c0392b", label="chosen prompt (test)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step (0 = initial prompt)")
+    ax.set_ylabel("score (%)")
+    ax.set_title(f"{name}: scores per step")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / f"{name}-scores.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _budget_chart(name: str, state: dict, out: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = state["trajectory"]["steps"]
+    if not steps:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    budget = [(s["global_step"] + 1, s["step_size"]) for s in steps if s.get("step_size") is not None]
+    if budget:
+        ax.plot(*zip(*budget), marker="_", markersize=14, color="#8e44ad", label="word budget (step size)")
+    xs = [s["global_step"] + 1 for s in steps for c in s["candidates"] if c.get("edit_distance") is not None]
+    ys = [c["edit_distance"] for s in steps for c in s["candidates"] if c.get("edit_distance") is not None]
+    ax.scatter(xs, ys, s=14, alpha=0.5, color="#e67e22", label="measured words changed (candidates)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("step")
+    ax.set_ylabel("words")
+    ax.set_title(f"{name}: edit budget vs measured edit distance")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / f"{name}-budget.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _word_diff(a: str, b: str) -> str:
+    aw, bw = a.split(), b.split()
+    parts = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=aw, b=bw).get_opcodes():
+        if op == "equal":
+            parts.append(html.escape(" ".join(aw[i1:i2])))
+        if op in ("delete", "replace"):
+            parts.append(f"<del>{html.escape(' '.join(aw[i1:i2]))}</del>")
+        if op in ("insert", "replace"):
+            parts.append(f"<ins>{html.escape(' '.join(bw[j1:j2]))}</ins>")
+    return " ".join(parts)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+img{max-width:100%;display:block;margin:.6em 0} del{background:#fbd5d5;text-decoration:line-through} ins{background:#d4f5d4;text-decoration:none}
+.prompt{font-family:ui-monospace,monospace;white-space:pre-wrap;background:#f6f8fa;padding:.5em;border-radius:4px}
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    spec = read_spec(run_dir)
+    events = read_events(run_dir)
+    states = _load_states(run_dir)
+    charts = run_dir / "charts"
+    charts.mkdir(exist_ok=True)
+    body = [f"<h1>gpo run report</h1><p>{html.escape(str(run_dir))}</p>"]
+    cfg = spec.get("config", {})
+    body.append("<table>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in [("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"]),
+                     ("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
+                     ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}"),
+                     ("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}")]
+    ) + "</table>")
+    results = [e for e in events if e["event"] == "task_done"]
+    if results:
+        body.append("<h2>Results</h2><table><tr><th>task</th><th>initial eval</th><th>final eval</th><th>initial test</th><th>final test</th><th>best prompt</th></tr>")
+        for r in results:
+            def pct(v):
+                return "-" if v is None else f"{100 * v:.1f}"
+            body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{pct(r['initial_eval'])}</td><td>{pct(r['final_eval'])}</td>"
+                        f"<td>{pct(r.get('initial_test'))}</td><td>{pct(r.get('final_test'))}</td>"
+                        f"<td class='prompt'>{html.escape(r['final_prompt'])}</td></tr>")
+        body.append("</table>")
+    for name, state in states.items():
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        body.append(_img(_scores_chart(name, state, charts)))
+        budget = _budget_chart(name, state, charts)
+        if budget:
+            body.append(_img(budget))
+        body.append("<h3>Prompt evolution</h3><table><tr><th>step</th><th>eval</th><th>change from the previous prompt</th></tr>")
+        points = state["trajectory"]["points"]
+        for i, p in enumerate(points):
+            diff = html.escape(p["prompt"]) if i == 0 else _word_diff(points[i - 1]["prompt"], p["prompt"])
+            body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
+        body.append("</table>")
+    usage = [e for e in events if e["event"] == "usage"]
+    if usage:
+        u = usage[-1]
+        body.append("<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
+        for role in ("optimizer", "scorer"):
+            r = u[role]
+            body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{r['prompt_tokens']}</td>"
+                        f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
+        body.append("</table>")
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    path = run_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+__all__ = ["write_report", "safe_name"]

@@ -1,0 +1,141 @@
+"""A run on disk.
+
+    <run_dir>/
+      run.json                 resolved run spec (no secrets: keys are named by env var only)
+      environment.json         versions of Python, gpo and the model libraries
+      events.jsonl             append-only log: every step, candidate, score, usage
+      cache.sqlite             response cache (unless the run shares one elsewhere)
+      tasks/<task>/state.json  optimizer checkpoint, rewritten atomically after every step
+      tasks/<task>/evals/...   per-example records of every evaluation
+      optimized_prompts.jsonl  one line per task: initial and final prompt with eval and test scores
+      report.html, *.png       written by `gpo report`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from gpo.optim.gpo import Hooks
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def safe_name(task_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "__", task_id)
+
+
+def environment() -> dict:
+    versions = {}
+    for pkg in ("gpo", "llama-cpp-python", "openai", "sentence-transformers", "torch", "rouge-score"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "argv": [a for a in sys.argv if "key" not in a.lower()]}
+
+
+class RunStore(Hooks):
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.listeners: list[Callable[[dict], None]] = []
+        self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
+
+    # ---------------------------------------------------------------- spec
+    def write_spec(self, spec: dict) -> None:
+        atomic_write_text(self.dir / "run.json", json.dumps(spec, indent=2, ensure_ascii=False))
+        atomic_write_text(self.dir / "environment.json", json.dumps(environment(), indent=2))
+
+    def read_spec(self) -> dict:
+        return read_spec(self.dir)
+
+    # ---------------------------------------------------------------- hooks
+    def event(self, kind: str, **data) -> None:
+        record = {"time": round(time.time(), 3), "event": kind, **data}
+        self._events.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._events.flush()
+        for listener in self.listeners:
+            listener(record)
+
+    def _task_dir(self, task) -> Path:
+        return self.dir / "tasks" / safe_name(task.id)
+
+    def save_state(self, task, state: dict) -> None:
+        atomic_write_text(self._task_dir(task) / "state.json", json.dumps(state, ensure_ascii=False))
+
+    def load_state(self, task) -> dict | None:
+        path = self._task_dir(task) / "state.json"
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def save_evaluation(self, task, name: str, evaluation) -> None:
+        evaluation.write(self._task_dir(task) / "evals" / f"{name}.jsonl")
+
+    # ---------------------------------------------------------------- results
+    def write_results(self, rows: list[dict]) -> Path:
+        path = self.dir / "optimized_prompts.jsonl"
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return path
+
+    def close(self) -> None:
+        self._events.close()
+
+
+def read_spec(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a gpo run directory (no run.json)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_events(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "events.jsonl"
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+    return events
+
+
+def run_status(run_dir: str | Path) -> dict:
+    """Status and best scores of a run, from its event log."""
+    events = read_events(run_dir)
+    kinds = [e["event"] for e in events]
+    if "run_done" in kinds:
+        status = "finished"
+    elif "interrupted" in kinds[-3:] or "budget_stop" in kinds:
+        status = "stopped"
+    elif "failed" in kinds[-3:]:
+        status = "failed"
+    else:
+        status = "incomplete"
+    done = [e for e in events if e["event"] == "task_done"]
+    return {
+        "run_dir": str(run_dir),
+        "status": status,
+        "tasks_done": len({e["task"] for e in done}),
+        "best": {e["task"]: e.get("final_eval") for e in done},
+        "started": events[0]["time"] if events else None,
+    }
