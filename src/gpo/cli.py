@@ -135,7 +135,8 @@ def build_spec(kw: dict):
                 "optimizer_base_url", "seed", "run_dir"}
     config_values = {k: v for k, v in section.items() if k not in run_keys}
     cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
-    no_args = not any(v for k, v in kw.items() if k not in ("run_dir", "progress", "preset", "dry_run") and v not in (None, (), False))
+    no_args = not any(v for k, v in kw.items()
+                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks") and v not in (None, (), False))
     dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")
     base = dict(PRESETS[preset_name])
@@ -203,7 +204,8 @@ def build_spec(kw: dict):
         second_round=kw.get("second_round"),
         chat=not kw.get("base_scorer"),
     )
-    return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring)
+    return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring,
+                   concurrent_tasks=kw.get("concurrent_tasks") or 4)
 
 
 # ---------------------------------------------------------------- progress
@@ -356,6 +358,7 @@ def main() -> None:
 @_config_options
 @_budget_options
 @click.option("--run-dir", default=None, help="Where the run is written (default runs/<timestamp>).")
+@click.option("--concurrent-tasks", type=int, default=4, show_default=True, help="Tasks optimized at the same time.")
 @click.option("--dry-run", is_flag=True, help="Print the planned calls and tokens, then stop.")
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live", help="live view, quiet, or JSON-lines events on stdout.")
 def optimize(**kw) -> None:

@@ -215,3 +215,27 @@ def test_resume_after_interrupt_equals_uninterrupted_run_with_no_repeated_calls(
     assert scorer1.usage.calls > 0 and scorer2.usage.calls > 0 and scorer2.usage.cache_hits > 0
     assert opt1.usage.calls + opt2.usage.calls == ref_calls[0]
     assert scorer1.usage.calls + scorer2.usage.calls == ref_calls[1]
+
+
+def test_tasks_optimized_concurrently_match_sequential_runs():
+    from dataclasses import replace
+
+    table = [[f"s{k} " + "+" * ((k + i) % 5) for i in range(4)] for k in range(4)]
+    tasks = [replace(plus_task(n_train=8), name=f"plus{j}") for j in range(3)]
+
+    def by_meta(request, i):  # answer from the request alone, like a real model
+        step = sum(ord(c) for c in last_user(request)) % 4
+        return table[step][i]
+
+    cfg = config(num_search_epochs=2)
+
+    def gpo():
+        return GPO(cfg, ScriptedLLM(script=by_meta), Evaluator(echo_scorer(), second_round=False))
+
+    sequential = [asyncio.run(gpo().optimize(t)) for t in tasks]
+
+    async def together():
+        shared = gpo()
+        return await asyncio.gather(*(shared.optimize(t) for t in tasks))
+
+    assert asyncio.run(together()) == sequential
