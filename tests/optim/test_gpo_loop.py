@@ -109,6 +109,8 @@ def test_budget_stop_returns_best_so_far():
     assert result.stopped and "optimizer calls" in result.stopped
     assert result.steps_done == 1 and result.total_steps == 2
     assert result.final_prompt == "X ++++" and opt.usage.calls == 1
+    assert result.final_test is None  # a budget stop spends nothing more on test scoring
+    assert scorer.usage.calls == 10 + 8 + 10  # initial eval, one train batch, one candidate
 
 
 def test_edit_budget_reject_and_resample():

@@ -239,19 +239,23 @@ class GPO:
         )
 
     async def _finish(self, task: Task, state: GPOState, total: int, stopped: str | None) -> TaskResult:
+        """The final prompt is the best on eval. Its test score (and the initial prompt's)
+        is reported, except after a budget stop, which spends nothing more."""
         best = state.trajectory.best()
         initial = state.trajectory.points[0]
-        init_test = await self.evaluator.evaluate(task, initial.prompt, "test")
-        best_test = await self.evaluator.evaluate(task, best.prompt, "test")
-        self.hooks.save_evaluation(task, "test/initial", init_test)
-        self.hooks.save_evaluation(task, "test/final", best_test)
+        init_test = best_test = None
+        if not stopped:
+            init_ev = await self.evaluator.evaluate(task, initial.prompt, "test")
+            best_ev = await self.evaluator.evaluate(task, best.prompt, "test")
+            self.hooks.save_evaluation(task, "test/initial", init_ev)
+            self.hooks.save_evaluation(task, "test/final", best_ev)
+            init_test, best_test = init_ev.score, best_ev.score
         result = TaskResult(
             dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
-            final_prompt=best.prompt, final_eval=best.score, initial_test=init_test.score,
-            final_test=best_test.score, steps_done=state.next_step, total_steps=total, stopped=stopped,
+            final_prompt=best.prompt, final_eval=best.score, initial_test=init_test,
+            final_test=best_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
         )
-        if not stopped:
-            state.done = True
+        state.done = not stopped
         state.result = result.as_dict()
         self.hooks.save_state(task, state.to_dict())
         self.hooks.event("task_done", **{**result.as_dict(), "task": task.id})
