@@ -58,6 +58,8 @@ CASES = [
     (SORT, "q", "apple banana cherry", "apple banana cherry", 1),
     (SORT, "q", "apple banana cherry", "Sorted:\napple\nbanana\ncherry", 1),
     (SORT, "q", "apple banana cherry", "apple, banana, cherry", 1),
+    (SORT, "q", "apple banana cherry", "List:\n1. apple\n2. banana\n3. cherry", 1),
+    (SORT, "q", "apple banana cherry", "- apple\n- banana\n- cherry", 1),
     (SORT, "q", "apple banana cherry", "banana apple cherry", 0),
 ]
 

@@ -42,8 +42,12 @@ def dyck_match(answer: str, target: str) -> float:
     return float(" ".join(runs[-1].split()) == " ".join(target.split()))
 
 
+_BULLET = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+", re.M)
+
+
 def word_sorting_match(answer: str, target: str) -> float:
     want = target.lower().split()
+    answer = _BULLET.sub("", answer)  # "1. apple" / "- apple" list items
     candidates = [answer, answer.rsplit(":", 1)[-1]] + answer.splitlines()
     candidates.append(" ".join(line.strip() for line in answer.splitlines() if " " not in line.strip()))
     for text in candidates:
