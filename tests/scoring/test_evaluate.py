@@ -72,3 +72,22 @@ def test_embedded_model_scores_a_real_task():
     assert all(r.parsed_answer in ("true", "false") or r.score == 0 for r in ev.records)
     again = asyncio.run(Evaluator(scorer, max_tokens=48).evaluate(task, "Answer True or False.", "eval"))
     assert [r.raw_answer for r in again.records] == [r.raw_answer for r in ev.records]  # greedy: deterministic
+
+
+def test_prompt_files_in_the_papers_shape_and_ours(tmp_path):
+    import pytest
+
+    from gpo.api import read_prompt_file
+    from gpo.tasks import TaskError
+
+    f = tmp_path / "GPO_results.jsonl"
+    f.write_text('{"dataset": "bbh", "task": "navigate", "prompt": "Track your position."}\n'
+                 '{"dataset": "gsm8k", "prompt": "Plan meticulously."}\n'
+                 '{"dataset": "synthetic", "task": "navigate", "final_prompt": "Ours.", "final_eval": 0.5}\n')
+    rows = read_prompt_file(f)
+    assert [(r["task"], r["prompt"]) for r in rows] == [("navigate", "Track your position."), ("gsm8k", "Plan meticulously."),
+                                                         ("navigate", "Ours.")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"dataset": "bbh", "text": "x"}\n')
+    with pytest.raises(TaskError, match=r"bad\.jsonl, line 1: no 'prompt'"):
+        read_prompt_file(bad)
