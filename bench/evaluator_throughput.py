@@ -41,7 +41,7 @@ def main(args) -> None:
     task = load_gpo_task(args.data_dir, "bbh", args.task)
     task.splits["eval"] = task.splits["eval"][: args.n]
     llm = Recording()
-    model, lock = load_llama(Path(llm.path), llm.n_ctx)
+    model, _ = load_llama(Path(llm.path), llm.n_ctx)
     evaluator = Evaluator(llm, max_tokens=args.max_tokens)
     start = time.perf_counter()
     ev = asyncio.run(evaluator.evaluate(task, "Let's think step by step.", "eval"))
