@@ -23,74 +23,57 @@ def _load_states(run_dir: Path) -> dict[str, dict]:
     return states
 
 
-def _scores_chart(name: str, state: dict, out: Path) -> Path:
+def _axes(height: float):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    traj = state["trajectory"]
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-    xs, ys = [], []
-    for s in traj["steps"]:
-        for c in s["candidates"]:
-            if c.get("score") is not None:
-                xs.append(s["global_step"] + 1)
-                ys.append(100 * c["score"])
-    ax.scatter(xs, ys, s=14, alpha=0.45, color="#7a8fb8", label="candidates (eval)")
-    points = traj["points"]
-    ax.plot(range(len(points)), [100 * p["score"] for p in points], marker="o", color="#1f4e9c", label="chosen prompt (eval)")
-    best = []
-    for p in points:
-        best.append(max(best[-1] if best else 0, 100 * p["score"]))
-    ax.plot(range(len(points)), best, linestyle="--", color="#2a9d4b", label="best so far (eval)")
-    tests = [(s["global_step"] + 1, 100 * s["test_score"]) for s in traj["steps"] if s.get("test_score") is not None]
-    if tests:
-        ax.plot(*zip(*tests), marker="s", color="#c0392b", label="chosen prompt (test)")
+    return plt.subplots(figsize=(7, height), dpi=110)
+
+
+def _finish(fig, ax, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step (0 = initial prompt)")
-    ax.set_ylabel("score (%)")
-    ax.set_title(f"{name}: scores per step")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = out / f"{name}-scores.png"
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
+def _scores_chart(name: str, state: dict, out: Path) -> Path:
+    traj = state["trajectory"]
+    fig, ax = _axes(3.6)
+    xs = [s["global_step"] + 1 for s in traj["steps"] for c in s["candidates"] if c.get("score") is not None]
+    ys = [100 * c["score"] for s in traj["steps"] for c in s["candidates"] if c.get("score") is not None]
+    ax.scatter(xs, ys, s=14, alpha=0.45, color="#7a8fb8", label="candidates (eval)")
+    scores = [100 * p["score"] for p in traj["points"]]
+    ax.plot(range(len(scores)), scores, marker="o", color="#1f4e9c", label="chosen prompt (eval)")
+    best = [max(scores[: i + 1]) for i in range(len(scores))]
+    ax.plot(range(len(scores)), best, linestyle="--", color="#2a9d4b", label="best so far (eval)")
+    tests = [(s["global_step"] + 1, 100 * s["test_score"]) for s in traj["steps"] if s.get("test_score") is not None]
+    if tests:
+        ax.plot(*zip(*tests), marker="s", color="#c0392b", label="chosen prompt (test)")
+    return _finish(fig, ax, out / f"{name}-scores.png", f"{name}: scores per step", "step (0 = initial prompt)", "score (%)")
+
+
 def _budget_chart(name: str, state: dict, out: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = state["trajectory"]["steps"]
     if not steps:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    fig, ax = _axes(3.2)
     budget = [(s["global_step"] + 1, s["step_size"]) for s in steps if s.get("step_size") is not None]
     if budget:
         ax.plot(*zip(*budget), marker="_", markersize=14, color="#8e44ad", label="word budget (step size)")
     xs = [s["global_step"] + 1 for s in steps for c in s["candidates"] if c.get("edit_distance") is not None]
     ys = [c["edit_distance"] for s in steps for c in s["candidates"] if c.get("edit_distance") is not None]
     ax.scatter(xs, ys, s=14, alpha=0.5, color="#e67e22", label="measured words changed (candidates)")
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("step")
-    ax.set_ylabel("words")
-    ax.set_title(f"{name}: edit budget vs measured edit distance")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out / f"{name}-budget.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, out / f"{name}-budget.png", f"{name}: edit budget vs measured edit distance", "step", "words")
 
 
 def _word_diff(a: str, b: str) -> str:
