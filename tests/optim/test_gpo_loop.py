@@ -241,3 +241,35 @@ def test_tasks_optimized_concurrently_match_sequential_runs():
         return await asyncio.gather(*(shared.optimize(t) for t in tasks))
 
     assert asyncio.run(together()) == sequential
+
+
+@pytest.mark.parametrize("update", ["k-list", "real-time"])
+def test_momentum_over_gradients(update):
+    """Feedback momentum: k-list joins selected earlier gradients; real-time merges the
+    running problems with the new ones through the optimizer."""
+    gradients = iter(["Too vague.", "Ignores counting.", "Misses negatives.", "Too long."])
+
+    def script(request, i):
+        text = last_user(request)
+        if "weaknesses" in text:
+            return f"<START>{next(gradients)}<END>"
+        if "combine two lists" in text:
+            return "<START>merged: " + text.split("Problems with the current prompt:\n")[1].split("\n")[0] + "<END>"
+        return "<START>x<END>" if i else "<START>y +<END>"
+
+    selection = "recency" if update == "k-list" else "-"
+    cfg = config(gradient_name="feedback", util_gradient_name="generate", momentum_para_name="feedback",
+                 momentum_selection_name=selection, momentum_selection_num=2, momentum_update_name=update,
+                 num_search_epochs=3)
+    opt = ScriptedLLM(script=script)
+    run(cfg, opt, task=plus_task(n_train=8))
+    updates = [last_user(r) for r in opt.requests if "Put the new prompt" in last_user(r)]
+    merges = [last_user(r) for r in opt.requests if "combine two lists" in last_user(r)]
+    if update == "k-list":
+        assert "Problems found with the current prompt:\nIgnores counting.\n\nToo vague." in updates[1]
+        assert "Misses negatives.\n\nIgnores counting." in updates[2] and "Too vague." not in updates[2]
+        assert not merges
+    else:
+        assert "Problems found with the current prompt:\nToo vague." in updates[0]
+        assert len(merges) == 2 and "Problems with earlier prompts:\nToo vague." in merges[0]
+        assert "Problems found with the current prompt:\nMerged: Ignores counting." in updates[1]
