@@ -13,6 +13,7 @@ at paper scale, point --optimizer-* and --scorer-* at real endpoints and drop th
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import time
@@ -42,6 +43,7 @@ def main(args) -> None:
             scoring=ScoringSpec(max_tokens=args.scorer_max_tokens), cache=args.cache, concurrent_tasks=1,
         )
         run_dir = Path(args.runs) / f"seed{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run; the response cache keeps reruns cheap
         results = optimize(spec, run_dir)
         for r in results:
             d = per_task[r.task]
