@@ -239,15 +239,21 @@ def resume(run_dir: str | Path, listeners=()) -> list[TaskResult]:
 
 
 async def evaluate_async(
-    spec: RunSpec, prompts: list[str], split: str = "test", out_dir: str | Path | None = None
+    spec: RunSpec, prompts: list[str | tuple[str | None, str]], split: str = "test",
+    out_dir: str | Path | None = None,
 ) -> list[tuple[Task, Evaluation]]:
-    """Score given prompts on every task of the spec; write per-example records to out_dir."""
+    """Score prompts on the spec's tasks; write per-example records to out_dir.
+
+    A plain prompt is scored on every task; a ``(task, prompt)`` pair only on tasks
+    whose name or dataset is ``task`` (``None``: every task), as in prompt files."""
+    jobs = [(None, p) if isinstance(p, str) else p for p in prompts]
     tasks = spec.tasks.load()
     rt = build_runtime(spec, out_dir)
     try:
         results = []
         for task in tasks:
-            for ev in await rt.evaluator.evaluate_many(task, prompts, split):
+            wanted = list(dict.fromkeys(p for t, p in jobs if t in (None, task.name, task.dataset)))
+            for ev in await rt.evaluator.evaluate_many(task, wanted, split):
                 results.append((task, ev))
         if out_dir:
             for i, (task, ev) in enumerate(results):

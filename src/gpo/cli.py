@@ -433,20 +433,11 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
         jobs = [(None, "")]
     out_dir = out_dir or str(Path("runs") / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    async def go():
-        results = []
-        try:
-            tasks = spec.tasks.load()
-        except TaskError as err:
-            raise UserError(str(err))
-        for task in tasks:
-            wanted = [p for t, p in jobs if t in (None, task.name, task.dataset)]
-            if wanted:
-                sub = dataclasses.replace(spec, tasks=dataclasses.replace(spec.tasks, tasks=[task.name]))
-                results += await evaluate_async(sub, list(dict.fromkeys(wanted)), split, out_dir)
-        return results
-
-    results = run_with_interrupts(go, out_dir)
+    try:
+        spec.tasks.load()
+    except TaskError as err:
+        raise UserError(str(err))
+    results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir), out_dir)
     for task, ev in results:
         click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}")
     click.echo(f"per-example records: {out_dir}")

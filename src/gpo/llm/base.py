@@ -110,12 +110,6 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def add(self, other: "Usage") -> None:
-        self.calls += other.calls
-        self.cache_hits += other.cache_hits
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 

@@ -106,7 +106,3 @@ class OpenAIEmbedder:
         vectors = [np.asarray(r.embedding, dtype=np.float32) for r in rows]
         return _normalise(np.stack([v.mean(axis=0) if v.ndim == 2 else v for v in vectors]))
 
-
-def cosine_similarities(embedder_output: np.ndarray, query_row: int = -1) -> np.ndarray:
-    """Similarity of every row to one row (rows are already normalised)."""
-    return embedder_output @ embedder_output[query_row]

@@ -13,7 +13,7 @@ import html
 import json
 from pathlib import Path
 
-from gpo.runs.store import read_events, read_spec, safe_name
+from gpo.runs.store import read_events, read_spec
 
 
 def _load_states(run_dir: Path) -> dict[str, dict]:
@@ -155,5 +155,3 @@ def write_report(run_dir: str | Path) -> Path:
     path.write_text(page, encoding="utf-8")
     return path
 
-
-__all__ = ["write_report", "safe_name"]
