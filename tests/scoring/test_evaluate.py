@@ -52,6 +52,38 @@ def test_same_prompt_same_split_is_scored_once():
     assert scorer.usage.calls == 10  # "p" once, "q" once
 
 
+def test_examples_already_scored_are_not_sent_again_and_requests_are_counted_per_task():
+    task = synthetic_task("navigate", sizes={"eval": 6})
+    scorer = ScriptedLLM(script=chatty_scorer)
+    evaluator = Evaluator(scorer)
+    assert evaluator.cost(task, "p", "eval", [0, 1, 2]) == 6  # 3 examples, two rounds each
+
+    async def go():
+        part = await evaluator.evaluate(task, "p", "eval", [1, 3])
+        whole = await evaluator.evaluate(task, "p", "eval")
+        return part, whole
+
+    part, whole = asyncio.run(go())
+    assert scorer.usage.calls == 12  # 6 examples x 2 rounds: examples 1 and 3 were not asked twice
+    assert [r.index for r in whole.records] == list(range(6))
+    assert whole.records[1] is part.records[0] and whole.records[3] is part.records[1]
+    assert evaluator.cost(task, "p", "eval") == 0 and evaluator.cost(task, "q", "eval") == 12
+    assert evaluator.requests[task.id] == 12 and evaluator.tokens[task.id] == 12 * 15  # fake: 10 + 5 tokens
+
+
+def test_requests_count_cache_hits_like_a_fresh_run(tmp_path):
+    from gpo.llm import ResponseCache
+
+    task = synthetic_task("navigate", sizes={"eval": 4})
+    counts = []
+    for _ in range(2):
+        scorer = ScriptedLLM(script=lambda r, i: "Yes", cache=ResponseCache(tmp_path / "c.sqlite"))
+        evaluator = Evaluator(scorer, second_round=False)
+        asyncio.run(evaluator.evaluate(task, "p", "eval"))
+        counts.append((scorer.usage.calls, evaluator.requests[task.id]))
+    assert counts == [(4, 4), (0, 4)]  # the second run is served from the cache but counts the same
+
+
 def test_records_are_written(tmp_path):
     task = synthetic_task("word_sorting", sizes={"test": 3})
     scorer = ScriptedLLM(script=lambda r, i: "alpha beta")

@@ -3,13 +3,18 @@
 All examples of all prompts go to the model layer at once (its concurrency limit
 and cache apply). Chat scorers get the second "prompting again" round where the
 task has one, unless switched off. The same prompt on the same examples is scored
-once per Evaluator; across processes the response cache makes repeats free.
+once per Evaluator, down to single examples: scoring a prompt on examples it was
+already scored on sends nothing again. ``requests`` and ``tokens`` count, per task,
+what the scorer was asked for (a cached response counts, so the figures are what a
+fresh run pays and do not depend on the cache); optimizers budget their search on
+them. Across processes the response cache makes repeats free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,6 +97,15 @@ class Evaluator:
     def __post_init__(self) -> None:
         self._done: dict[tuple, Evaluation] = {}
         self._pending: dict[tuple, asyncio.Future] = {}
+        self._records: dict[tuple, Record] = {}  # (task, split, instruction, index) -> its record
+        self.requests: Counter[str] = Counter()  # task id -> scorer requests sent (cache hits included)
+        self.tokens: Counter[str] = Counter()  # task id -> prompt + completion tokens of those requests
+
+    def cost(self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None) -> int:
+        """Scorer requests that scoring this would send (0 for examples already scored)."""
+        chosen = range(len(task.split(split))) if indices is None else indices
+        todo = sum(1 for i in chosen if (task.id, split, instruction, i) not in self._records)
+        return todo * (2 if self.uses_second_round(task) else 1)
 
     def uses_second_round(self, task: Task) -> bool:
         wanted = self.format.chat if self.second_round is None else self.second_round
@@ -120,13 +134,22 @@ class Evaluator:
         return list(await asyncio.gather(*(self.evaluate(task, i, split, indices) for i in instructions)))
 
     async def _evaluate(self, task: Task, instruction: str, split: str, indices) -> Evaluation:
+        chosen = list(range(len(task.split(split)))) if indices is None else list(indices)
+        todo = [i for i in dict.fromkeys(chosen) if (task.id, split, instruction, i) not in self._records]
+        if todo:
+            for record in await self._score_examples(task, instruction, split, todo):
+                self._records[(task.id, split, instruction, record.index)] = record
+        records = [self._records[(task.id, split, instruction, i)] for i in chosen]
+        return Evaluation(task=task.id, split=split, instruction=instruction, records=records)
+
+    async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
         examples = task.split(split)
-        chosen = list(range(len(examples))) if indices is None else list(indices)
         demos = task.splits.get("few_shot", [])[: self.format.few_shot] if self.format.few_shot else []
         firsts = [
             self._greedy(render(instruction, examples[i], self.format, demos), self.max_tokens) for i in chosen
         ]
         first_out = await self.scorer.generate(firsts)
+        self._count(task, first_out)
         answers = [c.text for c in first_out]
         seconds: list[Request | None] = [None] * len(chosen)
         if self.uses_second_round(task):
@@ -138,6 +161,7 @@ class Evaluator:
                 ]
                 seconds[j] = self._greedy(Request.chat(messages), self.second_round_max_tokens)
             second_out = await self.scorer.generate([r for r in seconds if r is not None])
+            self._count(task, second_out)
             second_answers = iter(c.text for c in second_out)
         records = []
         for j, i in enumerate(chosen):
@@ -155,7 +179,11 @@ class Evaluator:
                     raw_answer_second_round=final if seconds[j] is not None else None,
                 )
             )
-        return Evaluation(task=task.id, split=split, instruction=instruction, records=records)
+        return records
+
+    def _count(self, task: Task, completions: list) -> None:
+        self.requests[task.id] += len(completions)
+        self.tokens[task.id] += sum(s.prompt_tokens + s.completion_tokens for c in completions for s in c.samples)
 
     @staticmethod
     def _greedy(request: Request, max_tokens: int) -> Request:
