@@ -42,6 +42,12 @@ class Budget:
     max_optimizer_calls: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
+    # Not a stop: each task's *search* may send at most this many scorer requests (the
+    # initial prompt's eval scoring included, test scoring not). When the next prompt would
+    # not fit, the search ends normally and the final prompt is still tested. Requests are
+    # counted as a fresh run pays them (cache hits included), so equal budgets compare
+    # optimizers fairly and a rerun from the cache ends at the same place.
+    scorer_calls_per_task: int | None = None
 
 
 @dataclass
@@ -79,10 +85,16 @@ class GPOConfig:
     edit_budget_enforcement: str = "off"  # off | reject | resample (candidates over the word budget)
     max_resample_rounds: int = 2
     test_each_step: bool = False  # score every step's prompt on test too (reporting only)
+    train_probe: bool = True  # score U on the train batch every step (GPO_SPEC 5.4.1); off: only when the feedback gradient needs it
     seed: int = 0
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
+        if isinstance(self.budget, dict):  # GPOConfig(budget={...}) as from a config file
+            unknown = set(self.budget) - {f.name for f in fields(Budget)}
+            if unknown:
+                raise ConfigError(f"unknown budget field(s) {sorted(unknown)}")
+            self.budget = Budget(**self.budget)
         for name in CHOICES:
             value = getattr(self, name)
             setattr(self, name, ALIASES.get(value, value))

@@ -13,8 +13,9 @@ from gpo.scoring.evaluate import Evaluation
 from gpo.tasks.task import Example
 
 
-def feedback_prompt(current: str, evaluation: Evaluation, examples: list[Example], max_examples: int) -> str | None:
-    """The gradient meta-prompt, or None when every example was answered correctly."""
+def wrong_examples(evaluation: Evaluation, examples: list[Example], max_examples: int) -> str | None:
+    """The examples a prompt got wrong (worst first): question, the model's answer (and its
+    final answer after the second round), the correct answer. None when nothing was wrong."""
     wrong = sorted(evaluation.wrong(), key=lambda r: r.score)[:max_examples]
     if not wrong:
         return None
@@ -24,6 +25,14 @@ def feedback_prompt(current: str, evaluation: Evaluation, examples: list[Example
         if r.raw_answer_second_round is not None:
             answer += f"\n(final answer: {r.raw_answer_second_round.strip()})"
         shown.append(f"Question: {examples[r.index].input}\nWrong prediction: {answer}\nCorrect answer: {r.target}")
+    return "\n\n".join(shown)
+
+
+def feedback_prompt(current: str, evaluation: Evaluation, examples: list[Example], max_examples: int) -> str | None:
+    """The gradient meta-prompt, or None when every example was answered correctly."""
+    shown = wrong_examples(evaluation, examples, max_examples)
+    if shown is None:
+        return None
     return "\n\n".join(
         [
             "Your job is to find the weaknesses of a prompt by studying examples it gets wrong.",
@@ -31,7 +40,7 @@ def feedback_prompt(current: str, evaluation: Evaluation, examples: list[Example
             "With this prompt, the model answers the examples below incorrectly. Compare each wrong prediction "
             "with the correct answer, and work out how the prompt led the model to its mistakes.",
             "Each example gives the question, the wrong prediction and the correct answer.",
-            "\n\n".join(shown),
+            shown,
             f"Explain briefly why the prompt could have caused these errors. Put the explanation between {START} and {END}.",
         ]
     )

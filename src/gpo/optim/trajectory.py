@@ -33,7 +33,7 @@ class StepRecord:
     global_step: int
     current: str
     current_score: float
-    train_score: float
+    train_score: float | None  # the train-batch probe, when one was scored
     step_size: int | None
     gradient: str | None
     momentum: str | None

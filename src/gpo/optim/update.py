@@ -20,8 +20,10 @@ START, END = "<START>", "<END>"
 _CLOSE_TAG = re.compile(r"</?\s*end\s*>|<\s*/\s*start\s*>", re.I)
 _OPEN_TAG = re.compile(r"<\s*start\s*>", re.I)
 _LEAKS = ("<prompt>", "<start>", "<end>", "</start>", "</end>", "</prompt>")
-# field labels of our meta-prompts: a candidate that contains them copied the scaffolding
-_LABEL_LINE = re.compile(r"^\s*(Score|Output|Input|Prompt):", re.M)
+# field labels of our meta-prompts (GPO's and the baselines'): a candidate that starts a line
+# with one copied the scaffolding, often a whole task example (GPO_SPEC 8 lists such prompts)
+_LABEL_LINE = re.compile(
+    r"^\s*(Score|Output|Input|Prompt(?: \d+)?|Basic prompt|Question|Wrong prediction|Correct answer):", re.M)
 
 
 def show_score(score: float) -> str:
@@ -122,6 +124,28 @@ def extract_tagged(reply: str) -> str:
     rest = reply[start:]
     close = _CLOSE_TAG.search(rest)
     return (rest[: close.start()] if close else rest).strip()
+
+
+def extract_all_tagged(reply: str) -> list[str]:
+    """Every text between <START> and <END>, in order (for replies that list several);
+    a reply without tags counts as one text."""
+    found = []
+    rest = reply
+    while (m := _OPEN_TAG.search(rest)) is not None:
+        rest = rest[m.end():]
+        close = _CLOSE_TAG.search(rest)
+        found.append((rest[: close.start()] if close else rest).strip())
+        rest = rest[close.end():] if close else ""
+    return [t for t in found if t] or ([reply.strip()] if reply.strip() else [])
+
+
+def paraphrase_prompt(prompt: str) -> str:
+    """Ask for a reworded prompt with the same meaning (APE's resampling, APO's and
+    EvoPrompt's paraphrases)."""
+    return (
+        "Rewrite the following instruction in different words. Keep its meaning, and keep it about as long.\n\n"
+        f"Instruction: {prompt}\n\nPut the rewritten instruction between {START} and {END}."
+    )
 
 
 def polish(text: str) -> str:

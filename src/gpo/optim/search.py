@@ -1,0 +1,412 @@
+"""What every prompt optimizer in gpo shares: the search loop around a ``step``.
+
+An optimizer (GPO or a baseline) scores the initial prompt on eval, then runs
+steps until its step count, a run budget or its per-task search budget ends the
+search; the final prompt is the best on eval and only then is the test split
+scored. The loop checkpoints after every step through ``Hooks``, so a killed run
+resumes where it stopped, and with the response cache nothing is paid twice.
+
+Subclasses implement ``step`` with the helpers here: ``ask`` (one optimizer
+request, n samples, replies extracted and polished), ``screen`` (leaks,
+duplicates, re-seen prompts), ``score`` (eval scoring within the search budget)
+and ``keep_best`` (a beam or population of the best prompts). Every optimizer
+therefore spends, extracts, rejects, scores and reports the same way, which is
+what makes their results comparable.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, ClassVar
+
+from gpo.config import ConfigError, GPOConfig
+from gpo.llm.base import LLM, Request
+from gpo.llm.embed import Embedder
+from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
+from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
+from gpo.scoring.evaluate import Evaluation, Evaluator
+from gpo.tasks.catalog import suggest
+from gpo.tasks.task import Example, Task
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """GPO_SPEC 5.3: a trailing partial batch counts only if it holds at least half a
+    batch. Deviation: a split smaller than half a batch still gives one step."""
+    if n <= 0:
+        return 0
+    full, rest = divmod(n, batch_size)
+    steps = full + (1 if rest >= batch_size / 2 else 0)
+    return max(steps, 1)
+
+
+def stable_seed(*parts) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class TaskResult:
+    dataset: str
+    task: str
+    initial_prompt: str
+    initial_eval: float
+    final_prompt: str
+    final_eval: float
+    initial_test: float | None = None
+    final_test: float | None = None
+    steps_done: int = 0
+    total_steps: int = 0
+    stopped: str | None = None  # why a run budget stopped the run early (test not scored), else None
+    method: str = "gpo"
+    search_ended: str | None = None  # why the search ended before its last step (per-task search budget)
+    scorer_requests: int = 0  # scorer requests the search made (initial prompt included, test excluded)
+    scorer_tokens: int = 0
+    optimizer_samples: int = 0  # optimizer completions the search asked for
+    optimizer_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskResult":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class SearchState:
+    """Everything needed to continue a task's search after the last finished step."""
+
+    next_step: int = 0  # global step to run next
+    current: str = ""
+    trajectory: Trajectory = field(default_factory=Trajectory)
+    scores: dict[str, float] = field(default_factory=dict)  # eval score of every prompt scored
+    seen: list[str] = field(default_factory=list)  # every candidate generated, in order
+    chosen: list[str] = field(default_factory=list)  # step-best prompts, initial prompt first
+    pool: list[str] = field(default_factory=list)  # the beam or population a method carries
+    format_indices: list[int] = field(default_factory=list)
+    initial_test: float | None = None
+    done: bool = False
+    result: dict | None = None
+    scorer_requests: int = 0  # spent by finished phases (survives a resume)
+    scorer_tokens: int = 0
+    optimizer_samples: int = 0
+    optimizer_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["trajectory"] = self.trajectory.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchState":
+        d = dict(d)
+        d["trajectory"] = Trajectory.from_dict(d["trajectory"])
+        return cls(**d)
+
+
+class Hooks:
+    """Where the optimizer reports to (run store, progress display). No-ops by default."""
+
+    def event(self, kind: str, **data) -> None: ...
+
+    def save_state(self, task: Task, state: dict) -> None: ...
+
+    def load_state(self, task: Task) -> dict | None:
+        return None
+
+    def save_evaluation(self, task: Task, name: str, evaluation) -> None: ...
+
+
+SPENT = "scorer budget spent"
+
+
+class PromptSearch:
+    """Base of every optimizer. Subclasses set ``name`` (and ``defaults`` for their own
+    options) and implement ``step``; ``initial_prompt`` and ``total_steps`` may change."""
+
+    name: ClassVar[str] = "?"
+    defaults: ClassVar[dict] = {}
+    State: ClassVar[type[SearchState]] = SearchState
+
+    def __init__(
+        self,
+        config: GPOConfig,
+        optimizer: LLM,
+        evaluator: Evaluator,
+        embedder: Embedder | None = None,
+        hooks: Hooks | None = None,
+        budget_exceeded: Callable[[], str | None] | None = None,
+        options: dict | None = None,
+    ):
+        self.config = config
+        self.optimizer = optimizer
+        self.evaluator = evaluator
+        self.embedder = embedder
+        self.hooks = hooks or Hooks()
+        self.budget_exceeded = budget_exceeded or (lambda: None)
+        self.options = self.parse_options(options or {})
+        self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
+
+    @classmethod
+    def parse_options(cls, options: dict) -> dict:
+        out = dict(cls.defaults)
+        for key, value in options.items():
+            key = key.replace("-", "_")
+            if key not in cls.defaults:
+                known = ", ".join(cls.defaults) or "none"
+                raise ConfigError(f"method {cls.name!r} has no option {key!r}{suggest(key, cls.defaults)}; options: {known}")
+            try:
+                out[key] = type(cls.defaults[key])(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"method {cls.name!r} option {key}={value!r}: expected {type(cls.defaults[key]).__name__}") from None
+            if isinstance(out[key], (int, float)) and out[key] < 0:
+                raise ConfigError(f"method {cls.name!r} option {key} must be >= 0, got {value!r}")
+        return out
+
+    # ------------------------------------------------------------------ the loop
+    async def optimize(self, task: Task) -> TaskResult:
+        saved = self.hooks.load_state(task)
+        state = self.State.from_dict(saved) if saved else await self._start(task)
+        if state.done and state.result:
+            return TaskResult.from_dict(state.result)
+        total = self.total_steps(task)
+        stopped = ended = None
+        while state.next_step < total:
+            stopped = self.budget_exceeded()
+            if stopped:
+                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=state.next_step)
+                break
+            if self.search_budget_spent(task, state):
+                ended = f"{SPENT} ({self.spent(task, state)} of {self.config.budget.scorer_calls_per_task})"
+                self.hooks.event("search_ended", task=task.id, reason=ended, step=state.next_step)
+                break
+            g = state.next_step
+            self._begin(task)
+            record = await self.step(task, state, g)
+            self._settle(task, state)
+            state.trajectory.steps.append(record)
+            state.next_step = g + 1
+            self.hooks.event("step", task=task.id, method=self.name, epoch=record.epoch, step=record.step,
+                             global_step=g, total_steps=total, chosen=record.chosen, score=record.chosen_score,
+                             best=state.trajectory.best().score, step_size=record.step_size,
+                             candidates=len(record.candidates), scorer_requests=state.scorer_requests)
+            self.hooks.save_state(task, state.to_dict())
+        return await self._finish(task, state, total, stopped, ended)
+
+    def total_steps(self, task: Task) -> int:
+        return self.config.num_search_epochs * self.steps_per_epoch(task)
+
+    def steps_per_epoch(self, task: Task) -> int:
+        return steps_per_epoch(len(task.split("train")), self.config.opt_batch_size)
+
+    def epoch_step(self, task: Task, g: int) -> tuple[int, int]:
+        return divmod(g, max(1, self.steps_per_epoch(task)))
+
+    def minibatch(self, task: Task, g: int) -> list[int]:
+        """The train examples of global step g (GPO_SPEC 5.4: consecutive batches, every epoch alike)."""
+        b, n = self.config.opt_batch_size, len(task.split("train"))
+        step = self.epoch_step(task, g)[1]
+        return list(range(step * b, min(n, (step + 1) * b)))
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        """Upper estimate of one step: (examples scored, optimizer requests, optimizer samples)."""
+        N = self.config.num_generated_instructions_in_each_step
+        return N * n_eval, 1, N
+
+    def initial_prompt(self, task: Task) -> str:
+        cfg = self.config
+        subject_template = cfg.initial_instruction.startswith("The following are multiple choice questions about")
+        return task.initial_instruction if (task.initial_instruction and subject_template) else cfg.initial_instruction
+
+    async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ phases
+    async def _start(self, task: Task) -> SearchState:
+        cfg = self.config
+        self._begin(task)
+        initial = self.initial_prompt(task)
+        fmt_pool = list(range(len(task.splits.get("format") or task.split("train"))))
+        k = min(cfg.format_data_num, len(fmt_pool))
+        fmt_idx = sorted(random.Random(stable_seed(cfg.seed, task.id, "format")).sample(fmt_pool, k))
+        ev = await self.evaluator.evaluate(task, initial, "eval")
+        self.hooks.save_evaluation(task, "eval/initial", ev)
+        state = self.State(current=initial, format_indices=fmt_idx, pool=[initial])
+        state.trajectory.points.append(Point(initial, ev.score, -1, -1))
+        state.scores[initial] = ev.score
+        state.seen.append(initial)
+        state.chosen.append(initial)
+        self._settle(task, state)
+        self.hooks.event("initial", task=task.id, method=self.name, prompt=initial, eval=ev.score)
+        self.hooks.save_state(task, state.to_dict())
+        return state
+
+    async def _finish(self, task: Task, state: SearchState, total: int, stopped: str | None,
+                      ended: str | None = None) -> TaskResult:
+        """The final prompt is the best on eval. Its test score (and the initial prompt's)
+        is reported, except after a run-budget stop, which spends nothing more."""
+        best = state.trajectory.best()
+        initial = state.trajectory.points[0]
+        init_test = best_test = None
+        if not stopped:
+            init_ev = await self.evaluator.evaluate(task, initial.prompt, "test")
+            best_ev = await self.evaluator.evaluate(task, best.prompt, "test")
+            self.hooks.save_evaluation(task, "test/initial", init_ev)
+            self.hooks.save_evaluation(task, "test/final", best_ev)
+            init_test, best_test = init_ev.score, best_ev.score
+        result = TaskResult(
+            dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
+            final_prompt=best.prompt, final_eval=best.score, initial_test=init_test,
+            final_test=best_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
+            method=self.name, search_ended=ended, scorer_requests=state.scorer_requests,
+            scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
+            optimizer_tokens=state.optimizer_tokens,
+        )
+        state.done = not stopped
+        state.result = result.as_dict()
+        self.hooks.save_state(task, state.to_dict())
+        self.hooks.event("task_done", **{**result.as_dict(), "task": task.id})
+        return result
+
+    # ------------------------------------------------------------------ spending
+    def _begin(self, task: Task) -> None:
+        self._base[task.id] = (self.evaluator.requests[task.id], self.evaluator.tokens[task.id])
+
+    def _settle(self, task: Task, state: SearchState) -> None:
+        requests, tokens = self._base[task.id]
+        state.scorer_requests += self.evaluator.requests[task.id] - requests
+        state.scorer_tokens += self.evaluator.tokens[task.id] - tokens
+        self._begin(task)
+
+    def spent(self, task: Task, state: SearchState) -> int:
+        """Scorer requests of this task's search so far, the running phase included."""
+        return state.scorer_requests + self.evaluator.requests[task.id] - self._base.get(task.id, (0, 0))[0]
+
+    def remaining(self, task: Task, state: SearchState) -> float:
+        cap = self.config.budget.scorer_calls_per_task
+        return float("inf") if cap is None else cap - self.spent(task, state)
+
+    def search_budget_spent(self, task: Task, state: SearchState) -> bool:
+        """True once scoring one more prompt on eval would not fit the per-task budget."""
+        one_prompt = len(task.split("eval")) * (2 if self.evaluator.uses_second_round(task) else 1)
+        return self.remaining(task, state) < one_prompt
+
+    # ------------------------------------------------------------------ helpers
+    def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None) -> Request:
+        t = self.config.optimizer_temperature if temperature is None else temperature
+        return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed)
+
+    async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
+        """The optimizer's raw replies to several requests (sent together), counted against the task."""
+        replies = await self.optimizer.generate(requests)
+        for reply in replies:
+            state.optimizer_samples += len(reply.samples)
+            state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
+        return [reply.texts for reply in replies]
+
+    async def ask(self, state: SearchState, prompts: list[str], n: int, seed: int,
+                  temperature: float | None = None) -> list[str]:
+        """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished."""
+        requests = [self.request(p, n, stable_seed(seed, i), temperature) for i, p in enumerate(prompts)]
+        return [polish(extract_tagged(t)) for texts in await self.ask_raw(state, requests) for t in texts]
+
+    def screen(self, state: SearchState, texts: list[str], reference: str,
+               check: Callable[[Candidate], str | None] | None = None,
+               this_step: set[str] | None = None) -> list[Candidate]:
+        """Each text as a Candidate, in generation order, either usable or marked with why not:
+        leaked scaffolding, too long, repeated within the step, failing ``check``, or seen
+        before (re-used with its stored score when it was scored). Pass ``this_step`` to
+        carry the step's texts across several calls."""
+        out, this_step = [], (set() if this_step is None else this_step)
+        for text in texts:
+            c = Candidate(text=text, edit_distance=word_edit_distance(reference, text))
+            c.rejected = leak_reason(text, self.config.max_prompt_words)
+            failed = None
+            if c.rejected is None and text in this_step:
+                c.rejected = "duplicate in this step"
+            elif c.rejected is None and check is not None and (failed := check(c)):
+                c.rejected = failed
+            elif c.rejected is None and text in state.seen:
+                c.reused = text in state.scores
+                if not c.reused:
+                    c.rejected = "seen before, never scored"
+            if c.rejected is None or c.rejected == failed:
+                this_step.add(text)
+            if text not in state.seen:
+                state.seen.append(text)
+            out.append(c)
+        return out
+
+    async def probe(self, task: Task, state: SearchState, prompts: list[str], g: int) -> list[tuple[str, Evaluation]]:
+        """Score prompts on step g's train minibatch (for gradients and error examples), in
+        order, as far as the search budget allows; prompts that do not fit are left out."""
+        batch, fits, planned = self.minibatch(task, g), [], 0
+        for p in prompts:
+            cost = self.evaluator.cost(task, p, "train", batch)
+            if planned + cost <= self.remaining(task, state):
+                planned += cost
+                fits.append(p)
+        evaluations = await self.evaluator.evaluate_many(task, fits, "train", batch)
+        return list(zip(fits, evaluations))
+
+    async def score(self, task: Task, state: SearchState, candidates: list[Candidate], g: int) -> None:
+        """Score the usable, new candidates on eval (together), as many as the search
+        budget allows in generation order; the rest are marked. Every usable candidate
+        gets its eval score, and each is reported as an event."""
+        fresh, planned = [], 0
+        for c in candidates:
+            if c.rejected is not None or c.reused or c.text in (f.text for f in fresh):
+                continue
+            cost = self.evaluator.cost(task, c.text, "eval")
+            if planned + cost > self.remaining(task, state):
+                c.rejected = SPENT
+                continue
+            planned += cost
+            fresh.append(c)
+        evaluations = await self.evaluator.evaluate_many(task, [c.text for c in fresh], "eval")
+        for c, ev in zip(fresh, evaluations):
+            state.scores[c.text] = ev.score
+            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(c.text):08x}", ev)
+        for c in candidates:
+            if c.rejected is None:
+                c.score = state.scores[c.text]
+            self.hooks.event("candidate", task=task.id, global_step=g, **asdict(c))
+
+    def ranked(self, state: SearchState, prompts: list[str]) -> list[str]:
+        """Scored prompts, best first on eval; ties keep the given order (deterministic)."""
+        scored = [p for p in dict.fromkeys(prompts) if p in state.scores]
+        return sorted(scored, key=lambda p: -state.scores[p])
+
+    def keep_best(self, state: SearchState, candidates: list[Candidate], size: int) -> list[str]:
+        """The method's pool (beam, population) after a step: the best ``size`` of the old
+        pool and this step's scored candidates."""
+        new = [c.text for c in candidates if c.rejected is None]
+        state.pool = self.ranked(state, state.pool + new)[: max(1, size)]
+        return state.pool
+
+    def record(self, task: Task, state: SearchState, g: int, meta_prompt: str, candidates: list[Candidate],
+               train_score: float | None = None, gradient: str | None = None) -> StepRecord:
+        """Close a step of a pool method: the best prompt scored so far becomes this
+        step's trajectory point (so the trajectory's best is the search's best)."""
+        epoch, step = self.epoch_step(task, g)
+        current, current_score = state.current, state.scores[state.current]
+        best = self.ranked(state, list(state.scores))[0]
+        state.trajectory.points.append(Point(best, state.scores[best], epoch, step))
+        if best not in state.chosen:
+            state.chosen.append(best)
+        state.current = best
+        return StepRecord(
+            epoch=epoch, step=step, global_step=g, current=current, current_score=current_score,
+            train_score=train_score, step_size=None,
+            gradient=gradient, momentum=None, meta_prompt=meta_prompt, candidates=candidates,
+            chosen=best, chosen_score=state.scores[best],
+        )
+
+    def rng(self, task: Task, *parts) -> random.Random:
+        return random.Random(stable_seed(self.config.seed, task.id, self.name, *parts))
+
+    def format_examples(self, task: Task, state: SearchState) -> list[Example]:
+        pool = task.splits.get("format") or task.split("train")
+        return [pool[i] for i in state.format_indices]
