@@ -4,6 +4,10 @@
     spec = RunSpec(tasks=TaskSpec(source="user", files="reviews.csv", input_col="text", target_col="label"),
                    scorer=ModelSpec("llama3.1:8b", base_url="http://localhost:11434/v1"))
     results = optimize(spec, "runs/reviews")
+
+``RunSpec.method`` picks the optimizer: ``gpo`` or a baseline (``ape``, ``apo``,
+``opro``, ``pe2``, ``evoprompt-ga``, ``evoprompt-de``, ``empty``, ``cot``), all on the
+same scorer, extraction, budgets and run store.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Callable, Iterable
 from gpo.config import GPOConfig
 from gpo.llm import LLM, Pricing, ResponseCache, build_llm
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
-from gpo.optim.gpo import GPO, TaskResult, steps_per_epoch
+from gpo.optim.baselines import method_class
+from gpo.optim.search import PromptSearch, TaskResult
 from gpo.runs.store import RunStore, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.render import Position, PromptFormat
@@ -106,6 +111,12 @@ class RunSpec:
     embedder: str = "all-MiniLM-L6-v2"  # or "openai:<model>" (uses the optimizer's base URL)
     cache: str | None = None  # response cache file; default: <run_dir>/cache.sqlite
     concurrent_tasks: int = 4
+    method: str = "gpo"  # gpo, or a baseline: ape, apo, opro, pe2, evoprompt-ga, evoprompt-de, empty, cot
+    method_options: dict = field(default_factory=dict)  # the method's own knobs, e.g. {"beam": 4}
+
+    def __post_init__(self) -> None:
+        self.method = method_class(self.method).name  # unknown names and options fail here, not mid-run
+        method_class(self.method).parse_options(self.method_options)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -121,6 +132,8 @@ class RunSpec:
             embedder=d.get("embedder", "all-MiniLM-L6-v2"),
             cache=d.get("cache"),
             concurrent_tasks=d.get("concurrent_tasks", 4),
+            method=d.get("method", "gpo"),
+            method_options=d.get("method_options") or {},
         )
 
 
@@ -155,13 +168,21 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
     evaluator = Evaluator(scorer, fmt, spec.scoring.second_round, spec.scoring.max_tokens,
                           spec.scoring.second_round_max_tokens)
     embedder: Embedder | None = None
-    if cfg.momentum_selection_name == "relevance":
+    if spec.method == "gpo" and cfg.momentum_selection_name == "relevance":
         if spec.embedder.startswith("openai:"):
             embedder = OpenAIEmbedder(spec.embedder.split(":", 1)[1], base_url=spec.optimizer.base_url,
                                       api_key=os.environ.get(spec.optimizer.api_key_env or "") or None)
         else:
             embedder = SentenceTransformerEmbedder(None if spec.embedder == "all-MiniLM-L6-v2" else spec.embedder)
     return Runtime(optimizer, scorer, evaluator, embedder, cache)
+
+
+def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget=None) -> PromptSearch:
+    """The spec's method on the runtime's models (without a runtime: for planning only)."""
+    cls = method_class(spec.method)
+    if rt is None:
+        return cls(spec.config, None, None, options=spec.method_options)  # type: ignore[arg-type]
+    return cls(spec.config, rt.optimizer, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
 
 
 def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
@@ -200,8 +221,8 @@ async def optimize_async(
     if not resume:
         store.write_spec(spec.to_dict())
     rt = build_runtime(spec, run_dir)
-    optimizer = GPO(spec.config, rt.optimizer, rt.evaluator, rt.embedder, store, budget_check(spec, rt))
-    store.event("run_start", tasks=[t.id for t in tasks], resume=resume)
+    optimizer = build_optimizer(spec, rt, store, budget_check(spec, rt))
+    store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:
@@ -284,33 +305,33 @@ def read_prompt_file(path: str | Path) -> list[dict]:
 def plan(spec: RunSpec) -> dict:
     """Planned scorer and optimizer calls and an upper estimate of tokens (and cost) for a run."""
     cfg = spec.config
-    N = cfg.num_generated_instructions_in_each_step
+    method = build_optimizer(spec)
+    cap = cfg.budget.scorer_calls_per_task
     totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
               "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
     per_task = []
     for task in spec.tasks.load():
         second = 2 if (spec.scoring.chat and spec.scoring.second_round is not False and task.second_round) else 1
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
-        steps = cfg.num_search_epochs * steps_per_epoch(n_train, cfg.opt_batch_size)
-        per_step_examples = min(cfg.opt_batch_size, n_train) + N * n_eval
-        per_step_opt = 1 + (1 if cfg.gradient_name == "feedback" else 0)
-        if cfg.momentum_update_name == "real-time":
-            per_step_opt += 1
-            per_step_examples += n_eval
-        examples = n_eval + steps * per_step_examples + 2 * n_test + (steps * n_test if cfg.test_each_step else 0)
-        scorer_calls, opt_calls = examples * second, steps * per_step_opt
+        steps = method.total_steps(task)
+        per_step_examples, per_step_opt, per_step_samples = method.planned_step(min(cfg.opt_batch_size, n_train), n_eval)
+        search = (n_eval + steps * per_step_examples) * second
+        if cap is not None:
+            search = min(search, cap)
+        test = (2 * n_test + (steps * n_test if cfg.test_each_step and spec.method == "gpo" else 0)) * second
+        scorer_calls, opt_calls = search + test, steps * per_step_opt
         avg_in = sum(len(e.input) for e in task.split("eval")) / max(n_eval, 1) / 4 + 40  # ~4 chars a token
         totals["scorer_tokens"][0] += int(scorer_calls * avg_in)
-        totals["scorer_tokens"][1] += examples * spec.scoring.max_tokens + examples * (second - 1) * spec.scoring.second_round_max_tokens
+        totals["scorer_tokens"][1] += scorer_calls * spec.scoring.max_tokens
         totals["optimizer_tokens"][0] += opt_calls * int(600 + cfg.format_data_num * avg_in)
-        totals["optimizer_tokens"][1] += opt_calls * N * 100
+        totals["optimizer_tokens"][1] += steps * per_step_samples * 100
         totals["scorer_calls"] += scorer_calls
         totals["optimizer_calls"] += opt_calls
-        totals["optimizer_samples"] += steps * N
+        totals["optimizer_samples"] += steps * per_step_samples
         per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls})
     cost = sum(
         (tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6
         for role, tok in ((spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"]))
     )
-    return {"tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4),
+    return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4),
             "note": "upper estimate: cache hits, early stops and duplicate candidates make real runs cheaper"}

@@ -84,9 +84,25 @@ def _task_options(f):
     return f
 
 
+BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
+
+
 def _budget_options(f):
     for name, typ in (("max_scorer_calls", int), ("max_optimizer_calls", int), ("max_tokens", int), ("max_cost", float)):
         f = click.option("--" + name.replace("_", "-"), name, type=typ, default=None, help="Budget: stop cleanly at this limit.")(f)
+    f = click.option("--scorer-calls-per-task", "scorer_calls_per_task", type=int, default=None,
+                     help="Search budget: each task's search may send this many scorer requests (cache hits "
+                          "included); the final prompt is still tested. Equal budgets compare methods fairly.")(f)
+    return f
+
+
+def _method_options(f):
+    from gpo.optim.baselines import METHODS
+
+    f = click.option("--method-option", "method_option", multiple=True, metavar="KEY=VALUE",
+                     help="A method's own option, e.g. beam=4 (repeatable).")(f)
+    f = click.option("--method", default=None,
+                     help=f"Optimizer: {', '.join(METHODS)} (default gpo; GPO options apply to gpo only).")(f)
     return f
 
 
@@ -132,18 +148,18 @@ def build_spec(kw: dict):
         raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; presets: {', '.join(PRESETS)}")
     field_names = {f.name for f in dataclasses.fields(GPOConfig)}
     run_keys = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
-                "optimizer_base_url", "seed", "run_dir"}
+                "optimizer_base_url", "seed", "run_dir", "method", "method_options"}
     config_values = {k: v for k, v in section.items() if k not in run_keys}
     cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
     no_args = not any(v for k, v in kw.items()
-                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks") and v not in (None, (), False))
+                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method") and v not in (None, (), False))
     dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")
     base = dict(PRESETS[preset_name])
     if small and no_args and not file_data:
         base.update(SMALL_DEFAULT)
     try:
-        budget = Budget(**{k: kw.get(k) for k in ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost")})
+        budget = Budget(**{k: kw.get(k) for k in BUDGET_FIELDS})
         merged = {**base, **config_values, **cli_values}
         merged["budget"] = {**dataclasses.asdict(budget), **(merged.get("budget") or {}),
                             **{k: v for k, v in dataclasses.asdict(budget).items() if v is not None}}
@@ -204,8 +220,18 @@ def build_spec(kw: dict):
         second_round=kw.get("second_round"),
         chat=not kw.get("base_scorer"),
     )
-    return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring,
-                   concurrent_tasks=kw.get("concurrent_tasks") or 4)
+    method_options = dict(section.get("method_options") or {})
+    for item in kw.get("method_option") or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--method-option expects KEY=VALUE, got {item!r}")
+        method_options[key] = value
+    try:
+        return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring,
+                       concurrent_tasks=kw.get("concurrent_tasks") or 4,
+                       method=kw.get("method") or section.get("method") or "gpo", method_options=method_options)
+    except ConfigError as err:
+        raise UserError(str(err))
 
 
 # ---------------------------------------------------------------- progress
@@ -333,8 +359,8 @@ def _print_results(results) -> None:
     click.echo()
     for r in results:
         test = "" if r.final_test is None else f", test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}"
-        stop = f" (stopped: {r.stopped})" if r.stopped else ""
-        click.echo(f"{r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}{test}{stop}")
+        stop = f" (stopped: {r.stopped})" if r.stopped else (f" ({r.search_ended})" if r.search_ended else "")
+        click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}{test}{stop}")
         click.echo(f"  best prompt: {r.final_prompt!r}")
 
 
@@ -355,6 +381,7 @@ def main() -> None:
 @click.option("--config", "config_file", default=None, help="YAML or TOML file of options; flags override it.")
 @_task_options
 @_model_options
+@_method_options
 @_config_options
 @_budget_options
 @click.option("--run-dir", default=None, help="Where the run is written (default runs/<timestamp>).")

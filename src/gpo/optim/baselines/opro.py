@@ -1,0 +1,49 @@
+"""OPRO, Optimization by PROmpting (Yang et al., 2024, "Large Language Models as
+Optimizers").
+
+Each step shows the optimizer the best ``history`` prompts so far with their
+scores, in ascending order (the best last), plus a few task exemplars drawn
+afresh each step, and asks for a new prompt that scores higher than all of them.
+N candidates per step at the optimizer temperature, all scored on eval; the
+scored prompts are the memory of the next step.
+"""
+
+from __future__ import annotations
+
+from gpo.optim.search import PromptSearch, SearchState, stable_seed
+from gpo.optim.trajectory import StepRecord
+from gpo.optim.update import END, PLACEHOLDER, START, format_exemplars, k_list_block
+from gpo.scoring.render import Position
+from gpo.tasks.task import Example, Task
+
+
+def opro_prompt(history: list[tuple[str, float]], exemplars: list[Example], position: Position) -> str:
+    return "\n\n".join(
+        [
+            f"Your job is to write a prompt that goes in place of {PLACEHOLDER} in the task examples below.",
+            k_list_block(history).rstrip() + "\n(The list is in ascending order: the best prompt is last.)",
+            "Task examples, with the output a model should write:",
+            format_exemplars(exemplars, position),
+            "Write a new prompt that is different from every prompt above and scores higher than all of them. "
+            "Keep it short, effective and general enough for every example above.",
+            f"Put the new prompt between {START} and {END}.",
+        ]
+    )
+
+
+class OPRO(PromptSearch):
+    name = "opro"
+    defaults = {"history": 20, "exemplars": 3}
+
+    async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
+        cfg = self.config
+        best = self.ranked(state, list(state.scores))[: self.options["history"]]
+        history = [(p, state.scores[p]) for p in reversed(best)]
+        pool = task.splits.get("format") or task.split("train")
+        exemplars = self.rng(task, g).sample(pool, min(self.options["exemplars"], len(pool)))
+        meta = opro_prompt(history, exemplars, Position.parse(cfg.instruction_pos))
+        texts = await self.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
+                               stable_seed(cfg.seed, task.id, self.name, g))
+        candidates = self.screen(state, texts, state.current)
+        await self.score(task, state, candidates, g)
+        return self.record(task, state, g, meta, candidates)
