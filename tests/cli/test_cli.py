@@ -44,6 +44,16 @@ def test_dry_run_plans_calls_and_cost():
     assert bad.returncode == 2 and "expects IN,OUT" in bad.stderr
 
 
+def test_dry_run_for_a_baseline_and_a_search_budget():
+    plan = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro").stdout)
+    # eval 3 + 2 steps x 2 candidates x 3 + test 2 x 3 = 21 examples, two rounds each; 1 request a step
+    assert plan["method"] == "opro" and plan["scorer_calls"] == 42 and plan["optimizer_calls"] == 2
+    capped = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro", "--scorer-calls-per-task", "10").stdout)
+    assert capped["scorer_calls"] == 10 + 12  # the search budget, then the test split
+    fixed = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "cot").stdout)
+    assert fixed["optimizer_calls"] == 0 and fixed["scorer_calls"] == (3 + 6) * 2
+
+
 @pytest.mark.parametrize("args,message", [
     (["optimize", "--bogus-flag"], "No such option"),
     (["optimize", "--preset", "gpp"], "did you mean gpo"),
@@ -52,6 +62,9 @@ def test_dry_run_plans_calls_and_cost():
     (["optimize", "--dataset", "bbh", "--data-dir", "/nonexistent/data"], "data directory not found"),
     (["optimize", "--config", "/nonexistent.yaml"], "cannot read config file"),
     (["report", "/nonexistent/run"], "not a gpo run directory"),
+    (["optimize", "--method", "oprp"], "unknown method 'oprp' (did you mean opro"),
+    (["optimize", "--method", "apo", "--method-option", "bem=2"], "has no option 'bem' (did you mean beam"),
+    (["optimize", "--method", "apo", "--method-option", "beam"], "expects KEY=VALUE"),
 ])
 def test_bad_input_is_one_clear_line(args, message):
     proc = gpo(*args, check=False)
