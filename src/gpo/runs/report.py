@@ -114,7 +114,8 @@ def write_report(run_dir: str | Path) -> Path:
     cfg = spec.get("config", {})
     body.append("<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in [("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"]),
+        for k, v in [("method", spec.get("method", "gpo") + (f" {spec['method_options']}" if spec.get("method_options") else "")),
+                     ("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"]),
                      ("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
                      ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}"),
                      ("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}")]
