@@ -137,6 +137,8 @@ def tables(rows: list[dict], args) -> str:
             if setting == "instruction":
                 for k in ("scorer_requests", "scorer_tokens", "optimizer_samples", "optimizer_tokens"):
                     usage[row["method"]][k].append(r.get(k, 0))
+                usage[row["method"]]["changed"].append(r["final_prompt"] != r["initial_prompt"])
+                usage[row["method"]]["eval_gain"].append(r["final_eval"] - r["initial_eval"])
                 usage[row["method"]]["wall_s"].append(row["wall_s"] / max(1, len(row["results"])))
     seeds = args.seeds
 
@@ -167,15 +169,19 @@ def tables(rows: list[dict], args) -> str:
         detail.append(f"| {t} | " + " | ".join(cells) + " |")
 
     use = ["| method | scorer requests / task | scorer tokens / task | optimizer samples / task | "
-           "optimizer tokens / task | wall s / task (this machine) |", "|---|---|---|---|---|---|"]
+           "optimizer tokens / task | wall s / task (this machine) | final ≠ initial | eval gain (points) |",
+           "|---|---|---|---|---|---|---|---|"]
     for m in methods:
         u = usage[m]
         use.append(f"| {m} | {statistics.mean(u['scorer_requests']):.1f} | {statistics.mean(u['scorer_tokens']):,.0f} | "
                    f"{statistics.mean(u['optimizer_samples']):.1f} | {statistics.mean(u['optimizer_tokens']):,.0f} | "
-                   f"{statistics.mean(u['wall_s']):.0f} |")
+                   f"{statistics.mean(u['wall_s']):.0f} | {sum(u['changed'])}/{len(u['changed'])} | "
+                   f"{100 * statistics.mean(u['eval_gain']):+.1f} |")
     out = [table5, "", "Per task (test accuracy %, mean ± std over seeds):", "", "\n".join(detail), "",
            "What each method used, per task and seed (search only; scorer requests include the initial prompt's "
-           "eval scoring and count cache hits, so they are what a fresh run pays):", "", "\n".join(use)]
+           "eval scoring and count cache hits, so they are what a fresh run pays). \"final ≠ initial\" counts the "
+           "task-seed runs whose search found a prompt that beat the initial one on eval (ties keep the initial "
+           "prompt); the eval gain is the mean improvement on eval, where the prompt was selected:", "", "\n".join(use)]
     fs = per_task["few-shot"]
     if fs:
         cols = [m for m in args.methods if m in fs]
