@@ -206,7 +206,9 @@ def main(args) -> None:
     start = time.time()
     rows = [json.loads(l) for l in Path(args.results).read_text().splitlines()] if args.report_only else collect(args)
     wall = sum(r["wall_s"] for r in rows) / 60
-    body = f"""Command: `python bench/compare.py {' '.join(sys.argv[1:])}`
+    argv = [a for a in sys.argv[1:] if a not in ("--report-only", "--no-record")]
+    rebuilt = " (tables rebuilt from its results file with `--report-only`)" if args.report_only else ""
+    body = f"""Command: `python bench/compare.py {' '.join(argv)}`{rebuilt}
 
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'} (file order); search budget
@@ -215,8 +217,8 @@ Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(a
 {'on' if args.second_round else 'off'}; seeds {', '.join(map(str, args.seeds))}; initial prompt "Let's think step by
 step." for every method. Test accuracy (%), mean ± std over seeds of the dataset-group mean (empty and cot
 have no search and a greedy scorer, so one run stands for every seed). The final prompt is chosen on eval only.
-Wall time {wall:.0f} min of model time for these rows (this invocation: {(time.time() - start) / 60:.0f} min;
-finished runs are skipped on a rerun).
+Wall time {wall:.0f} min for these rows, summed over runs, on this machine (this invocation:
+{(time.time() - start) / 60:.0f} min; finished runs are skipped on a rerun).
 
 {tables(rows, args)}"""
     print(body)
