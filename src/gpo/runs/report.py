@@ -112,14 +112,15 @@ def write_report(run_dir: str | Path) -> Path:
     charts.mkdir(exist_ok=True)
     body = [f"<h1>gpo run report</h1><p>{html.escape(str(run_dir))}</p>"]
     cfg = spec.get("config", {})
+    method = spec.get("method", "gpo")
+    rows = [("method", method + (f" {spec['method_options']}" if spec.get("method_options") else "")),
+            ("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"])]
+    if method == "gpo":  # GPO's own options do not apply to the baselines
+        rows += [("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
+                 ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}")]
+    rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
     body.append("<table>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in [("method", spec.get("method", "gpo") + (f" {spec['method_options']}" if spec.get("method_options") else "")),
-                     ("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"]),
-                     ("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
-                     ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}"),
-                     ("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}")]
-    ) + "</table>")
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
     results = [e for e in events if e["event"] == "task_done"]
     if results:
         body.append("<h2>Results</h2><table><tr><th>task</th><th>initial eval</th><th>final eval</th><th>initial test</th><th>final test</th><th>best prompt</th></tr>")
