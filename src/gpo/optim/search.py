@@ -228,7 +228,7 @@ class PromptSearch:
         cfg = self.config
         self._begin(task)
         initial = self.initial_prompt(task)
-        fmt_pool = list(range(len(task.splits.get("format") or task.split("train"))))
+        fmt_pool = list(range(len(self.format_pool(task))))
         k = min(cfg.format_data_num, len(fmt_pool))
         fmt_idx = sorted(random.Random(stable_seed(cfg.seed, task.id, "format")).sample(fmt_pool, k))
         ev = await self.evaluator.evaluate(task, initial, "eval")
@@ -290,7 +290,7 @@ class PromptSearch:
 
     def search_budget_spent(self, task: Task, state: SearchState) -> bool:
         """True once scoring one more prompt on eval would not fit the per-task budget."""
-        one_prompt = len(task.split("eval")) * (2 if self.evaluator.uses_second_round(task) else 1)
+        one_prompt = len(task.split("eval")) * self.evaluator.requests_per_example(task)
         return self.remaining(task, state) < one_prompt
 
     # ------------------------------------------------------------------ helpers
@@ -407,6 +407,11 @@ class PromptSearch:
     def rng(self, task: Task, *parts) -> random.Random:
         return random.Random(stable_seed(self.config.seed, task.id, self.name, *parts))
 
+    @staticmethod
+    def format_pool(task: Task) -> list[Example]:
+        """Where meta-prompt exemplars come from: the format split, else train."""
+        return task.splits.get("format") or task.split("train")
+
     def format_examples(self, task: Task, state: SearchState) -> list[Example]:
-        pool = task.splits.get("format") or task.split("train")
+        pool = self.format_pool(task)
         return [pool[i] for i in state.format_indices]

@@ -105,7 +105,10 @@ class Evaluator:
         """Scorer requests that scoring this would send (0 for examples already scored)."""
         chosen = range(len(task.split(split))) if indices is None else indices
         todo = sum(1 for i in chosen if (task.id, split, instruction, i) not in self._records)
-        return todo * (2 if self.uses_second_round(task) else 1)
+        return todo * self.requests_per_example(task)
+
+    def requests_per_example(self, task: Task) -> int:
+        return 2 if self.uses_second_round(task) else 1
 
     def uses_second_round(self, task: Task) -> bool:
         wanted = self.format.chat if self.second_round is None else self.second_round

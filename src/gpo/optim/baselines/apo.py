@@ -90,8 +90,7 @@ class APO(PromptSearch):
             return  # everything fits in the beam: nothing to choose
         n_eval = len(task.split("eval"))
         m = max(1, min(o["bandit_batch"], n_eval))
-        per_example = 2 if self.evaluator.uses_second_round(task) else 1
-        reserve = o["beam"] * n_eval * per_example  # keep enough to score the kept prompts in full
+        reserve = o["beam"] * n_eval * self.evaluator.requests_per_example(task)  # keep enough to score the kept prompts in full
         sums = {p: state.scores[p] * n_eval for p in state.pool}
         pulls = {p: n_eval for p in state.pool}
         sums.update({p: 0.0 for p in new})

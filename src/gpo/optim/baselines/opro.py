@@ -39,7 +39,7 @@ class OPRO(PromptSearch):
         cfg = self.config
         best = self.ranked(state, list(state.scores))[: self.options["history"]]
         history = [(p, state.scores[p]) for p in reversed(best)]
-        pool = task.splits.get("format") or task.split("train")
+        pool = self.format_pool(task)
         exemplars = self.rng(task, g).sample(pool, min(self.options["exemplars"], len(pool)))
         meta = opro_prompt(history, exemplars, Position.parse(cfg.instruction_pos))
         texts = await self.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
