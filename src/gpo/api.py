@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gpo.config import GPOConfig
-from gpo.llm import LLM, Pricing, ResponseCache, build_llm
+from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
 from gpo.optim.search import PromptSearch, TaskResult
@@ -123,9 +123,12 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
+        """A spec as ``to_dict`` wrote it into run.json. A run written before racing existed
+        has no ``selection``: it resumes with ``full``, the rule it started with."""
+        config = {"selection": "full", **d.get("config", {})}
         return cls(
             tasks=TaskSpec(**d.get("tasks", {})),
-            config=GPOConfig.from_dict(d.get("config", {})),
+            config=GPOConfig.from_dict(config),
             optimizer=ModelSpec(**d.get("optimizer", {})),
             scorer=ModelSpec(**d.get("scorer", {})),
             scoring=ScoringSpec(**d.get("scoring", {})),
@@ -153,19 +156,20 @@ class Runtime:
         self.cache.close()
 
 
+def build_prompt_format(spec: RunSpec) -> PromptFormat:
+    cfg = spec.config
+    return PromptFormat(position=Position.parse(cfg.instruction_pos), include_qa=cfg.include_qa,
+                        few_shot=cfg.few_shot_number if cfg.evaluate_generated_ins_on_few_shot else 0,
+                        chat=spec.scoring.chat)
+
+
 def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
     cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
     cache = ResponseCache(cache_path)
     optimizer = spec.optimizer.build(cache)
     scorer = spec.scorer.build(cache)
     cfg = spec.config
-    fmt = PromptFormat(
-        position=Position.parse(cfg.instruction_pos),
-        include_qa=cfg.include_qa,
-        few_shot=cfg.few_shot_number if cfg.evaluate_generated_ins_on_few_shot else 0,
-        chat=spec.scoring.chat,
-    )
-    evaluator = Evaluator(scorer, fmt, spec.scoring.second_round, spec.scoring.max_tokens,
+    evaluator = Evaluator(scorer, build_prompt_format(spec), spec.scoring.second_round, spec.scoring.max_tokens,
                           spec.scoring.second_round_max_tokens)
     embedder: Embedder | None = None
     if spec.method == "gpo" and cfg.momentum_selection_name == "relevance":
@@ -223,6 +227,10 @@ async def optimize_async(
     rt = build_runtime(spec, run_dir)
     optimizer = build_optimizer(spec, rt, store, budget_check(spec, rt))
     store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
+    planned = plan(spec)
+    store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
+                selection=spec.config.selection, resume=resume,
+                **await estimate_time(spec, planned, rt.scorer, rt.optimizer, tasks[0]))
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:
@@ -333,5 +341,62 @@ def plan(spec: RunSpec) -> dict:
         (tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6
         for role, tok in ((spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"]))
     )
-    return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4),
-            "note": "upper estimate: cache hits, early stops and duplicate candidates make real runs cheaper"}
+    note = "upper estimate: cache hits, early stops and duplicate candidates make real runs cheaper"
+    if cfg.selection == "race":
+        note += "; with selection=race it is an upper bound: candidates significantly worse than a step's leader stop early"
+    return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4), "note": note}
+
+
+LONG_RUN_S = 3600
+PROBE_TOKENS = 32
+
+
+async def estimate_time(spec: RunSpec, planned: dict, scorer: LLM, optimizer: LLM, task: Task) -> dict:
+    """Wall time of a plan on this machine. Models that run in process are timed now on a
+    few requests (outside the cache and the usage counts); an endpoint's speed is known
+    only once the run is going (the progress view's ETA uses it)."""
+    out: dict = {"estimated_wall_s": None}
+    seconds, timed = 0.0, []
+    if scorer.in_process:
+        evaluator = Evaluator(scorer, build_prompt_format(spec), max_tokens=spec.scoring.max_tokens)
+        n = min(2, len(task.split("eval")))
+        requests = evaluator.first_requests(task, build_optimizer(spec).initial_prompt(task), "eval", range(n))
+        per_request = sum([await scorer.time_request(r) for r in requests]) / max(1, n)
+        seconds += per_request * planned["scorer_calls"]
+        timed.append(f"scorer {per_request:.2f} s a request")
+    if optimizer.in_process:
+        probe = Request.chat("Write one short instruction for a language model.", temperature=0.0,
+                             max_tokens=PROBE_TOKENS)
+        per_token = await optimizer.time_request(probe) / PROBE_TOKENS
+        seconds += per_token * planned["optimizer_tokens"][1]
+        timed.append(f"optimizer {1 / per_token:.0f} tokens/s")
+    if not timed:
+        out["timing"] = "endpoints: timed once the run is going (see the progress view's ETA)"
+        return out
+    out["estimated_wall_s"] = round(seconds)
+    out["timing"] = ", ".join(timed) + (" (timed on this machine; endpoints not included)"
+                                        if not (scorer.in_process and optimizer.in_process) else " (timed on this machine)")
+    if seconds > LONG_RUN_S:
+        out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
+                       f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
+                       "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+async def plan_with_time(spec: RunSpec) -> dict:
+    """``plan`` plus the wall-time estimate (the dry run's answer)."""
+    planned = plan(spec)
+    scorer, optimizer = spec.scorer.build(None), spec.optimizer.build(None)
+    try:
+        return planned | await estimate_time(spec, planned, scorer, optimizer, spec.tasks.load()[0])
+    finally:
+        await scorer.aclose()
+        await optimizer.aclose()

@@ -24,6 +24,8 @@ CHOICES = {
     "decay_strategy": ("-", "fixed", "linear", "cosine"),
     "util_gradient_name": ("edit", "generate", "edit_without", "generate_without"),
     "edit_budget_enforcement": ("off", "reject", "resample"),
+    "selection": ("race", "full"),
+    "adopt": ("best", "significant"),
 }
 
 
@@ -86,6 +88,11 @@ class GPOConfig:
     max_resample_rounds: int = 2
     test_each_step: bool = False  # score every step's prompt on test too (reporting only)
     train_probe: bool = True  # score U on the train batch every step (GPO_SPEC 5.4.1); off: only when the feedback gradient needs it
+    # how a step's candidates are scored and the final prompt adopted (gpo.scoring.racing, .stats)
+    selection: str = "race"  # race: stop candidates significantly worse than the leader; full: score all on all of eval
+    race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
+    race_block: int = 8  # examples per racing block (at least 8)
+    adopt: str = "best"  # best: the highest eval mean; significant: only if better than the initial prompt at race_alpha
     seed: int = 0
     budget: Budget = field(default_factory=Budget)
 
@@ -148,6 +155,10 @@ class GPOConfig:
             raise ConfigError("edit_budget_enforcement needs learning_rate_name='w_lr' (a word budget to enforce)")
         if self.use_warmup_strategy and self.warmup_steps < 1:
             raise ConfigError("use_warmup_strategy needs warmup_steps >= 1")
+        if not 0 < self.race_alpha < 1:
+            raise ConfigError(f"race_alpha must be between 0 and 1, got {self.race_alpha}")
+        if self.race_block < 8:
+            raise ConfigError(f"race_block must be at least 8 examples (a paired test on fewer can stop nothing), got {self.race_block}")
         if self.evaluate_generated_ins_on_few_shot and self.few_shot_number < 1:
             raise ConfigError("evaluate_generated_ins_on_few_shot needs few_shot_number >= 1")
 
@@ -178,23 +189,27 @@ class GPOConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
-# The paper's recommended setting (GPO.sh) and the alternatives it analyses.
+# The paper's recommended setting (GPO.sh) and the alternatives it analyses. ``gpo`` is the
+# default recipe and races candidates; ``gpo-paper`` and the analysis presets score every
+# candidate on the whole eval split, as the paper did, so they reproduce its tables.
+PAPER = dict(selection="full")
 PRESETS: dict[str, dict] = {
     "gpo": {},
-    "no-momentum": dict(momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-"),
-    "momentum-recency": dict(momentum_selection_name="recency"),
-    "momentum-importance": dict(momentum_selection_name="importance"),
-    "momentum-real-time": dict(momentum_selection_name="-", momentum_update_name="real-time"),
-    "feedback-gradient": dict(gradient_name="feedback", util_gradient_name="generate"),
-    "feedback-momentum": dict(gradient_name="feedback", util_gradient_name="generate",
+    "gpo-paper": PAPER,
+    "no-momentum": dict(PAPER, momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-"),
+    "momentum-recency": dict(PAPER, momentum_selection_name="recency"),
+    "momentum-importance": dict(PAPER, momentum_selection_name="importance"),
+    "momentum-real-time": dict(PAPER, momentum_selection_name="-", momentum_update_name="real-time"),
+    "feedback-gradient": dict(PAPER, gradient_name="feedback", util_gradient_name="generate"),
+    "feedback-momentum": dict(PAPER, gradient_name="feedback", util_gradient_name="generate",
                               momentum_para_name="feedback", momentum_selection_name="recency"),
-    "edit": dict(util_gradient_name="edit_without"),
-    "edit-feedback": dict(gradient_name="feedback", util_gradient_name="edit"),
-    "no-lr": dict(learning_rate_name="wo_lr", decay_strategy="-"),
-    "lr-fixed": dict(decay_strategy="fixed"),
-    "lr-linear": dict(decay_strategy="linear"),
-    "lr-cosine-warmup": dict(use_warmup_strategy=True, warmup_steps=3),
-    "few-shot": dict(evaluate_generated_ins_on_few_shot=True),
+    "edit": dict(PAPER, util_gradient_name="edit_without"),
+    "edit-feedback": dict(PAPER, gradient_name="feedback", util_gradient_name="edit"),
+    "no-lr": dict(PAPER, learning_rate_name="wo_lr", decay_strategy="-"),
+    "lr-fixed": dict(PAPER, decay_strategy="fixed"),
+    "lr-linear": dict(PAPER, decay_strategy="linear"),
+    "lr-cosine-warmup": dict(PAPER, use_warmup_strategy=True, warmup_steps=3),
+    "few-shot": dict(PAPER, evaluate_generated_ins_on_few_shot=True),
 }
 
 

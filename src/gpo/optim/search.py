@@ -27,6 +27,8 @@ from gpo.llm.embed import Embedder
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
 from gpo.scoring.evaluate import Evaluation, Evaluator
+from gpo.scoring.racing import Stop, example_order, least_cost, race
+from gpo.scoring.stats import Comparison
 from gpo.tasks.catalog import suggest
 from gpo.tasks.task import Example, Task
 
@@ -64,6 +66,11 @@ class TaskResult:
     scorer_tokens: int = 0
     optimizer_samples: int = 0  # optimizer completions the search asked for
     optimizer_tokens: int = 0
+    selection: str = "full"  # how candidates were scored: race or full
+    adopt: str = "best"  # how the final prompt was adopted: best (eval mean) or significant
+    eval_comparison: dict | None = None  # final against initial on eval (stats.Comparison.as_dict)
+    test_comparison: dict | None = None  # final against initial on test
+    not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -245,30 +252,44 @@ class PromptSearch:
 
     async def _finish(self, task: Task, state: SearchState, total: int, stopped: str | None,
                       ended: str | None = None) -> TaskResult:
-        """The final prompt is the best on eval. Its test score (and the initial prompt's)
-        is reported, except after a run-budget stop, which spends nothing more."""
-        best = state.trajectory.best()
-        initial = state.trajectory.points[0]
-        init_test = best_test = None
+        """The final prompt is the best on eval (with ``adopt='significant'``: only if it beats
+        the initial prompt significantly there, else the initial prompt stays). Both are compared
+        on eval and, except after a run-budget stop, which spends nothing more, on test."""
+        cfg = self.config
+        best, initial = state.trajectory.best(), state.trajectory.points[0]
+        eval_cmp = await self.compare(task, initial.prompt, best.prompt, "eval")
+        final, not_adopted = best, None
+        if cfg.adopt == "significant" and best.prompt != initial.prompt and not eval_cmp.significant:
+            final, not_adopted = initial, {"prompt": best.prompt, "eval": best.score, "comparison": eval_cmp.as_dict()}
+            eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
+        test_cmp = init_test = final_test = None
         if not stopped:
-            init_ev = await self.evaluator.evaluate(task, initial.prompt, "test")
-            best_ev = await self.evaluator.evaluate(task, best.prompt, "test")
-            self.hooks.save_evaluation(task, "test/initial", init_ev)
-            self.hooks.save_evaluation(task, "test/final", best_ev)
-            init_test, best_test = init_ev.score, best_ev.score
+            test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
+            init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
         result = TaskResult(
             dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
-            final_prompt=best.prompt, final_eval=best.score, initial_test=init_test,
-            final_test=best_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
+            final_prompt=final.prompt, final_eval=final.score, initial_test=init_test,
+            final_test=final_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
             method=self.name, search_ended=ended, scorer_requests=state.scorer_requests,
             scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
-            optimizer_tokens=state.optimizer_tokens,
+            optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt,
+            eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
+            not_adopted=not_adopted,
         )
         state.done = not stopped
         state.result = result.as_dict()
         self.hooks.save_state(task, state.to_dict())
         self.hooks.event("task_done", **{**result.as_dict(), "task": task.id})
         return result
+
+    async def compare(self, task: Task, initial: str, final: str, split: str, save: bool = False) -> Comparison:
+        """Final against initial prompt on the whole split, paired example by example.
+        (Eval scorings are already in the Evaluator, or in the response cache after a resume.)"""
+        init_ev, final_ev = await self.evaluator.evaluate_many(task, [initial, final], split)
+        if save:
+            self.hooks.save_evaluation(task, f"{split}/initial", init_ev)
+            self.hooks.save_evaluation(task, f"{split}/final", final_ev)
+        return final_ev.versus(init_ev, alpha=self.config.race_alpha, seed=stable_seed(self.config.seed, task.id, split))
 
     # ------------------------------------------------------------------ spending
     def _begin(self, task: Task) -> None:
@@ -352,27 +373,62 @@ class PromptSearch:
         return list(zip(fits, evaluations))
 
     async def score(self, task: Task, state: SearchState, candidates: list[Candidate], g: int) -> None:
-        """Score the usable, new candidates on eval (together), as many as the search
-        budget allows in generation order; the rest are marked. Every usable candidate
-        gets its eval score, and each is reported as an event."""
+        """Score the usable, new candidates on eval (together), as many as the search budget
+        allows in generation order (under ``full`` each at its whole-split cost; under
+        ``race`` the least a race of them can cost, and the race keeps within the budget);
+        the rest are marked. With ``selection='race'`` the candidates
+        significantly worse than the leader stop early and are marked; every other usable
+        candidate gets its whole-split eval score. Each is reported as an event."""
         fresh, planned = [], 0
+        racing = self.config.selection == "race"
         for c in candidates:
             if c.rejected is not None or c.reused or c.text in (f.text for f in fresh):
                 continue
             cost = self.evaluator.cost(task, c.text, "eval")
+            if racing and fresh:  # a race needs one whole split, then a first block for each other candidate
+                per = self.evaluator.requests_per_example(task)
+                cost = per * least_cost(len(fresh) + 1, len(task.split("eval")), self.config.race_block) - planned
             if planned + cost > self.remaining(task, state):
                 c.rejected = SPENT
                 continue
             planned += cost
             fresh.append(c)
-        evaluations = await self.evaluator.evaluate_many(task, [c.text for c in fresh], "eval")
-        for c, ev in zip(fresh, evaluations):
-            state.scores[c.text] = ev.score
-            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(c.text):08x}", ev)
+        stops = await self.race(task, state, [c.text for c in fresh], g) if self.config.selection == "race" else {}
+        finished = [c.text for c in fresh if c.text not in stops]
+        for text, ev in zip(finished, await self.evaluator.evaluate_many(task, finished, "eval")):
+            state.scores[text] = ev.score
+            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}", ev)
         for c in candidates:
-            if c.rejected is None:
+            if c.text in stops and c.rejected is None:
+                stop = stops[c.text]
+                c.rejected, c.race_examples, c.race_estimate = stop.reason(), stop.examples, stop.estimate
+            elif c.rejected is None:
                 c.score = state.scores[c.text]
             self.hooks.event("candidate", task=task.id, global_step=g, **asdict(c))
+
+    async def race(self, task: Task, state: SearchState, prompts: list[str], g: int) -> dict[str, Stop]:
+        """Race a step's new candidates over eval in one seeded example order (gpo.scoring.racing).
+        Returns the stopped ones; their partial records are saved. The survivors' records are in
+        the Evaluator, so their whole-split scoring sends nothing again."""
+        cfg, n = self.config, len(task.split("eval"))
+        if len(prompts) < 2:
+            return {}
+
+        async def fetch(alive: list[str], indices: list[int]) -> dict[str, list[float]]:
+            evaluations = await self.evaluator.evaluate_many(task, alive, "eval", indices)
+            return {p: [r.score for r in ev.records] for p, ev in zip(alive, evaluations)}
+
+        def affordable(scorings: int) -> bool:
+            return scorings * self.evaluator.requests_per_example(task) <= self.remaining(task, state)
+
+        seed = stable_seed(cfg.seed, task.id, "race", g)
+        result = await race(prompts, n, fetch, block=cfg.race_block, alpha=cfg.race_alpha, seed=seed,
+                            affordable=affordable)
+        order = example_order(n, seed)
+        for text, stop in result.stopped.items():
+            partial = await self.evaluator.evaluate(task, text, "eval", order[: stop.examples])
+            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}-raced", partial)
+        return result.stopped
 
     def ranked(self, state: SearchState, prompts: list[str]) -> list[str]:
         """Scored prompts, best first on eval; ties keep the given order (deterministic)."""

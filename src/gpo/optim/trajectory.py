@@ -24,6 +24,8 @@ class Candidate:
     edit_distance: int | None = None  # words changed relative to the current prompt
     rejected: str | None = None  # why it was not evaluated (leak, empty, duplicate, over budget)
     reused: bool = False  # seen in an earlier step; its stored score was used
+    race_examples: int | None = None  # stopped by racing: eval examples it was scored on
+    race_estimate: float | None = None  # stopped by racing: its mean on those examples (not an eval score)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from gpo.llm.base import LLM, Request
 from gpo.scoring.extract import second_round_context
 from gpo.scoring.metrics import score_answer
 from gpo.scoring.render import PromptFormat, prompt_text, render
+from gpo.scoring.stats import Comparison, compare
 from gpo.tasks.task import Example, Task
 
 
@@ -64,6 +65,12 @@ class Evaluation:
         mean = self.score
         var = sum((r.score - mean) ** 2 for r in self.records) / (self.n - 1)
         return 1.96 * math.sqrt(var / self.n)
+
+    def versus(self, baseline: "Evaluation", alpha: float = 0.05, seed: int = 0) -> Comparison:
+        """This prompt against ``baseline``, paired on the same examples (``stats.compare``)."""
+        if [r.index for r in self.records] != [r.index for r in baseline.records] or self.split != baseline.split:
+            raise ValueError(f"{self.task}: paired comparison needs the same {self.split} examples for both prompts")
+        return compare([r.score for r in baseline.records], [r.score for r in self.records], alpha=alpha, seed=seed)
 
     def wrong(self) -> list[Record]:
         """Records that did not score full marks (the feedback gradient's material)."""
@@ -145,12 +152,15 @@ class Evaluator:
         records = [self._records[(task.id, split, instruction, i)] for i in chosen]
         return Evaluation(task=task.id, split=split, instruction=instruction, records=records)
 
-    async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
+    def first_requests(self, task: Task, instruction: str, split: str, chosen: Sequence[int]) -> list[Request]:
+        """The first-round scorer requests for these examples (greedy, rendered as configured)."""
         examples = task.split(split)
         demos = task.splits.get("few_shot", [])[: self.format.few_shot] if self.format.few_shot else []
-        firsts = [
-            self._greedy(render(instruction, examples[i], self.format, demos), self.max_tokens) for i in chosen
-        ]
+        return [self._greedy(render(instruction, examples[i], self.format, demos), self.max_tokens) for i in chosen]
+
+    async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
+        examples = task.split(split)
+        firsts = self.first_requests(task, instruction, split, chosen)
         first_out = await self.scorer.generate(firsts)
         self._count(task, first_out)
         answers = [c.text for c in first_out]
