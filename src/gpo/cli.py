@@ -35,6 +35,16 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+HELP = {
+    "selection": "race (default): stop candidates significantly worse than the step's leader early; "
+                 "full: score every candidate on the whole eval split (the paper's rule).",
+    "race_alpha": "Level of racing's paired tests and of every significance shown (default 0.05).",
+    "race_block": "Eval examples per racing block (default 8, at least 8).",
+    "adopt": "best (default): the final prompt is the highest on eval; significant: only if it beats "
+             "the initial prompt on eval at --race-alpha, else the initial prompt stays.",
+}
+
+
 def _config_options(f):
     """One flag per GPOConfig field, named as in the paper, with underscore aliases."""
     for fld in reversed(dataclasses.fields(GPOConfig)):
@@ -47,6 +57,7 @@ def _config_options(f):
             continue
         typ = {"int": int, "float": float}.get(str(fld.type), str)
         help_text = f"[GPO option] one of: {', '.join(CHOICES[fld.name])}" if fld.name in CHOICES else "[GPO option]"
+        help_text = HELP.get(fld.name, help_text)
         f = click.option(*names, fld.name, type=typ, default=None, help=help_text)(f)
     return f
 
@@ -279,6 +290,10 @@ class Progress:
             self.usage = {k: v for k, v in event.items() if k in ("optimizer", "scorer")}
         if self.mode == "quiet":
             return
+        if event["event"] == "plan" and self._live:
+            self.console.print(plan_line(event))
+            if event.get("hint"):
+                self.console.print(event["hint"])
         if self._live:
             self._live.update(self._render())
 
@@ -305,6 +320,17 @@ class Progress:
                 f"${u['scorer']['cost'] + u['optimizer']['cost']:.4f}"
             )
         return table
+
+
+def plan_line(event: dict) -> str:
+    from gpo.api import format_duration
+
+    whole = " for the whole run (finished work comes from the cache)" if event.get("resume") else ""
+    bound = ", an upper bound under racing" if event.get("selection") == "race" else ""
+    wall = (f"estimated wall time {format_duration(event['estimated_wall_s'])}{whole}"
+            if event.get("estimated_wall_s") is not None else "wall time: see the ETA once the run is going")
+    return (f"plan: at most {event['scorer_calls']:,} scorer requests{bound}, {event['optimizer_samples']:,} "
+            f"optimizer samples; {wall} ({event.get('timing', '')})")
 
 
 def run_with_interrupts(coro_factory, run_dir: str):
@@ -355,13 +381,27 @@ def _default_run_dir() -> str:
     return str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
 
 
+def _gain(comparison: dict | None) -> str:
+    from gpo.scoring.stats import Comparison
+
+    return f" ({Comparison.from_dict(comparison).describe()})" if comparison else ""
+
+
 def _print_results(results) -> None:
     click.echo()
     for r in results:
-        test = "" if r.final_test is None else f", test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}"
         stop = f" (stopped: {r.stopped})" if r.stopped else (f" ({r.search_ended})" if r.search_ended else "")
-        click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}{test}{stop}")
+        click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}"
+                   f"{_gain(r.eval_comparison)}{stop}")
+        if r.final_test is not None:
+            click.echo(f"  test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
+        if r.not_adopted:
+            click.echo(f"  kept the initial prompt (--adopt significant): the best on eval, {r.not_adopted['prompt']!r}, "
+                       f"was{_gain(r.not_adopted['comparison'])}")
         click.echo(f"  best prompt: {r.final_prompt!r}")
+    if any(r.final_test is not None for r in results):
+        click.echo("(eval gains are measured on the split the prompt was chosen on, so they lean optimistic; "
+                   "test is the unbiased check)")
 
 
 # ---------------------------------------------------------------- commands
@@ -390,14 +430,17 @@ def main() -> None:
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live", help="live view, quiet, or JSON-lines events on stdout.")
 def optimize(**kw) -> None:
     """Optimize prompts for one or more tasks."""
-    from gpo.api import optimize_async, plan
+    from gpo.api import optimize_async, plan_with_time
 
     spec = build_spec(kw)
     if kw["dry_run"]:
         try:
-            click.echo(json.dumps(plan(spec), indent=2))
+            planned = asyncio.run(plan_with_time(spec))
         except TaskError as err:
             raise UserError(str(err))
+        click.echo(json.dumps(planned, indent=2))
+        if planned.get("hint"):
+            click.echo(planned["hint"], err=True)
         return
     try:
         spec.tasks.load()
@@ -465,8 +508,13 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
     except TaskError as err:
         raise UserError(str(err))
     results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir), out_dir)
+    first: dict[str, object] = {}
     for task, ev in results:
-        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}")
+        versus = ""
+        if task.id in first:
+            versus = f"  vs the first: {ev.versus(first[task.id], alpha=spec.config.race_alpha).describe()}"
+        first.setdefault(task.id, ev)
+        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}{versus}")
     click.echo(f"per-example records: {out_dir}")
 
 

@@ -54,6 +54,45 @@ def test_dry_run_for_a_baseline_and_a_search_budget():
     assert fixed["optimizer_calls"] == 0 and fixed["scorer_calls"] == (3 + 6) * 2
 
 
+def test_dry_run_times_the_embedded_model_and_says_racing_is_an_upper_bound():
+    plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
+    assert plan["estimated_wall_s"] > 0 and "timed on this machine" in plan["timing"]
+    assert "upper bound" in plan["note"]
+    full = json.loads(gpo("optimize", "--dry-run", *TINY, "--selection", "full").stdout)
+    assert "upper bound" not in full["note"] and full["scorer_calls"] == plan["scorer_calls"]
+
+
+def test_a_long_plan_names_the_options_that_shorten_it(tmp_path):
+    rows = tmp_path / "rows.csv"  # a user's 300-row yes/no CSV with the default recipe
+    rows.write_text("text,label\n" + "".join(f"Is {i} even?,{'yes' if i % 2 == 0 else 'no'}\n" for i in range(300)))
+    proc = gpo("optimize", "--dry-run", "--dataset", "user", "--data-file", str(rows), "--input-col", "text",
+               "--target-col", "label")
+    plan = json.loads(proc.stdout)
+    assert plan["scorer_calls"] > 10_000 and plan["estimated_wall_s"] > 3600
+    assert len(proc.stderr.strip().splitlines()) == 1
+    for option in ("--selection race", "--scorer-calls-per-task", "--max-examples"):
+        assert option in proc.stderr
+    url = "http://127.0.0.1:9/v1"  # nothing listens: an endpoint's speed is not probed before the run
+    endpoint = json.loads(gpo("optimize", "--dry-run", *TINY, "--scorer-model", "m", "--scorer-base-url", url,
+                              "--optimizer-model", "m", "--optimizer-base-url", url).stdout)
+    assert endpoint["estimated_wall_s"] is None and "once the run is going" in endpoint["timing"]
+
+
+def test_closing_lines_carry_intervals_and_significance(capsys):
+    from gpo.cli import _print_results
+    from gpo.optim.search import TaskResult
+    from gpo.scoring.stats import compare
+
+    eval_gain = compare([0] * 14 + [1] * 6, [0] * 8 + [1] * 12)  # six examples won, none lost
+    test_gain = compare([1, 0, 1, 0], [1, 1, 1, 0])
+    r = TaskResult("bbh", "navigate", "start", 0.3, "better", 0.6, 0.5, 0.75,
+                   eval_comparison=eval_gain.as_dict(), test_comparison=test_gain.as_dict())
+    _print_results([r])
+    out = capsys.readouterr().out
+    assert "bbh/navigate: eval 30.0 -> 60.0 (+30.0, 95% CI +" in out and "p = 0.03)" in out
+    assert "test 50.0 -> 75.0 (+25.0, 95% CI " in out and "p = 1.00, not significant)" in out
+
+
 @pytest.mark.parametrize("args,message", [
     (["optimize", "--bogus-flag"], "No such option"),
     (["optimize", "--preset", "gpp"], "did you mean gpo"),
@@ -106,7 +145,8 @@ def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     """A tiny real run on the embedded model, killed mid-step, resumed to the same
     result as an uninterrupted run with zero repeated model calls."""
     ref = tmp_path / "ref"
-    gpo("optimize", *TINY, "--run-dir", str(ref), "--progress", "quiet")
+    closing = gpo("optimize", *TINY, "--run-dir", str(ref), "--progress", "quiet").stdout
+    assert "95% CI" in closing and "p = " in closing  # every gain is stated with its uncertainty
     ref_rows = (ref / "optimized_prompts.jsonl").read_text()
 
     run = tmp_path / "run"
@@ -144,9 +184,11 @@ def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     assert "finished" in listing and str(run) in listing
 
     # evaluate reads back optimized_prompts.jsonl
-    out = gpo("evaluate", "--prompts-file", str(run / "optimized_prompts.jsonl"), "--task", "navigate",
+    out = gpo("evaluate", "--prompts-file", str(run / "optimized_prompts.jsonl"), "--prompt", "Answer yes or no.",
+              "--task", "navigate",
               "--max-examples", "test=3", "--scorer-max-tokens", "16", "--out", str(tmp_path / "ev")).stdout
     assert "synthetic/navigate [test, n=3]" in out
+    assert out.count("vs the first: ") == 1 and "95% CI" in out  # the second prompt against the first
     records = list((tmp_path / "ev").glob("*.jsonl"))
     assert records and json.loads(records[0].read_text().splitlines()[0])["summary"]["n"] == 3
     final_test = json.loads(ref_rows.splitlines()[0])["final_test"]

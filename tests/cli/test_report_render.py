@@ -49,6 +49,9 @@ def test_report_contents(tmp_path):
     html = write_report(scripted_run(tmp_path / "run")).read_text()
     assert html.count("<img") == 2 and "<del>" in html and "<ins>" in html
     assert "J +++++" in html and "Usage" in html
+    assert "candidate selection" in html and "every candidate scored on the whole eval split" in html
+    assert "final prompt adopted" in html and "best: the highest eval mean" in html
+    assert html.count("95% CI") >= 2 and "p = " in html  # eval and test gains with their uncertainty
 
 
 def test_report_renders_in_headless_chromium(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
@@ -170,6 +171,15 @@ class LLM(ABC):
     @property
     def cost(self) -> float:
         return self.pricing.cost(self.usage) if self.pricing else 0.0
+
+    in_process = False  # True where this machine runs the model itself (its speed can be timed here)
+
+    async def time_request(self, request: Request) -> float:
+        """Wall seconds the backend takes to answer one request, outside the cache and the
+        usage counts: the probe behind a run's time estimate."""
+        start = time.perf_counter()
+        await self._sample(request, list(range(request.n)))
+        return time.perf_counter() - start
 
     async def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Answer every request, concurrently up to the backend's limit, in order."""

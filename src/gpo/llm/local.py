@@ -86,6 +86,7 @@ class LocalLLM(LLM):
     path: Path | None = None
     n_ctx: int = 8192
     concurrency: int = 1
+    in_process = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,8 +1,11 @@
 """``gpo report``: a self-contained HTML page (charts inlined) plus the PNG charts.
 
-Per task: eval score per step with every candidate as a point, the word budget
+Per task: eval score per step with every candidate as a point (those racing
+stopped early at their partial mean), the word budget
 against the measured edit distance of candidates, and the chosen prompt's
-evolution as a word diff per step. Then usage and cost.
+evolution as a word diff per step. The results table gives each gain with its
+interval and p-value, and the page names the selection and adoption rules.
+Then usage and cost.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 from pathlib import Path
 
 from gpo.runs.store import read_events, read_spec
+from gpo.scoring.stats import Comparison
 
 
 def _load_states(run_dir: Path) -> dict[str, dict]:
@@ -52,6 +56,11 @@ def _scores_chart(name: str, state: dict, out: Path) -> Path:
     xs = [s["global_step"] + 1 for s in traj["steps"] for c in s["candidates"] if c.get("score") is not None]
     ys = [100 * c["score"] for s in traj["steps"] for c in s["candidates"] if c.get("score") is not None]
     ax.scatter(xs, ys, s=14, alpha=0.45, color="#7a8fb8", label="candidates (eval)")
+    raced = [(s["global_step"] + 1, 100 * c["race_estimate"]) for s in traj["steps"] for c in s["candidates"]
+             if c.get("race_estimate") is not None]
+    if raced:
+        ax.scatter(*zip(*raced), s=18, marker="x", alpha=0.6, color="#999999",
+                   label="stopped by racing (mean on the examples scored)")
     scores = [100 * p["score"] for p in traj["points"]]
     ax.plot(range(len(scores)), scores, marker="o", color="#1f4e9c", label="chosen prompt (eval)")
     best = [max(scores[: i + 1]) for i in range(len(scores))]
@@ -89,6 +98,19 @@ def _word_diff(a: str, b: str) -> str:
     return " ".join(parts)
 
 
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _gain(comparison: dict | None) -> str:
+    """A comparison as text; not significant ones greyed and labelled so."""
+    if not comparison:
+        return "-"
+    c = Comparison.from_dict(comparison)
+    style = "" if c.significant else " class='ns'"
+    return f"<span{style}>{html.escape(c.describe())}</span>"
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
@@ -99,7 +121,7 @@ body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222
 h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 img{max-width:100%;display:block;margin:.6em 0} del{background:#fbd5d5;text-decoration:line-through} ins{background:#d4f5d4;text-decoration:none}
-.prompt{font-family:ui-monospace,monospace;white-space:pre-wrap;background:#f6f8fa;padding:.5em;border-radius:4px}
+.ns{color:#777} .prompt{font-family:ui-monospace,monospace;white-space:pre-wrap;background:#f6f8fa;padding:.5em;border-radius:4px}
 """
 
 
@@ -118,19 +140,33 @@ def write_report(run_dir: str | Path) -> Path:
     if method == "gpo":  # GPO's own options do not apply to the baselines
         rows += [("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
                  ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}")]
+    rows.append(("candidate selection", f"{cfg.get('selection', 'full')}" + (
+        f" (paired tests at alpha {cfg.get('race_alpha')}, Holm-corrected, blocks of {cfg.get('race_block')})"
+        if cfg.get("selection", "full") == "race" else " (every candidate scored on the whole eval split)")))
+    rows.append(("final prompt adopted", {"best": "best: the highest eval mean",
+                                          "significant": f"significant: only if better than the initial prompt on eval "
+                                                         f"at alpha {cfg.get('race_alpha')}"}[cfg.get("adopt", "best")]))
     rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
     body.append("<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
     results = [e for e in events if e["event"] == "task_done"]
     if results:
-        body.append("<h2>Results</h2><table><tr><th>task</th><th>initial eval</th><th>final eval</th><th>initial test</th><th>final test</th><th>best prompt</th></tr>")
+        body.append("<h2>Results</h2><table><tr><th>task</th><th>eval: initial → final</th><th>eval gain</th>"
+                    "<th>test: initial → final</th><th>test gain</th><th>final prompt</th></tr>")
         for r in results:
-            def pct(v):
-                return "-" if v is None else f"{100 * v:.1f}"
-            body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{pct(r['initial_eval'])}</td><td>{pct(r['final_eval'])}</td>"
-                        f"<td>{pct(r.get('initial_test'))}</td><td>{pct(r.get('final_test'))}</td>"
-                        f"<td class='prompt'>{html.escape(r['final_prompt'])}</td></tr>")
-        body.append("</table>")
+            note = ""
+            if r.get("not_adopted"):
+                note = (f"<br><small>kept the initial prompt: the best on eval was "
+                        f"{_gain(r['not_adopted']['comparison'])}</small>")
+            body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{_pct(r['initial_eval'])} → {_pct(r['final_eval'])}</td>"
+                        f"<td>{_gain(r.get('eval_comparison'))}</td>"
+                        f"<td>{_pct(r.get('initial_test'))} → {_pct(r.get('final_test'))}</td>"
+                        f"<td>{_gain(r.get('test_comparison'))}</td>"
+                        f"<td class='prompt'>{html.escape(r['final_prompt'])}{note}</td></tr>")
+        body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
+                    "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
+                    "scores). The eval gain is measured on the split the final prompt was chosen on, so it leans "
+                    "optimistic; the test gain is the unbiased check.</small></p>")
     for name, state in states.items():
         body.append(f"<h2>{html.escape(name)}</h2>")
         body.append(_img(_scores_chart(name, state, charts)))
