@@ -20,7 +20,9 @@ Paper scale against any OpenAI-compatible endpoint (a key in OPENAI_API_KEY):
     python bench/compare.py --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
         --optimizer-model gpt-3.5-turbo --optimizer-base-url https://api.openai.com/v1 \\
         --tasks bbh:all mmlu:all gsm8k wsc webnlg --train 0 --eval 0 --test 0 \\
-        --budget 0 --epochs 3 --batch 8 --candidates 8 --scorer-max-tokens 256 --second-round
+        --budget 0 --epochs 3 --batch 8 --candidates 8 --scorer-max-tokens 256 --second-round --selection full
+
+(``--selection full`` scores every candidate on the whole eval split, as the paper did; the default races.)
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from _record import record  # noqa: E402
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa: E402
 from gpo.config import preset  # noqa: E402
 from gpo.optim.baselines import method_class  # noqa: E402
+from gpo.runs.store import safe_name  # noqa: E402
+from gpo.scoring.stats import compare  # noqa: E402
 
 # The paper's lite BBH, one MMLU subject and WSC. GSM8K is left out of the default: the 135M model
 # answers no GSM8K question right with any prompt (BENCHMARKS.md, scorer baselines), so on this
@@ -69,6 +73,7 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
     cfg = preset("gpo", seed=seed, num_search_epochs=args.epochs, opt_batch_size=args.batch,
                  num_generated_instructions_in_each_step=args.candidates, optimizer_max_tokens=args.optimizer_max_tokens,
                  evaluate_generated_ins_on_few_shot=few_shot, few_shot_number=args.shots, train_probe=False,
+                 selection=args.selection, race_block=args.race_block,
                  budget={"scorer_calls_per_task": args.budget or None})
     spec = RunSpec(
         tasks=TaskSpec(source="gpo", dataset=dataset, tasks=names, data_dir=args.data_dir, max_examples=caps or None),
@@ -79,7 +84,17 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
         cache=args.cache, concurrent_tasks=args.concurrent_tasks,
     )
     run_dir = Path(args.runs) / run_key(method, seed, dataset, few_shot).replace("|", "-")
-    return [r.as_dict() for r in optimize(spec, run_dir)]
+    rows = []
+    for r in optimize(spec, run_dir):
+        tests = run_dir / "tasks" / safe_name(f"{r.dataset}/{r.task}") / "evals" / "test"
+        scores = {}
+        for which in ("initial", "final"):
+            path = tests / f"{which}.jsonl"
+            if path.exists():  # per-example test scores, for paired comparisons pooled over seeds
+                records = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+                scores[which] = [rec["score"] for rec in sorted(records, key=lambda rec: rec["index"])]
+        rows.append(r.as_dict() | {"test_scores": scores})
+    return rows
 
 
 def collect(args) -> list[dict]:
@@ -178,6 +193,7 @@ def tables(rows: list[dict], args) -> str:
                    f"{statistics.mean(u['wall_s']):.0f} | {sum(u['changed'])}/{len(u['changed'])} | "
                    f"{100 * statistics.mean(u['eval_gain']):+.1f} |")
     out = [table5, "", "Per task (test accuracy %, mean ± std over seeds):", "", "\n".join(detail), "",
+           gains_table(rows, methods, seeds), "",
            "What each method used, per task and seed (search only; scorer requests include the initial prompt's "
            "eval scoring and count cache hits, so they are what a fresh run pays). \"final ≠ initial\" counts the "
            "task-seed runs whose search found a prompt that beat the initial one on eval (ties keep the initial "
@@ -200,6 +216,49 @@ def tables(rows: list[dict], args) -> str:
     return "\n".join(out)
 
 
+def gains_table(rows: list[dict], methods: list[str], seeds: list[int]) -> str:
+    """Each method's final prompt against the searches' initial prompt, and against gpo's final
+    prompt, paired on the same test examples and pooled over tasks and seeds."""
+    finals: dict = defaultdict(dict)  # method -> (task, seed) -> per-example test scores
+    initial: dict = {}
+    for row in rows:
+        if row["few_shot"]:
+            continue
+        for r in row["results"]:
+            scores = r.get("test_scores") or {}
+            if "final" not in scores:
+                continue
+            task = f"{r['dataset']}/{r['task']}"
+            for seed in (seeds if row["method"] in FIXED else [row["seed"]]):  # a fixed row serves every seed
+                finals[row["method"]][(task, seed)] = scores["final"]
+            if row["method"] not in FIXED and "initial" in scores:
+                initial[(task, row["seed"])] = scores["initial"]  # the same prompt (CoT) for every search
+    keys = sorted(initial)
+    if not keys:
+        return "(no per-example test scores in the results file: rerun without --report-only to record them)"
+
+    def pooled(method: str) -> list[float] | None:
+        if not all(k in finals[method] for k in keys):
+            return None
+        return [x for k in keys for x in finals[method][k]]
+
+    base = [x for k in keys for x in initial[k]]
+    gpo = pooled("gpo") if "gpo" in finals else None
+    lines = ["| method | test gain over the initial prompt (points) | against gpo (points) |", "|---|---|---|"]
+    for m in methods:
+        mine = pooled(m)
+        if mine is None:
+            continue
+        versus = "-" if m == "gpo" or gpo is None else compare(gpo, mine, seed=1).describe()
+        lines.append(f"| {m} | {compare(base, mine, seed=1).describe()} | {versus} |")
+    n_examples = len(base)
+    return (f"Gains, paired on the same test examples and pooled over {len(keys)} task-seed runs ({n_examples} "
+            "scored examples; the seeds reuse the same test examples, so the intervals are somewhat narrower "
+            "than independent examples would give). The initial prompt is every search's starting prompt, "
+            "\"Let's think step by step.\" (the cot row); \"against gpo\" is the method minus gpo. 95% intervals, "
+            "McNemar's exact test for accuracy, a sign-flip test for graded scores; \"not significant\" where p ≥ 0.05:\n\n" + "\n".join(lines))
+
+
 def main(args) -> None:
     for m in args.methods:
         method_class(m)  # unknown names fail before anything runs
@@ -213,7 +272,7 @@ def main(args) -> None:
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'} (file order); search budget
 {args.budget or 'unlimited'} scorer requests per task; at most {args.epochs} epochs of batch {args.batch},
-{args.candidates} candidates per step; scorer ≤ {args.scorer_max_tokens} tokens, second round
+{args.candidates} candidates per step, candidate selection {args.selection}; scorer ≤ {args.scorer_max_tokens} tokens, second round
 {'on' if args.second_round else 'off'}; seeds {', '.join(map(str, args.seeds))}; initial prompt "Let's think step by
 step." for every method. Test accuracy (%), mean ± std over seeds of the dataset-group mean (empty and cot
 have no search and a greedy scorer, so one run stands for every seed). The final prompt is chosen on eval only.
@@ -233,9 +292,11 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
     p.add_argument("--train", type=int, default=8, help="cap (0: whole split)")
-    p.add_argument("--eval", type=int, default=4)
-    p.add_argument("--test", type=int, default=10)
-    p.add_argument("--budget", type=int, default=20, help="scorer requests per task for each search (0: unlimited)")
+    p.add_argument("--eval", type=int, default=16)
+    p.add_argument("--test", type=int, default=16)
+    p.add_argument("--budget", type=int, default=64, help="scorer requests per task for each search (0: unlimited)")
+    p.add_argument("--selection", choices=["race", "full"], default="race")
+    p.add_argument("--race-block", type=int, default=8)
     p.add_argument("--epochs", type=int, default=6, help="upper bound on steps; the budget usually ends the search first")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--candidates", type=int, default=2)
