@@ -227,10 +227,6 @@ async def optimize_async(
     rt = build_runtime(spec, run_dir)
     optimizer = build_optimizer(spec, rt, store, budget_check(spec, rt))
     store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
-    planned = plan(spec)
-    store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
-                selection=spec.config.selection, resume=resume,
-                **await estimate_time(spec, planned, rt.scorer, rt.optimizer, tasks[0]))
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:
@@ -241,6 +237,10 @@ async def optimize_async(
             return result
 
     try:
+        planned = plan(spec)
+        store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
+                    selection=spec.config.selection, resume=resume,
+                    **await estimate_time(spec, planned, rt.scorer, rt.optimizer, tasks[0]))
         results = list(await asyncio.gather(*(one(t) for t in tasks)))
         store.write_results([r.as_dict() for r in results])
         stopped = [r.stopped for r in results if r.stopped]

@@ -393,7 +393,7 @@ class PromptSearch:
                 continue
             planned += cost
             fresh.append(c)
-        stops = await self.race(task, state, [c.text for c in fresh], g) if self.config.selection == "race" else {}
+        stops = await self.race(task, state, [c.text for c in fresh], g) if racing else {}
         finished = [c.text for c in fresh if c.text not in stops]
         for text, ev in zip(finished, await self.evaluator.evaluate_many(task, finished, "eval")):
             state.scores[text] = ev.score
