@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ def machine() -> str:
 
 
 def record(name: str, title: str, body: str) -> None:
-    command = "python " + " ".join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:])
+    command = "python " + shlex.join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:])
     section = (f"<!-- bench:{name} -->\n## {title}\n\n`{command}` · {time.strftime('%Y-%m-%d')} · {machine()}\n\n"
                f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\nFigures written by the scripts in `bench/`.\n"

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -267,7 +268,7 @@ def main(args) -> None:
     wall = sum(r["wall_s"] for r in rows) / 60
     argv = [a for a in sys.argv[1:] if a not in ("--report-only", "--no-record")]
     rebuilt = " (tables rebuilt from its results file with `--report-only`)" if args.report_only else ""
-    body = f"""Command: `python bench/compare.py {' '.join(argv)}`{rebuilt}
+    body = f"""Command: `python bench/compare.py {shlex.join(argv)}`{rebuilt}
 
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'} (file order); search budget

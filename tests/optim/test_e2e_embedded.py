@@ -31,3 +31,30 @@ def test_gpo_preset_end_to_end_and_test_score_reproduces(tmp_path):
     fresh = Evaluator(LocalLLM(), max_tokens=32, second_round_max_tokens=8)
     again = asyncio.run(fresh.evaluate(task, result.final_prompt, "test"))
     assert again.score == result.final_test
+
+
+def test_racing_end_to_end_every_recorded_eval_score_is_whole_split(tmp_path):
+    """Racing on the real model: 16 eval examples give two blocks of 8. A candidate either
+    stops after the first block (and has no eval score) or is scored on all 16."""
+    spec = RunSpec(
+        tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes={**SIZES, "eval": 16}),
+        config=preset("gpo", num_search_epochs=1, opt_batch_size=4, num_generated_instructions_in_each_step=3,
+                      optimizer_max_tokens=64, train_probe=False),
+        scoring=ScoringSpec(max_tokens=16, second_round=False),
+    )
+    (result,) = optimize(spec, tmp_path / "run")
+    task_dir = tmp_path / "run/tasks/synthetic__navigate"
+    state = json.loads((task_dir / "state.json").read_text())
+    assert result.selection == "race"
+    scored = 0
+    for c in state["trajectory"]["steps"][0]["candidates"]:
+        if c["race_examples"] is not None:
+            assert c["race_examples"] == 8 and c["score"] is None and c["rejected"].startswith("stopped by racing")
+        elif c["rejected"] is None and not c["reused"]:
+            scored += 1
+            assert state["scores"][c["text"]] == c["score"]
+    summaries = [json.loads(p.read_text().splitlines()[0])["summary"] for p in (task_dir / "evals/eval").glob("*.jsonl")]
+    assert all(s["n"] == 16 for s in summaries if s["instruction"] in state["scores"])  # whole split
+    assert all(s["n"] == 8 for s in summaries if s["instruction"] not in state["scores"])  # stopped: partial
+    assert scored >= 1 and result.final_eval == max(state["scores"].values())
+    assert result.eval_comparison["n"] == 16 and result.test_comparison["n"] == 4
