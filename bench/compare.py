@@ -43,6 +43,7 @@ from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa:
 from gpo.config import preset  # noqa: E402
 from gpo.optim.baselines import method_class  # noqa: E402
 from gpo.runs.store import safe_name  # noqa: E402
+from gpo.scoring.evaluate import Evaluation  # noqa: E402
 from gpo.scoring.stats import compare  # noqa: E402
 
 # The paper's lite BBH, one MMLU subject and WSC. GSM8K is left out of the default: the 135M model
@@ -92,8 +93,7 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
         for which in ("initial", "final"):
             path = tests / f"{which}.jsonl"
             if path.exists():  # per-example test scores, for paired comparisons pooled over seeds
-                records = [json.loads(line) for line in path.read_text().splitlines()[1:]]
-                scores[which] = [rec["score"] for rec in sorted(records, key=lambda rec: rec["index"])]
+                scores[which] = [rec.score for rec in Evaluation.read(path).records]
         rows.append(r.as_dict() | {"test_scores": scores})
     return rows
 

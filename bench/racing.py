@@ -39,6 +39,7 @@ from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa:
 from gpo.config import preset  # noqa: E402
 from gpo.optim.search import stable_seed  # noqa: E402
 from gpo.runs.store import safe_name  # noqa: E402
+from gpo.scoring.evaluate import Evaluation  # noqa: E402
 from gpo.scoring.racing import least_cost, race  # noqa: E402
 from gpo.scoring.stats import compare  # noqa: E402
 
@@ -62,9 +63,8 @@ def spec(args, selection: str, seed: int, steps: int, budget: int | None, test: 
 
 
 def read_records(path: Path) -> list[float]:
-    lines = path.read_text(encoding="utf-8").splitlines()[1:]
-    rows = sorted((json.loads(line) for line in lines), key=lambda r: r["index"])
-    return [r["score"] for r in rows]
+    """Per-example scores of a stored whole-split evaluation, in split order."""
+    return [r.score for r in Evaluation.read(path).records]
 
 
 def step_records(run_dir: Path) -> list[dict]:

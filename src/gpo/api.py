@@ -237,7 +237,7 @@ async def optimize_async(
             return result
 
     try:
-        planned = plan(spec)
+        planned = plan(spec, tasks)
         store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
                     selection=spec.config.selection, resume=resume,
                     **await estimate_time(spec, planned, rt.scorer, rt.optimizer, tasks[0]))
@@ -310,7 +310,7 @@ def read_prompt_file(path: str | Path) -> list[dict]:
     return rows
 
 
-def plan(spec: RunSpec) -> dict:
+def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     """Planned scorer and optimizer calls and an upper estimate of tokens (and cost) for a run."""
     cfg = spec.config
     method = build_optimizer(spec)
@@ -318,7 +318,7 @@ def plan(spec: RunSpec) -> dict:
     totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
               "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
     per_task = []
-    for task in spec.tasks.load():
+    for task in tasks if tasks is not None else spec.tasks.load():
         second = 2 if (spec.scoring.chat and spec.scoring.second_round is not False and task.second_round) else 1
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
         steps = method.total_steps(task)
@@ -393,10 +393,11 @@ def format_duration(seconds: float) -> str:
 
 async def plan_with_time(spec: RunSpec) -> dict:
     """``plan`` plus the wall-time estimate (the dry run's answer)."""
-    planned = plan(spec)
+    tasks = spec.tasks.load()
+    planned = plan(spec, tasks)
     scorer, optimizer = spec.scorer.build(None), spec.optimizer.build(None)
     try:
-        return planned | await estimate_time(spec, planned, scorer, optimizer, spec.tasks.load()[0])
+        return planned | await estimate_time(spec, planned, scorer, optimizer, tasks[0])
     finally:
         await scorer.aclose()
         await optimizer.aclose()

@@ -92,6 +92,14 @@ class Evaluation:
         tmp.replace(path)
         return path
 
+    @classmethod
+    def read(cls, path: str | Path) -> "Evaluation":
+        """An evaluation as ``write`` stored it."""
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        summary = json.loads(lines[0])["summary"]
+        return cls(task=summary["task"], split=summary["split"], instruction=summary["instruction"],
+                   records=[Record(**json.loads(line)) for line in lines[1:]])
+
 
 @dataclass
 class Evaluator:
