@@ -86,8 +86,7 @@ class GPO(PromptSearch):
         gradient = None
         if cfg.gradient_name == "feedback" and train_ev is not None:
             gradient = await self._gradient(task, state, U, train_ev, batch, epoch, step)
-        momentum_kind = cfg.momentum_update_name if cfg.momentum_para_name == "para" else "-"
-        block = await self._trajectory_block(task, state, U, u_score, g)
+        block, momentum_kind = await self._trajectory_block(task, state, U, u_score, g)
         step_size = schedule(len(state.trajectory.points)) if schedule else None
         exemplars = self.format_examples(task, state)
         meta = build_update_prompt(
@@ -122,11 +121,7 @@ class GPO(PromptSearch):
 
     # ------------------------------------------------------------------ pieces
     def _schedule(self, total: int) -> StepSizeSchedule | None:
-        cfg = self.config
-        if cfg.decay_strategy == "-" or total == 0:
-            return None
-        return StepSizeSchedule(cfg.decay_strategy, cfg.initial_step_size, cfg.final_step_size, total,
-                                cfg.use_warmup_strategy, cfg.warmup_steps)
+        return StepSizeSchedule.from_config(self.config, total)
 
     async def _reply(self, state: GPOState, prompt: str) -> str:
         """One greedy optimizer reply (gradients, summaries), extracted and polished."""
@@ -155,24 +150,26 @@ class GPO(PromptSearch):
             state.realtime_gradient = await self._reply(state, fb.integrate_gradients_prompt(state.realtime_gradient, text))
         return state.realtime_gradient
 
-    async def _trajectory_block(self, task, state: GPOState, U: str, u_score: float, g: int) -> str:
+    async def _trajectory_block(self, task, state: GPOState, U: str, u_score: float, g: int) -> tuple[str, str]:
+        """The trajectory block of the update meta-prompt, and which kind it is ("-", "k-list", "real-time")."""
         cfg = self.config
         if cfg.momentum_para_name != "para":
-            return current_block(U, u_score)
+            return current_block(U, u_score), "-"
         if cfg.momentum_update_name == "k-list":
             history = [(p.prompt, p.score) for p in state.trajectory.points]
             picked = await select(history, cfg.momentum_selection_name, cfg.momentum_selection_num, self.embedder)
-            return k_list_block([history[i] for i in picked])
-        # real-time: fold U into the running summary, score the summary itself
+            return k_list_block([history[i] for i in picked]), "k-list"
+        # real-time: fold U into the running summary, score the summary itself. At the first
+        # step there is no summary yet: the block shows U, and no summary is asked to be studied.
         if state.realtime_para is None:
             state.realtime_para = (U, u_score)
-            return current_block(U, u_score)
+            return current_block(U, u_score), "-"
         prev, prev_score = state.realtime_para
         summary = await self._reply(state, summarise_prompts_prompt(prev, prev_score, U, u_score)) or U
         ev = await self.evaluator.evaluate(task, summary, "eval")
         state.scores.setdefault(summary, ev.score)
         state.realtime_para = (summary, ev.score)
-        return real_time_block(summary, ev.score)
+        return real_time_block(summary, ev.score), "real-time"
 
     async def _candidates(self, task, state: GPOState, meta: str, U: str, g: int, step_size) -> list[Candidate]:
         """N candidates, in generation order, each either usable or marked with why not."""

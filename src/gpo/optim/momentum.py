@@ -8,6 +8,7 @@ the k = 0 edge cases fixed (k = 0 selects nothing) and one rule for importance:
   similarity of embeddings), most similar first;
 - importance: for prompts, the k best-scoring; for gradients, the newest plus the
   k-1 older ones with the largest improvement (the original returned k+1 there).
+  Equal scores keep chronological order, older first, as the original's stable sort did.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ async def select(
         return list(range(newest, max(-1, newest - k), -1))
     if method == "importance":
         if force_newest:
-            older = sorted(range(newest), key=lambda i: (-history[i][1], -i))[: k - 1]
+            older = sorted(range(newest), key=lambda i: (-history[i][1], i))[: k - 1]
             return [newest] + older
-        return sorted(range(n), key=lambda i: (-history[i][1], -i))[:k]
+        return sorted(range(n), key=lambda i: (-history[i][1], i))[:k]
     if method in ("relevance", "relavance"):
         if n == 1 or k == 1:
             return [newest]

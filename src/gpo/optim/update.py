@@ -34,17 +34,19 @@ SCALE_NOTE = "Scores are percentages from 0 to 100; higher is better."
 
 
 def format_exemplars(examples: list[Example], position: Position) -> str:
-    """Task examples with the placeholder where the prompt goes."""
+    """Task examples with the placeholder where the prompt goes. An example with several
+    references (WebNLG) shows all of them, as the original did."""
     blocks = []
     for ex in examples:
-        answer = ex.demo_answer
+        output = "Output:" if len(ex.references) < 2 else f"Output (any of these {len(ex.references)} references):"
+        answer = "\n".join(ex.references) if len(ex.references) > 1 else ex.demo_answer
         if position is Position.A_BEGIN:
             body = f"Q: {ex.input}\nA: {PLACEHOLDER}"
         elif position is Position.Q_END:
             body = f"{ex.input}\n{PLACEHOLDER}"
         else:  # Q_begin and before_Q both put the prompt ahead of the question
             body = f"{PLACEHOLDER}\n{ex.input}"
-        blocks.append(f"Input:\n{body}\nOutput:\n{answer}")
+        blocks.append(f"Input:\n{body}\n{output}\n{answer}")
     return "\n\n".join(blocks)
 
 
