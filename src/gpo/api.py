@@ -26,7 +26,7 @@ from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
 from gpo.optim.search import PromptSearch, TaskResult
 from gpo.runs.store import RunStore, read_spec
-from gpo.scoring.evaluate import Evaluation, Evaluator
+from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
 from gpo.scoring.render import Position, PromptFormat
 from gpo.tasks import Task, load_gpo_task, load_user_task, resolve_tasks, synthetic_task
 from gpo.tasks.task import TaskError
@@ -163,14 +163,18 @@ def build_prompt_format(spec: RunSpec) -> PromptFormat:
                         chat=spec.scoring.chat)
 
 
+def build_evaluator(spec: RunSpec, scorer: LLM) -> Evaluator:
+    return Evaluator(scorer, build_prompt_format(spec), spec.scoring.second_round, spec.scoring.max_tokens,
+                     spec.scoring.second_round_max_tokens, spec.config.extraction)
+
+
 def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
     cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
     cache = ResponseCache(cache_path)
     optimizer = spec.optimizer.build(cache)
     scorer = spec.scorer.build(cache)
     cfg = spec.config
-    evaluator = Evaluator(scorer, build_prompt_format(spec), spec.scoring.second_round, spec.scoring.max_tokens,
-                          spec.scoring.second_round_max_tokens)
+    evaluator = build_evaluator(spec, scorer)
     embedder: Embedder | None = None
     if spec.method == "gpo" and cfg.momentum_selection_name == "relevance":
         if spec.embedder.startswith("openai:"):
@@ -319,7 +323,7 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
               "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
     per_task = []
     for task in tasks if tasks is not None else spec.tasks.load():
-        second = 2 if (spec.scoring.chat and spec.scoring.second_round is not False and task.second_round) else 1
+        second = 2 if second_round_applies(build_prompt_format(spec), spec.scoring.second_round, task) else 1
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
         steps = method.total_steps(task)
         per_step_examples, per_step_opt, per_step_samples = method.planned_step(min(cfg.opt_batch_size, n_train), n_eval)
@@ -358,7 +362,7 @@ async def estimate_time(spec: RunSpec, planned: dict, scorer: LLM, optimizer: LL
     out: dict = {"estimated_wall_s": None}
     seconds, timed = 0.0, []
     if scorer.in_process:
-        evaluator = Evaluator(scorer, build_prompt_format(spec), max_tokens=spec.scoring.max_tokens)
+        evaluator = build_evaluator(spec, scorer)
         n = min(2, len(task.split("eval")))
         requests = evaluator.first_requests(task, build_optimizer(spec).initial_prompt(task), "eval", range(n))
         per_request = sum([await scorer.time_request(r) for r in requests]) / max(1, n)

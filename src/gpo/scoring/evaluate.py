@@ -105,9 +105,10 @@ class Evaluation:
 class Evaluator:
     scorer: LLM
     format: PromptFormat = field(default_factory=PromptFormat)
-    second_round: bool | None = None  # None: on for chat scorers where the task has one
+    second_round: bool | None = None  # None: on for zero-shot chat scorers where the task has one
     max_tokens: int = 256
     second_round_max_tokens: int = 100
+    extraction: str = "lenient"  # or "original": the original code's parsing (gpo.scoring.original)
 
     def __post_init__(self) -> None:
         self._done: dict[tuple, Evaluation] = {}
@@ -126,8 +127,7 @@ class Evaluator:
         return 2 if self.uses_second_round(task) else 1
 
     def uses_second_round(self, task: Task) -> bool:
-        wanted = self.format.chat if self.second_round is None else self.second_round
-        return bool(wanted and self.format.chat and task.second_round)
+        return second_round_applies(self.format, self.second_round, task)
 
     async def evaluate(
         self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None
@@ -187,7 +187,7 @@ class Evaluator:
         records = []
         for j, i in enumerate(chosen):
             final = next(second_answers) if seconds[j] is not None else answers[j]
-            parsed, score = score_answer(task, examples[i], final)
+            parsed, score = score_answer(task, examples[i], self.answer_text(final), self.extraction)
             records.append(
                 Record(
                     index=i,
@@ -202,6 +202,14 @@ class Evaluator:
             )
         return records
 
+    def answer_text(self, reply: str) -> str:
+        """The part of a reply that is parsed. A base scorer shown demonstrations goes on to
+        write the next questions itself, so only the first line of its continuation counts
+        (after a leading ':'), as in the original (GPO_SPEC 4.5)."""
+        if self.format.few_shot and not self.format.chat:
+            return reply.strip().strip(":").strip().split("\n")[0]
+        return reply
+
     def _count(self, task: Task, completions: list) -> None:
         self.requests[task.id] += len(completions)
         self.tokens[task.id] += sum(s.prompt_tokens + s.completion_tokens for c in completions for s in c.samples)
@@ -209,6 +217,14 @@ class Evaluator:
     @staticmethod
     def _greedy(request: Request, max_tokens: int) -> Request:
         return Request(messages=request.messages, prompt=request.prompt, temperature=0.0, max_tokens=max_tokens)
+
+
+def second_round_applies(fmt: PromptFormat, second_round: bool | None, task: Task) -> bool:
+    """Whether scoring asks a second time for the bare answer. Only chat scorers can be
+    asked; by default only zero-shot ones are, as in the original (demonstrations already
+    show the answer's form); ``second_round`` True or False overrides that."""
+    wanted = (fmt.chat and not fmt.few_shot) if second_round is None else second_round
+    return bool(wanted and fmt.chat and task.second_round)
 
 
 def _target_text(example: Example) -> str:

@@ -7,6 +7,7 @@ import functools
 import re
 from typing import Callable
 
+from gpo.scoring import original
 from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice
 from gpo.tasks.task import AnswerKind, Example, Task, TaskError
 
@@ -73,20 +74,25 @@ def rouge_l(answer: str, references: list[str]) -> float:
     return sum(scorer.score(r, answer)["rougeL"].fmeasure for r in refs) / len(refs)
 
 
-def score_answer(task: Task, example: Example, raw_answer: str) -> tuple[str, float]:
-    """(parsed answer, score) for one model reply."""
+def score_answer(task: Task, example: Example, raw_answer: str, extraction: str = "lenient") -> tuple[str, float]:
+    """(parsed answer, score) for one model reply; ``extraction`` picks gpo's parsing
+    (``lenient``) or the original code's (``original``, gpo.scoring.original)."""
     if callable(task.metric):
         return raw_answer.strip(), float(task.metric(raw_answer, example))
-    parsed = extract_answer(raw_answer, task.kind, example)
     metric = task.metric
-    if metric == "rouge_l" or task.kind is AnswerKind.GENERATION:
+    rouge = metric == "rouge_l" or task.kind is AnswerKind.GENERATION
+    if not rouge and metric not in ("exact", "dyck", "word_sorting"):
+        raise TaskError(f"task {task.id}: unknown metric {metric!r}")
+    if extraction == "original" and not rouge:  # ROUGE-L reads the stripped reply in both
+        parsed = original.normalize(raw_answer, task.kind)
+        return parsed, original.accuracy(parsed, example.target, metric)
+    parsed = extract_answer(raw_answer, task.kind, example)
+    if rouge:
         return parsed, rouge_l(parsed, list(example.references) or [example.target])
     if metric == "dyck":
         return parsed, dyck_match(parsed, example.target)
     if metric == "word_sorting":
         return parsed, word_sorting_match(parsed, example.target)
-    if metric != "exact":
-        raise TaskError(f"task {task.id}: unknown metric {metric!r}")
     if task.kind is AnswerKind.NUMERIC:
         return parsed, float(_numbers_equal(parsed, example.target))
     if task.kind is AnswerKind.BOOLEAN:
