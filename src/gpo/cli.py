@@ -40,6 +40,9 @@ HELP = {
                  "full: score every candidate on the whole eval split (the paper's rule).",
     "race_alpha": "Level of racing's paired tests and of every significance shown (default 0.05).",
     "race_block": "Eval examples per racing block (default 8, at least 8).",
+    "extraction": "lenient (default): gpo's answer parsing; original: the original code's, quirks included "
+                  "(what the paper measured; every paper preset uses it).",
+    "warmup_fraction": "Warm up over this share of each task's steps (the paper: 0.05) instead of --warmup-steps.",
     "adopt": "best (default): the final prompt is the highest on eval; significant: only if it beats "
              "the initial prompt on eval at --race-alpha, else the initial prompt stays.",
 }
@@ -417,7 +420,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--preset", default=None, help=f"Named setting: {', '.join(PRESETS)} (default gpo = the paper's recipe).")
+@click.option("--preset", default=None, help="Named setting (default gpo = the paper's recipe); `gpo presets` lists them.")
 @click.option("--config", "config_file", default=None, help="YAML or TOML file of options; flags override it.")
 @_task_options
 @_model_options
@@ -544,6 +547,16 @@ def runs_cmd(root: str) -> None:
         st = run_status(d)
         best = ", ".join(f"{t} {100 * s:.1f}" for t, s in st["best"].items()) or "-"
         click.echo(f"{d}  {st['status']:<10}  tasks done {st['tasks_done']}  best eval: {best}")
+
+
+@main.command()
+def presets() -> None:
+    """List the presets and the paper's condition each one reproduces."""
+    from gpo.config import CELLS
+
+    width = max(map(len, PRESETS))
+    for name in PRESETS:
+        click.echo(f"{name:<{width}}  {CELLS[name]}")
 
 
 @main.command()

@@ -26,6 +26,7 @@ CHOICES = {
     "edit_budget_enforcement": ("off", "reject", "resample"),
     "selection": ("race", "full"),
     "adopt": ("best", "significant"),
+    "extraction": ("lenient", "original"),
 }
 
 
@@ -81,6 +82,7 @@ class GPOConfig:
     decay_strategy: str = "cosine"
     use_warmup_strategy: bool = False
     warmup_steps: int = 0
+    warmup_fraction: float = 0.0  # warm up over this share of each task's steps instead (the paper: 0.05)
     final_step_size: int = 10
     # beyond the original
     max_prompt_words: int = 150  # longer candidates are rejected (the paper's prompts have 7-97 words)
@@ -93,6 +95,8 @@ class GPOConfig:
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
     race_block: int = 8  # examples per racing block (at least 8)
     adopt: str = "best"  # best: the highest eval mean; significant: only if better than the initial prompt at race_alpha
+    # how a reply becomes an answer (gpo.scoring.extract, .original)
+    extraction: str = "lenient"  # lenient: gpo's parsing; original: the original code's, for reproducing the paper
     seed: int = 0
     budget: Budget = field(default_factory=Budget)
 
@@ -153,8 +157,12 @@ class GPOConfig:
             raise ConfigError("decay_strategy is set but learning_rate_name='wo_lr' (no word budget); use w_lr or decay_strategy='-'")
         if self.edit_budget_enforcement != "off" and self.learning_rate_name != "w_lr":
             raise ConfigError("edit_budget_enforcement needs learning_rate_name='w_lr' (a word budget to enforce)")
-        if self.use_warmup_strategy and self.warmup_steps < 1:
-            raise ConfigError("use_warmup_strategy needs warmup_steps >= 1")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if self.warmup_steps and self.warmup_fraction:
+            raise ConfigError("set warmup_steps or warmup_fraction, not both")
+        if self.use_warmup_strategy and self.warmup_steps < 1 and not self.warmup_fraction:
+            raise ConfigError("use_warmup_strategy needs warmup_steps >= 1 or warmup_fraction > 0")
         if not 0 < self.race_alpha < 1:
             raise ConfigError(f"race_alpha must be between 0 and 1, got {self.race_alpha}")
         if self.race_block < 8:
@@ -189,28 +197,77 @@ class GPOConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
-# The paper's recommended setting (GPO.sh) and the alternatives it analyses. ``gpo`` is the
-# default recipe and races candidates; ``gpo-paper`` and the analysis presets score every
-# candidate on the whole eval split, as the paper did, so they reproduce its tables.
-PAPER = dict(selection="full")
-PRESETS: dict[str, dict] = {
-    "gpo": {},
-    "gpo-paper": PAPER,
-    "no-momentum": dict(PAPER, momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-"),
-    "momentum-recency": dict(PAPER, momentum_selection_name="recency"),
-    "momentum-importance": dict(PAPER, momentum_selection_name="importance"),
-    "momentum-real-time": dict(PAPER, momentum_selection_name="-", momentum_update_name="real-time"),
-    "feedback-gradient": dict(PAPER, gradient_name="feedback", util_gradient_name="generate"),
-    "feedback-momentum": dict(PAPER, gradient_name="feedback", util_gradient_name="generate",
-                              momentum_para_name="feedback", momentum_selection_name="recency"),
-    "edit": dict(PAPER, util_gradient_name="edit_without"),
-    "edit-feedback": dict(PAPER, gradient_name="feedback", util_gradient_name="edit"),
-    "no-lr": dict(PAPER, learning_rate_name="wo_lr", decay_strategy="-"),
-    "lr-fixed": dict(PAPER, decay_strategy="fixed"),
-    "lr-linear": dict(PAPER, decay_strategy="linear"),
-    "lr-cosine-warmup": dict(PAPER, use_warmup_strategy=True, warmup_steps=3),
-    "few-shot": dict(PAPER, evaluate_generated_ins_on_few_shot=True),
-}
+# Named settings. ``gpo`` is the default recipe (GPO.sh) and races candidates. Every other
+# preset reproduces a condition of the paper: it scores every candidate on the whole eval
+# split and parses answers as the original code did (``PAPER``). ``CELLS`` says, for each
+# preset, what it reproduces; ``gpo presets`` lists them.
+PAPER = dict(selection="full", extraction="original")
+PRESETS: dict[str, dict] = {}
+CELLS: dict[str, str] = {}
+
+
+def _preset(name: str, cell: str, **settings) -> None:
+    PRESETS[name] = settings
+    CELLS[name] = cell
+
+
+_preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answer parsing")
+_preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
+
+# Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's
+# Editing / No-control cells, so the table was run with editing and no edit-distance limit.
+_T2 = dict(PAPER, util_gradient_name="edit_without", learning_rate_name="wo_lr", decay_strategy="-")
+_T2_GRADIENT = dict(_T2, gradient_name="feedback", util_gradient_name="edit")
+_NONE = dict(momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-")
+_SUMMARY = dict(momentum_selection_name="-", momentum_update_name="real-time")
+_preset("table2-prompt", "Table 2, prompt+performance, no momentum (the current prompt and its score)", **_T2, **_NONE)
+_preset("table2-feedback", "Table 2, feedback gradient, no momentum", **_T2_GRADIENT, **_NONE)
+_preset("table2-prompt-summarization", "Table 2, prompt+performance momentum, summarization (real-time)",
+        **_T2, momentum_para_name="para", **_SUMMARY)
+_preset("table2-feedback-summarization", "Table 2, feedback momentum, summarization (real-time)",
+        **_T2_GRADIENT, momentum_para_name="feedback", **_SUMMARY)
+for _sel in ("recency", "relevance", "importance"):
+    _preset(f"table2-prompt-{_sel}", f"Table 2, prompt+performance momentum, {_sel} retrieval (k-list, k = 3)",
+            **_T2, momentum_para_name="para", momentum_selection_name=_sel, momentum_update_name="k-list")
+    _preset(f"table2-feedback-{_sel}", f"Table 2, feedback momentum, {_sel} retrieval (k-list, k = 3)",
+            **_T2_GRADIENT, momentum_para_name="feedback", momentum_selection_name=_sel, momentum_update_name="k-list")
+
+# Table 3, update method: editing or generation, times the edit-distance control. Warmup is
+# the paper's first 5% of each task's steps (the original's flag counted steps, default 5).
+_T3 = dict(PAPER, gradient_name="-", momentum_para_name="para", momentum_selection_name="relevance",
+           momentum_update_name="k-list", momentum_selection_num=3)
+for _method, _util in (("edit", "edit_without"), ("generate", "generate_without")):
+    _word = "Editing" if _method == "edit" else "Generation"
+    _preset(f"table3-{_method}-none", f"Table 3, {_word}, no edit-distance control",
+            **_T3, util_gradient_name=_util, learning_rate_name="wo_lr", decay_strategy="-")
+    for _decay, _words in (("fixed", "fixed limit of 50 words"), ("linear", "linear decay 50 -> 10 words"),
+                           ("cosine", "cosine decay 50 -> 10 words")):
+        _cell = dict(_T3, util_gradient_name=_util, learning_rate_name="w_lr", decay_strategy=_decay)
+        _preset(f"table3-{_method}-{_decay}", f"Table 3, {_word}, {_words}, no warmup", **_cell)
+        _preset(f"table3-{_method}-{_decay}-warmup", f"Table 3, {_word}, {_words}, warmup over the first 5% of steps",
+                **_cell, use_warmup_strategy=True, warmup_fraction=0.05)
+
+# One-change variants of the default recipe (generation, cosine 50 -> 10), for quick analysis.
+_preset("no-momentum", "GPO's recipe without momentum", **PAPER, **_NONE)
+_preset("momentum-recency", "GPO's recipe with recency retrieval", **PAPER, momentum_selection_name="recency")
+_preset("momentum-importance", "GPO's recipe with importance retrieval", **PAPER, momentum_selection_name="importance")
+_preset("momentum-real-time", "GPO's recipe with summarization momentum", **PAPER, **_SUMMARY)
+_preset("feedback-gradient", "GPO's recipe plus a feedback gradient (keeps relevance momentum: not a gradient-only row)",
+        **PAPER, gradient_name="feedback", util_gradient_name="generate")
+_preset("feedback-momentum", "GPO's recipe with feedback gradient and recency momentum over gradients",
+        **PAPER, gradient_name="feedback", util_gradient_name="generate", momentum_para_name="feedback",
+        momentum_selection_name="recency")
+_preset("edit", "GPO's recipe with editing instead of generation", **PAPER, util_gradient_name="edit_without")
+_preset("edit-feedback", "GPO's recipe with editing and a feedback gradient", **PAPER, gradient_name="feedback",
+        util_gradient_name="edit")
+_preset("no-lr", "GPO's recipe without an edit-distance limit", **PAPER, learning_rate_name="wo_lr", decay_strategy="-")
+_preset("lr-fixed", "GPO's recipe with a fixed 50-word limit", **PAPER, decay_strategy="fixed")
+_preset("lr-linear", "GPO's recipe with linear decay", **PAPER, decay_strategy="linear")
+_preset("lr-cosine-warmup", "GPO's recipe with cosine decay after 3 warmup steps", **PAPER, use_warmup_strategy=True,
+        warmup_steps=3)
+_preset("few-shot", "GPO's recipe scored with demonstrations (Table 6's instruction + demos rows)", **PAPER,
+        evaluate_generated_ins_on_few_shot=True)
+del _sel, _method, _util, _word, _decay, _words, _cell
 
 
 def preset(name: str, **overrides) -> GPOConfig:

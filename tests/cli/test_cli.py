@@ -137,6 +137,21 @@ def test_tasks_lists_answer_kinds():
     assert "word_sorting" in out and "generation (rouge_l)" in out
 
 
+def test_presets_name_their_cells_and_sgdm_runs_on_the_embedded_model(tmp_path):
+    out = gpo("presets").stdout
+    assert "table3-edit-cosine-warmup" in out and "Table 3, Editing, cosine decay" in out
+    assert "table2-feedback-importance" in out and "gpo-paper" in out
+    one_step = [a if a != "2" else "1" for a in TINY]  # --num-search-epochs 1
+    proc = gpo("optimize", *one_step, "--method", "sgdm", "--run-dir", str(tmp_path / "run"), "--progress", "json")
+    steps = [e for e in _events(proc.stdout) if e["event"] == "step"]
+    assert [(e["method"], e["step_size"]) for e in steps] == [("sgdm", None)]  # editing with no word limit
+    state = json.loads((tmp_path / "run/tasks/synthetic__navigate/state.json").read_text())
+    (step,) = state["trajectory"]["steps"]
+    assert step["meta_prompt"].startswith("Your job is to revise the current prompt")
+    assert step["gradient"]  # the feedback gradient (or the all-correct note) went into the update
+    assert "Change at most" not in step["meta_prompt"]
+
+
 def _events(stdout):
     return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
 

@@ -9,11 +9,12 @@ from gpo.optim.baselines.evoprompt import EvoPromptDE, EvoPromptGA
 from gpo.optim.baselines.fixed import ChainOfThought, EmptyPrompt
 from gpo.optim.baselines.opro import OPRO
 from gpo.optim.baselines.pe2 import PE2
+from gpo.optim.baselines.sgdm import SGDM
 from gpo.optim.gpo import GPO
 from gpo.optim.search import PromptSearch
 
 METHODS: dict[str, type[PromptSearch]] = {
-    cls.name: cls for cls in (GPO, APE, APO, OPRO, PE2, EvoPromptGA, EvoPromptDE, EmptyPrompt, ChainOfThought)
+    cls.name: cls for cls in (GPO, APE, APO, OPRO, PE2, SGDM, EvoPromptGA, EvoPromptDE, EmptyPrompt, ChainOfThought)
 }
 METHOD_ALIASES = {"protegi": "apo", "evoprompt": "evoprompt-ga", "ga": "evoprompt-ga", "de": "evoprompt-de"}
 
@@ -28,5 +29,5 @@ def method_class(name: str) -> type[PromptSearch]:
     return METHODS[key]
 
 
-__all__ = ["METHODS", "method_class", "APE", "APO", "OPRO", "PE2", "EvoPromptGA", "EvoPromptDE",
+__all__ = ["METHODS", "method_class", "APE", "APO", "OPRO", "PE2", "SGDM", "EvoPromptGA", "EvoPromptDE",
            "EmptyPrompt", "ChainOfThought"]
