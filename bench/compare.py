@@ -28,6 +28,7 @@ Paper scale against any OpenAI-compatible endpoint (a key in OPENAI_API_KEY):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import statistics
@@ -35,6 +36,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _record import record  # noqa: E402
@@ -70,13 +72,17 @@ def run_key(method: str, seed: int, dataset: str, few_shot: bool) -> str:
     return f"{method}|{seed}|{dataset}|{'few-shot' if few_shot else 'instruction'}"
 
 
-def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_shot: bool) -> list[dict]:
+def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_shot: bool,
+            preset_name: str = "gpo") -> list[dict]:
+    """One method (or one preset of GPO) on one dataset's tasks; the rows of its results, with
+    per-example test scores of the initial and final prompts. A preset other than ``gpo`` keeps
+    its own candidate selection (the paper's presets score every candidate)."""
     caps = {k: v for k, v in (("train", args.train), ("eval", args.eval), ("test", args.test)) if v}
-    cfg = preset("gpo", seed=seed, num_search_epochs=args.epochs, opt_batch_size=args.batch,
+    selection = dict(selection=args.selection, race_block=args.race_block) if preset_name == "gpo" else {}
+    cfg = preset(preset_name, seed=seed, num_search_epochs=args.epochs, opt_batch_size=args.batch,
                  num_generated_instructions_in_each_step=args.candidates, optimizer_max_tokens=args.optimizer_max_tokens,
                  evaluate_generated_ins_on_few_shot=few_shot, few_shot_number=args.shots, train_probe=False,
-                 selection=args.selection, race_block=args.race_block,
-                 budget={"scorer_calls_per_task": args.budget or None})
+                 budget={"scorer_calls_per_task": args.budget or None}, **selection)
     spec = RunSpec(
         tasks=TaskSpec(source="gpo", dataset=dataset, tasks=names, data_dir=args.data_dir, max_examples=caps or None),
         config=cfg, method=method,
@@ -85,7 +91,8 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
         scoring=ScoringSpec(max_tokens=args.scorer_max_tokens, second_round=args.second_round),
         cache=args.cache, concurrent_tasks=args.concurrent_tasks,
     )
-    run_dir = Path(args.runs) / run_key(method, seed, dataset, few_shot).replace("|", "-")
+    key = run_key(method if preset_name == "gpo" else preset_name, seed, dataset, few_shot)
+    run_dir = Path(args.runs) / key.replace("|", "-")
     rows = []
     for r in optimize(spec, run_dir):
         tests = run_dir / "tasks" / safe_name(f"{r.dataset}/{r.task}") / "evals" / "test"
@@ -98,14 +105,29 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
     return rows
 
 
-def collect(args) -> list[dict]:
-    out = Path(args.results)
+def run_plan(results: str, plan: list[tuple[str, dict, Callable[[], list[dict]]]]) -> dict[str, dict]:
+    """Every row of the results file, after running each planned (key, fields, run) not in it
+    yet. Each row is appended as its run finishes, so an interrupted benchmark keeps what it has."""
+    out = Path(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {}
     if out.exists():
         for line in out.read_text().splitlines():
             row = json.loads(line)
             done[row["key"]] = row
+    start = time.time()
+    for i, (key, fields, run) in enumerate(plan, 1):
+        if key in done:
+            continue
+        t0 = time.time()
+        done[key] = row = {"key": key, **fields, "results": run(), "wall_s": round(time.time() - t0, 1)}
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"[{i}/{len(plan)}] {key}: {row['wall_s']:.0f}s (total {(time.time() - start) / 60:.1f} min)", flush=True)
+    return done
+
+
+def collect(args) -> list[dict]:
     settings = [False] + ([True] if args.few_shot else [])
     plan = []
     for few_shot in settings:
@@ -114,22 +136,11 @@ def collect(args) -> list[dict]:
         for dataset, names in by_dataset(tasks).items():
             for method in methods:
                 for seed in ([args.seeds[0]] if method in FIXED else args.seeds):
-                    plan.append((method, seed, dataset, names, few_shot))
-    start = time.time()
-    for i, (method, seed, dataset, names, few_shot) in enumerate(plan, 1):
-        key = run_key(method, seed, dataset, few_shot)
-        if key in done:
-            continue
-        t0 = time.time()
-        results = one_run(args, method, seed, dataset, names, few_shot)
-        row = {"key": key, "method": method, "seed": seed, "dataset": dataset, "few_shot": few_shot,
-               "results": results, "wall_s": round(time.time() - t0, 1)}
-        done[key] = row
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        print(f"[{i}/{len(plan)}] {key}: {row['wall_s']:.0f}s "
-              f"(total {(time.time() - start) / 60:.1f} min)", flush=True)
-    return [done[run_key(m, s, d, fs)] for m, s, d, _, fs in plan]
+                    fields = {"method": method, "seed": seed, "dataset": dataset, "few_shot": few_shot}
+                    run = functools.partial(one_run, args, method, seed, dataset, names, few_shot)
+                    plan.append((run_key(method, seed, dataset, few_shot), fields, run))
+    done = run_plan(args.results, plan)
+    return [done[key] for key, _, _ in plan]
 
 
 def ms(values: list[float]) -> str:
@@ -260,6 +271,16 @@ def gains_table(rows: list[dict], methods: list[str], seeds: list[int]) -> str:
             "McNemar's exact test for accuracy, a sign-flip test for graded scores; \"not significant\" where p ≥ 0.05:\n\n" + "\n".join(lines))
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The models and how many requests run at once (shared with bench/ablations.py)."""
+    p.add_argument("--optimizer-model", default="embedded")
+    p.add_argument("--optimizer-base-url", default=None)
+    p.add_argument("--scorer-model", default="embedded")
+    p.add_argument("--scorer-base-url", default=None)
+    p.add_argument("--concurrency", type=int, default=None)
+    p.add_argument("--concurrent-tasks", type=int, default=1)
+
+
 def main(args) -> None:
     for m in args.methods:
         method_class(m)  # unknown names fail before anything runs
@@ -308,12 +329,7 @@ if __name__ == "__main__":
     p.add_argument("--few-shot-methods", nargs="+", default=["empty", "cot", "gpo"])
     p.add_argument("--few-shot-datasets", nargs="+", default=["bbh"], help="datasets of --tasks used for Table 6")
     p.add_argument("--shots", type=int, default=3)
-    p.add_argument("--optimizer-model", default="embedded")
-    p.add_argument("--optimizer-base-url", default=None)
-    p.add_argument("--scorer-model", default="embedded")
-    p.add_argument("--scorer-base-url", default=None)
-    p.add_argument("--concurrency", type=int, default=None)
-    p.add_argument("--concurrent-tasks", type=int, default=1)
+    add_model_options(p)
     p.add_argument("--cache", default="bench/.cache/compare.sqlite")
     p.add_argument("--runs", default="bench/.cache/compare_runs")
     p.add_argument("--results", default="bench/.cache/compare_results.jsonl")

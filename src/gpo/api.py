@@ -24,6 +24,7 @@ from gpo.config import GPOConfig
 from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
+from gpo.optim.gpo import GPO
 from gpo.optim.search import PromptSearch, TaskResult
 from gpo.runs.store import RunStore, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
@@ -330,7 +331,7 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * per_step_examples) * second
         if cap is not None:
             search = min(search, cap)
-        test = (2 * n_test + (steps * n_test if cfg.test_each_step and spec.method == "gpo" else 0)) * second
+        test = (2 * n_test + (steps * n_test if cfg.test_each_step and isinstance(method, GPO) else 0)) * second
         scorer_calls, opt_calls = search + test, steps * per_step_opt
         avg_in = sum(len(e.input) for e in task.split("eval")) / max(n_eval, 1) / 4 + 40  # ~4 chars a token
         totals["scorer_tokens"][0] += int(scorer_calls * avg_in)
