@@ -9,7 +9,7 @@ warmup over the first 5% of steps), with relevance retrieval as the direction. E
 cell's final prompt is tested and compared with the initial prompt, paired on the same
 test examples and pooled over tasks and seeds (McNemar's exact test; 95% intervals).
 
-Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (the default, about 25 min):
+Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (the default, about 30 min):
 
     python bench/ablations.py
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import shlex
 import sys
@@ -51,19 +52,31 @@ PAPER_SCALE = dict(tasks=["bbh:all"], train=0, eval=0, test=0, budget=0, epochs=
                    second_round=True, scorer_max_tokens=256, optimizer_max_tokens=512)
 
 
-def collect(args, cells: list[str]) -> dict[str, list[dict]]:
-    """Each cell's results (one run per seed and dataset), run now where not recorded yet."""
+def collect(args, cells: list[str]) -> tuple[dict[str, list[dict]], float]:
+    """Each cell's results (one run per seed and dataset), run now where not recorded yet, and
+    the minutes those runs took."""
     plan = []
     for cell in cells:
         for seed in args.seeds:
             for dataset, names in by_dataset(args.tasks).items():
-                run = functools.partial(one_run, args, "gpo", seed, dataset, names, False, preset_name=cell)
-                plan.append((f"{cell}|{seed}|{dataset}", {"cell": cell, "seed": seed, "dataset": dataset}, run))
+                sid = settings_id(args, names)  # other settings: other rows and run directories
+                in_own_dir = argparse.Namespace(**{**vars(args), "runs": str(Path(args.runs) / sid)})
+                run = functools.partial(one_run, in_own_dir, "gpo", seed, dataset, names, False, preset_name=cell)
+                key = f"{cell}|{seed}|{dataset}|{sid}"
+                plan.append((key, {"cell": cell, "seed": seed, "dataset": dataset}, run))
     done = run_plan(args.results, plan)
     by_cell: dict[str, list[dict]] = defaultdict(list)
     for key, fields, _ in plan:
         by_cell[fields["cell"]] += done[key]["results"]
-    return by_cell
+    return by_cell, sum(done[key]["wall_s"] for key, _, _ in plan) / 60
+
+
+def settings_id(args, names: list[str]) -> str:
+    """A short fingerprint of everything but the cell, seed and dataset that shapes a run."""
+    keys = ("train", "eval", "test", "budget", "epochs", "batch", "candidates", "scorer_max_tokens", "second_round",
+            "optimizer_max_tokens", "optimizer_model", "optimizer_base_url", "scorer_model", "scorer_base_url")
+    text = json.dumps([sorted(names)] + [getattr(args, k) for k in keys])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def table(cells: list[str], by_cell: dict[str, list[dict]]) -> str:
@@ -98,8 +111,7 @@ def main(args) -> None:
         for key, value in PAPER_SCALE.items():
             setattr(args, key, value)
     cells = [c for t in args.tables for c in TABLES[t]]
-    by_cell = collect(args, cells)
-    wall = sum(r.get("wall_s", 0) for r in [json.loads(l) for l in Path(args.results).read_text().splitlines()]) / 60
+    by_cell, wall = collect(args, cells)
     argv = [a for a in sys.argv[1:] if a != "--no-record"]
     body = [f"""Command: `python bench/ablations.py {shlex.join(argv)}`
 
@@ -129,7 +141,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tables", nargs="+", choices=["2", "3"], default=["2", "3"])
     p.add_argument("--tasks", nargs="+", default=["bbh:navigate"], help="dataset:task (or a bare dataset)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--paper-scale", action="store_true", help="the paper's scale (see the module docstring)")
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
     p.add_argument("--train", type=int, default=4, help="cap (0: whole split)")
@@ -140,7 +152,8 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--candidates", type=int, default=2)
     p.add_argument("--scorer-max-tokens", type=int, default=32)
-    p.add_argument("--second-round", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--second-round", action=argparse.BooleanOptionalAction, default=True,
+                   help="ask the chat scorer again for the bare answer, as the paper did (the original parsing needs it)")
     p.add_argument("--optimizer-max-tokens", type=int, default=64)
     p.add_argument("--shots", type=int, default=3)
     add_model_options(p)

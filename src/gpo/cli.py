@@ -159,7 +159,7 @@ def build_spec(kw: dict):
     if preset_name not in PRESETS:
         from gpo.tasks.catalog import suggest
 
-        raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; presets: {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; `gpo presets` lists them")
     field_names = {f.name for f in dataclasses.fields(GPOConfig)}
     run_keys = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
                 "optimizer_base_url", "seed", "run_dir", "method", "method_options"}

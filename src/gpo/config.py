@@ -272,5 +272,5 @@ del _sel, _method, _util, _word, _decay, _words, _cell
 
 def preset(name: str, **overrides) -> GPOConfig:
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}{suggest(name, PRESETS)}; `gpo presets` lists them")
     return GPOConfig.from_dict({**PRESETS[name], **overrides}, where=f"preset {name}")
