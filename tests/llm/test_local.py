@@ -37,3 +37,15 @@ def test_raw_prompt_for_base_use():
     llm = build_llm("embedded")
     (out,) = asyncio.run(llm.generate([Request(prompt="1, 2, 3, 4,", max_tokens=6)]))
     assert out.text.strip()
+
+
+def test_models_load_without_amx_kernels_on_amx_cpus():
+    # llama.cpp's AMX kernels crash on the first decode on these machines; the guard turns
+    # off ggml's extra buffer types there, and leaves every other CPU's defaults alone.
+    from llama_cpp import llama_cpp as bindings
+
+    from gpo.llm.local import avoid_amx_kernels, cpu_has_amx
+
+    avoid_amx_kernels()
+    avoid_amx_kernels()  # idempotent: wraps once
+    assert bindings.llama_model_default_params().use_extra_bufts is (not cpu_has_amx())

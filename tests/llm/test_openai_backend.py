@@ -96,10 +96,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# `python -m llama_cpp.server`, with the embedded backend's guard against llama.cpp's AMX kernels
+SERVER_MAIN = ("from gpo.llm.local import avoid_amx_kernels; avoid_amx_kernels(); import runpy; "
+               "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)")
+
+
 def _start_server(gguf, *extra):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-c", SERVER_MAIN, "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--model_alias", "smollm2", *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

