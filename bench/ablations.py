@@ -113,7 +113,7 @@ def main(args) -> None:
     cells = [c for t in args.tables for c in TABLES[t]]
     by_cell, wall = collect(args, cells)
     argv = [a for a in sys.argv[1:] if a != "--no-record"]
-    body = [f"""Command: `python bench/ablations.py {shlex.join(argv)}`
+    body = [f"""Command: `{shlex.join(["python", "bench/ablations.py", *argv])}`
 
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'}; {args.epochs} epochs of batch {args.batch},
