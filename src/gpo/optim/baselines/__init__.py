@@ -11,10 +11,11 @@ from gpo.optim.baselines.opro import OPRO
 from gpo.optim.baselines.pe2 import PE2
 from gpo.optim.baselines.sgdm import SGDM
 from gpo.optim.gpo import GPO
+from gpo.optim.peers import PEERS
 from gpo.optim.search import PromptSearch
 
 METHODS: dict[str, type[PromptSearch]] = {
-    cls.name: cls for cls in (GPO, APE, APO, OPRO, PE2, SGDM, EvoPromptGA, EvoPromptDE, EmptyPrompt, ChainOfThought)
+    cls.name: cls for cls in (GPO, APE, APO, OPRO, PE2, SGDM, EvoPromptGA, EvoPromptDE, EmptyPrompt, ChainOfThought, *PEERS)
 }
 METHOD_ALIASES = {"protegi": "apo", "evoprompt": "evoprompt-ga", "ga": "evoprompt-ga", "de": "evoprompt-de"}
 
