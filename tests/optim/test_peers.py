@@ -31,14 +31,14 @@ def any_library(request, i):
     return f"<prompt>{prompt}</prompt>"  # promptolution's templates extract between these tags
 
 
-def run(method, cache, budget=60):
+def run(method, cache, budget=60, task=None):
     opt = ScriptedLLM(model="opt", script=any_library, cache=cache)
     scorer = echo_scorer(cache)
     hooks = Recorder()
     evaluator = Evaluator(scorer, PromptFormat(), second_round=False)
     cfg = config(num_search_epochs=2, budget={"scorer_calls_per_task": budget})
     search = method_class(method)(cfg, opt, evaluator, None, hooks)
-    result = asyncio.run(search.optimize(plus_task()))
+    result = asyncio.run(search.optimize(task or plus_task()))
     return result, hooks, opt, scorer
 
 
@@ -70,3 +70,8 @@ def test_a_missing_peer_library_is_named_with_the_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gepa" else real(name, *a))
     with pytest.raises(ConfigError, match=r"needs the package 'gepa': pip install 'gpo\[peers\]'"):
         run("gepa", None)
+
+
+def test_capo_draws_its_shots_from_a_train_split_smaller_than_its_five(tmp_path):
+    result, _, _, _ = run("capo", ResponseCache(tmp_path / "c.sqlite"), task=plus_task(n_train=3))
+    assert result.scorer_requests > 10 and result.final_eval > result.initial_eval

@@ -98,9 +98,10 @@ class PeerSearch(PromptSearch):
         return 1
 
     def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        N = self.config.num_generated_instructions_in_each_step
-        steps = self.config.num_search_epochs * max(1, batch)
-        return steps * N * n_eval, steps, steps * N  # no better estimate: the peer decides
+        """A rough guess (the peer decides its own spending; with a search budget, the plan is
+        capped by it): one scoring of N candidates on eval and N optimizer requests an epoch."""
+        N, epochs = self.config.num_generated_instructions_in_each_step, self.config.num_search_epochs
+        return epochs * N * n_eval, epochs * N, epochs * N
 
     def share(self, task: Task, state: SearchState) -> float:
         """Scorer requests the peer may send: the per-task budget (or, with none set, what

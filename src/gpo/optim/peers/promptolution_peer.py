@@ -125,7 +125,8 @@ class CAPO(PromptolutionSearch):
 
         train = task.split("train")
         shots = pd.DataFrame({"x": [ex.input for ex in train], "y": [ex.demo_answer for ex in train]})
-        return dict(df_few_shots=shots, check_fs_accuracy=False, create_fs_reasoning=False)
+        return dict(df_few_shots=shots, check_fs_accuracy=False, create_fs_reasoning=False,
+                    upper_shots=min(5, len(train)))  # CAPO draws up to 5 (its default) without replacement
 
 
 class PromptolutionOPRO(PromptolutionSearch):
