@@ -75,3 +75,9 @@ def test_a_missing_peer_library_is_named_with_the_extra(monkeypatch):
 def test_capo_draws_its_shots_from_a_train_split_smaller_than_its_five(tmp_path):
     result, _, _, _ = run("capo", ResponseCache(tmp_path / "c.sqlite"), task=plus_task(n_train=3))
     assert result.scorer_requests > 10 and result.final_eval > result.initial_eval
+
+
+def test_promptolution_is_quiet_when_gpo_ends_its_run_on_budget(tmp_path, caplog):
+    result, _, _, _ = run("capo", ResponseCache(tmp_path / "c.sqlite"), budget=25)
+    assert result.scorer_requests <= 25
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("promptolution")] == []

@@ -19,6 +19,7 @@ library ends its loop on that error and returns its prompts.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 from gpo.optim.peers.bridge import Bridge, BudgetSpent, PeerSearch
@@ -81,6 +82,20 @@ def _classes():
     return GpoLLM, GpoScorePredictor, GpoScoredTask, StopWhenSpent
 
 
+def _quiet_logs() -> None:
+    """Only the library's errors reach the user, and not the one its loop logs when gpo refuses a
+    scoring over budget (that refusal is how the run ends)."""
+    logging.getLogger("promptolution").setLevel(logging.ERROR)
+    loop_logger = logging.getLogger("promptolution.optimizers.base_optimizer")
+    if not any(isinstance(f, _NotBudgetSpent) for f in loop_logger.filters):
+        loop_logger.addFilter(_NotBudgetSpent())
+
+
+class _NotBudgetSpent(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], BudgetSpent))
+
+
 class PromptolutionSearch(PeerSearch):
     library = "promptolution"
     optimizer_class = "?"  # the class name in promptolution.optimizers
@@ -97,6 +112,7 @@ class PromptolutionSearch(PeerSearch):
         from promptolution.utils.prompt_creation import create_prompt_variation
 
         GpoLLM, GpoScorePredictor, GpoScoredTask, StopWhenSpent = _classes()
+        _quiet_logs()
         evals = task.split("eval")
         index: dict[str, int] = {}
         for i, ex in enumerate(evals):
