@@ -61,11 +61,12 @@ class Bridge:
     def score(self, prompt: str, split: str, indices: list[int]) -> list[Record]:
         """The records of ``prompt`` on these examples of ``split``, in their order."""
         evaluator, task = self.search.evaluator, self.task
-        if self.sent() + evaluator.cost(task, prompt, split, indices) > self.share:
+        cost = evaluator.cost(task, prompt, split, indices)
+        if self.sent() + cost > self.share:
             raise BudgetSpent(f"{SPENT} ({self.sent()} of {self.share:.0f} for the peer)")
         if prompt not in self.proposed:
             self.proposed.append(prompt)
-        self.idle = 0 if evaluator.cost(task, prompt, split, indices) else self.idle + 1
+        self.idle = 0 if cost else self.idle + 1
         ev = self._run(evaluator.evaluate(task, prompt, split, indices))
         if split == "eval" and evaluator.cost(task, prompt, "eval") == 0 and prompt not in self.state.scores:
             self.register(prompt)
@@ -131,13 +132,11 @@ class PeerSearch(PromptSearch):
         return self.record(task, state, g, note, candidates)
 
     def _run_seeded(self, bridge: Bridge, task: Task, initial: str) -> list[str]:
-        random.seed(stable_seed(self.config.seed, task.id, self.name))  # peers draw from the global RNGs
-        try:
-            import numpy as np
+        import numpy as np
 
-            np.random.seed(stable_seed(self.config.seed, task.id, self.name))
-        except ImportError:
-            pass
+        seed = stable_seed(self.config.seed, task.id, self.name)
+        random.seed(seed)  # peers draw from the global RNGs
+        np.random.seed(seed)
         return self.run_peer(bridge, task, initial)
 
     @classmethod
