@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Sequence
 
 from gpo.llm.base import (
     LLM,
@@ -16,15 +18,16 @@ from gpo.llm.base import (
     Usage,
 )
 from gpo.llm.cache import CacheError, ResponseCache
-from gpo.llm.local import DEFAULT_MODEL_NAME, LocalLLM, default_gguf_path
+from gpo.llm.local import DEFAULT_MODEL_NAME, LocalLLM, default_gguf_path, gguf_backend_id
 from gpo.llm.openai import OpenAILLM
+from gpo.llm.pool import LLMMember, Pool
 
 EMBEDDED_ALIASES = {"", "embedded", "default", "smollm2", DEFAULT_MODEL_NAME}
 
 __all__ = [
     "LLM", "Completion", "FatalLLMError", "LLMError", "Pricing", "Request", "Sample",
-    "TransientLLMError", "Usage", "CacheError", "ResponseCache", "LocalLLM", "OpenAILLM",
-    "build_llm", "default_gguf_path",
+    "TransientLLMError", "Usage", "CacheError", "ResponseCache", "LocalLLM", "OpenAILLM", "Pool",
+    "build_llm", "default_gguf_path", "preflight",
 ]
 
 
@@ -36,16 +39,83 @@ def build_llm(
     cache: ResponseCache | None = None,
     concurrency: int | None = None,
     pricing: Pricing | None = None,
+    parallel: int = 1,
+    gpus: Sequence[int] = (),
+    replicas: int = 0,
+    ray_address: str | None = None,
+    replica_cpus: float = 1.0,
 ) -> LLM:
     """One model role from a short description.
 
     - ``embedded`` (default): SmolLM2-135M-Instruct in process;
     - a path ending in ``.gguf``: that file in process;
-    - anything else, or any ``base_url``: an OpenAI-compatible endpoint serving that model.
+    - ``vllm:<model>``: vLLM in process (``gpus``: tensor parallel over them);
+    - anything else, or any ``base_url``: an OpenAI-compatible endpoint serving that model;
+      a comma-separated ``base_url`` is a fleet of endpoints (``gpo.llm.pool``).
+
+    In-process models take ``parallel`` (batched decoding, llama.cpp) and ``gpus`` (ignored
+    for endpoints); with ``replicas`` they run as that many Ray actors (``gpo.llm.ray_pool``).
     """
+    urls = [u.strip() for u in (base_url or "").split(",") if u.strip()]
+    common = dict(cache=cache, pricing=pricing)
     extra = {} if concurrency is None else {"concurrency": concurrency}
-    if base_url is None and model.lower() in EMBEDDED_ALIASES:
-        return LocalLLM(cache=cache, pricing=pricing, **extra)
-    if base_url is None and model.endswith(".gguf"):
-        return LocalLLM(model=Path(model).stem, path=Path(model), cache=cache, pricing=pricing, **extra)
-    return OpenAILLM(model=model, base_url=base_url, api_key=api_key, cache=cache, pricing=pricing, **extra)
+    if replicas:
+        if urls:
+            raise FatalLLMError("replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL); "
+                                "to spread requests over servers, list them in the base URL instead")
+        from gpo.llm.ray_pool import ray_pool
+
+        label, factory, kind, num_gpus = _replica_recipe(model, parallel, tuple(gpus), replica_cpus)
+        return ray_pool(label, factory, replicas=replicas, address=ray_address, num_cpus=replica_cpus,
+                        num_gpus=num_gpus, per_replica=max(1, parallel), kind=kind, **common)
+    if len(urls) > 1:
+        members = [LLMMember(OpenAILLM(model=model, base_url=u, api_key=api_key, **extra)) for u in urls]
+        return Pool(model=model, members=members, kind="openai-fleet", **common,
+                    concurrency=sum(m.llm.concurrency for m in members))
+    if not urls and model.lower() in EMBEDDED_ALIASES:
+        return LocalLLM(parallel=parallel, gpus=tuple(gpus), **common, **extra)
+    if not urls and model.endswith(".gguf"):
+        return LocalLLM(model=Path(model).stem, path=Path(model), parallel=parallel, gpus=tuple(gpus), **common, **extra)
+    if not urls and model.startswith("vllm:"):
+        from gpo.llm.vllm_local import VLLMLocal
+
+        return VLLMLocal(model=model.split(":", 1)[1], gpus=tuple(gpus), **common, **extra)
+    return OpenAILLM(model=model, base_url=urls[0] if urls else None, api_key=api_key, **common, **extra)
+
+
+def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = (), replicas: int = 0) -> None:
+    """Fail before a run starts, in one line, where the scale-out settings cannot work here."""
+    in_process = not base_url and (model.lower() in EMBEDDED_ALIASES or model.endswith(".gguf") or model.startswith("vllm:"))
+    if replicas and not in_process:
+        raise FatalLLMError(f"replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}"
+                            + (" at an endpoint; list several endpoints in the base URL to spread requests" if base_url else ""))
+    if not in_process:
+        return  # --gpus is for in-process models; an endpoint's server has its own
+    if replicas:
+        from gpo.llm.ray_pool import import_ray
+
+        import_ray()
+    elif gpus and not model.startswith("vllm:"):
+        from gpo.llm.local import check_gpu_offload
+
+        check_gpu_offload(tuple(gpus))
+
+
+def _replica_recipe(model: str, parallel: int, gpus: tuple[int, ...], cpus: float):
+    """(label, factory, cache identity, GPUs per actor) for the in-process model each replica holds."""
+    threads = max(1, int(cpus))
+    if model.startswith("vllm:"):
+        from gpo.llm.vllm_local import VLLMLocal
+
+        name, tp = model.split(":", 1)[1], max(1, len(gpus))
+        return name, partial(VLLMLocal, model=name, tensor_parallel=tp), "vllm", float(tp)
+    if model.lower() in EMBEDDED_ALIASES:
+        path, label = None, DEFAULT_MODEL_NAME
+        kind = gguf_backend_id(default_gguf_path())
+    elif model.endswith(".gguf"):
+        path, label, kind = Path(model), Path(model).stem, gguf_backend_id(Path(model))
+    else:
+        raise FatalLLMError(f"replicas need an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}")
+    factory = partial(LocalLLM, model=label, path=path, parallel=parallel, n_threads=threads,
+                      gpus=tuple(range(len(gpus))))
+    return label, factory, kind, float(len(gpus))

@@ -227,6 +227,10 @@ class LLM(ABC):
     def describe(self) -> str:
         return f"{self.model} ({self.backend_id})"
 
+    def usage_by_member(self) -> dict[str, dict]:
+        """Usage of each copy of the model, where requests are spread over several (a pool)."""
+        return {}
+
     async def aclose(self) -> None:  # pragma: no cover - overridden where there is something to close
         return None
 
