@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gpo.config import GPOConfig
-from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm
+from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm, preflight
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
 from gpo.optim.gpo import GPO
@@ -43,6 +43,15 @@ class ModelSpec:
     concurrency: int | None = None
     price_prompt: float | None = None  # USD per million prompt tokens
     price_completion: float | None = None
+    parallel: int | None = None  # in-process llama.cpp: requests decoded together
+    gpus: list[int] | None = None  # in-process model on these GPUs
+    replicas: int | None = None  # run the in-process model as this many Ray actors
+    ray_address: str | None = None  # with replicas: "auto", "ray://host:10001", or None for a local Ray
+    replica_cpus: float | None = None  # CPUs each replica reserves (and llama.cpp threads)
+
+    def check(self) -> None:
+        """Cheap checks of the scale-out settings (GPU support, Ray installed), before a run."""
+        preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0)
 
     def build(self, cache: ResponseCache | None) -> LLM:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -50,7 +59,9 @@ class ModelSpec:
         if self.price_prompt is not None or self.price_completion is not None:
             pricing = Pricing(self.price_prompt or 0.0, self.price_completion or 0.0)
         return build_llm(self.model, base_url=self.base_url, api_key=key, cache=cache,
-                         concurrency=self.concurrency, pricing=pricing)
+                         concurrency=self.concurrency, pricing=pricing, parallel=self.parallel or 1,
+                         gpus=self.gpus or (), replicas=self.replicas or 0, ray_address=self.ray_address,
+                         replica_cpus=self.replica_cpus or 1.0)
 
 
 @dataclass
@@ -215,10 +226,13 @@ def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
 
 
 def usage_summary(rt: Runtime) -> dict:
-    return {
-        "optimizer": rt.optimizer.usage.as_dict() | {"cost": rt.optimizer.cost},
-        "scorer": rt.scorer.usage.as_dict() | {"cost": rt.scorer.cost},
-    }
+    """Usage per role, and per endpoint or replica where a role has several."""
+    out = {}
+    for role, llm in (("optimizer", rt.optimizer), ("scorer", rt.scorer)):
+        out[role] = llm.usage.as_dict() | {"cost": llm.cost}
+        if llm.usage_by_member():
+            out[role]["members"] = llm.usage_by_member()
+    return out
 
 
 async def optimize_async(

@@ -65,7 +65,27 @@ def _config_options(f):
     return f
 
 
+def _scale_options(f):
+    """Where and how many copies of the models run; ``gpo resume`` takes these too."""
+    f = click.option("--gpus", default=None, metavar="0,1",
+                     help="Run in-process models on these GPUs (llama.cpp: all layers split across them; "
+                          "vllm:MODEL: tensor parallel).")(f)
+    f = click.option("--replica-cpus", type=float, default=None,
+                     help="CPUs each Ray replica reserves and uses (default 1).")(f)
+    f = click.option("--ray-address", default=None, metavar="auto|ADDRESS",
+                     help="Ray cluster for model replicas (default with replicas: start a local Ray).")(f)
+    for role in ("scorer", "optimizer"):
+        f = click.option(f"--{role}-replicas", type=int, default=None,
+                         help=f"Run the in-process {role} model as N Ray actors (needs gpo[ray]).")(f)
+        f = click.option(f"--{role}-parallel", type=int, default=None,
+                         help=f"In-process llama.cpp {role}: decode up to N requests together (default 1).")(f)
+        f = click.option(f"--{role}-base-url", default=None,
+                         help=f"OpenAI-compatible endpoint for the {role}; several, comma-separated, are balanced.")(f)
+    return f
+
+
 def _model_options(f):
+    f = _scale_options(f)
     for role in ("scorer", "optimizer"):
         f = click.option(f"--{role}-price", default=None, metavar="IN,OUT",
                          help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures).")(f)
@@ -73,7 +93,6 @@ def _model_options(f):
                          help=f"Most {role} requests in flight at once (endpoint default 8).")(f)
         f = click.option(f"--{role}-api-key-env", default=None, metavar="VAR",
                          help=f"Environment variable holding the {role}'s API key (default OPENAI_API_KEY).")(f)
-        f = click.option(f"--{role}-base-url", default=None, help=f"OpenAI-compatible endpoint for the {role}.")(f)
         f = click.option(f"--{role}-model", default=None,
                          help=f"{role.title()} model: 'embedded' (SmolLM2-135M, default), a .gguf path, or a served model name.")(f)
     return f
@@ -149,6 +168,24 @@ def _split_list(values) -> list[str]:
     return out
 
 
+SCALE_KEYS = {"scorer_parallel", "optimizer_parallel", "scorer_replicas", "optimizer_replicas", "ray_address",
+              "replica_cpus", "gpus"}
+
+
+def parse_gpus(value) -> list[int] | None:
+    """``0,1`` (or a list) -> [0, 1]."""
+    if value in (None, "", ()):
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        gpus = [int(str(g).strip()) for g in items]
+    except ValueError:
+        raise UserError(f"--gpus expects GPU numbers like 0,1, got {value!r}") from None
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise UserError(f"--gpus expects distinct GPU numbers like 0,1, got {value!r}")
+    return gpus
+
+
 def build_spec(kw: dict):
     """RunSpec from CLI keyword arguments (and --preset / --config)."""
     from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec
@@ -162,11 +199,12 @@ def build_spec(kw: dict):
         raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; `gpo presets` lists them")
     field_names = {f.name for f in dataclasses.fields(GPOConfig)}
     run_keys = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
-                "optimizer_base_url", "seed", "run_dir", "method", "method_options"}
+                "optimizer_base_url", "seed", "run_dir", "method", "method_options"} | SCALE_KEYS
     config_values = {k: v for k, v in section.items() if k not in run_keys}
     cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
     no_args = not any(v for k, v in kw.items()
-                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method") and v not in (None, (), False))
+                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", *SCALE_KEYS)
+                       and v not in (None, (), False))
     dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")
     base = dict(PRESETS[preset_name])
@@ -221,7 +259,10 @@ def build_spec(kw: dict):
             except (ValueError, AssertionError):
                 raise UserError(f"--{name}-price expects IN,OUT (USD per million tokens), got {price!r}")
         base_url = kw.get(f"{name}_base_url") or section.get(f"{name}_base_url")
+        pick = lambda key: kw.get(key) or section.get(key)  # noqa: E731
         return ModelSpec(
+            parallel=pick(f"{name}_parallel"), replicas=pick(f"{name}_replicas"), ray_address=pick("ray_address"),
+            replica_cpus=pick("replica_cpus"), gpus=parse_gpus(pick("gpus")),
             model=kw.get(f"{name}_model") or section.get(f"{name}_model") or "embedded",
             base_url=base_url,
             api_key_env=kw.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
@@ -240,8 +281,16 @@ def build_spec(kw: dict):
         if not eq or not key:
             raise UserError(f"--method-option expects KEY=VALUE, got {item!r}")
         method_options[key] = value
+    from gpo.llm import LLMError
+
+    optimizer, scorer = role("optimizer"), role("scorer")
     try:
-        return RunSpec(tasks=tspec, config=config, optimizer=role("optimizer"), scorer=role("scorer"), scoring=scoring,
+        optimizer.check()
+        scorer.check()
+    except LLMError as err:
+        raise UserError(str(err))
+    try:
+        return RunSpec(tasks=tspec, config=config, optimizer=optimizer, scorer=scorer, scoring=scoring,
                        concurrent_tasks=kw.get("concurrent_tasks") or 4,
                        method=kw.get("method") or section.get("method") or "gpo", method_options=method_options)
     except ConfigError as err:
@@ -460,15 +509,31 @@ def optimize(**kw) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live")
-def resume(run_dir: str, progress: str) -> None:
-    """Continue a stopped run where it left off; finished calls come from the cache."""
+@_scale_options
+def resume(run_dir: str, progress: str, **scale) -> None:
+    """Continue a stopped run where it left off; finished calls come from the cache.
+
+    The scale options may differ from the first run's (other servers, more replicas):
+    they change where answers come from, not what is asked."""
     from gpo.api import RunSpec, optimize_async
+    from gpo.llm import LLMError
     from gpo.runs.store import read_spec
 
     try:
         spec = RunSpec.from_dict(read_spec(run_dir))
     except FileNotFoundError as err:
         raise UserError(str(err))
+    for name in ("scorer", "optimizer"):
+        role = getattr(spec, name)
+        for key, value in {"parallel": scale[f"{name}_parallel"], "replicas": scale[f"{name}_replicas"],
+                           "base_url": scale[f"{name}_base_url"], "ray_address": scale["ray_address"],
+                           "replica_cpus": scale["replica_cpus"], "gpus": parse_gpus(scale["gpus"])}.items():
+            if value is not None:
+                setattr(role, key, value)
+        try:
+            role.check()
+        except LLMError as err:
+            raise UserError(str(err))
     with Progress(progress) as view:
         results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view], resume=True), run_dir)
     if progress != "json":

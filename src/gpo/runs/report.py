@@ -187,6 +187,9 @@ def write_report(run_dir: str | Path) -> Path:
             r = u[role]
             body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{r['prompt_tokens']}</td>"
                         f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
+            for name, m in (r.get("members") or {}).items():  # endpoints of a fleet, replicas of a pool
+                body.append(f"<tr><td>&nbsp;&nbsp;{html.escape(name)}</td><td>{m['calls']}</td><td></td>"
+                            f"<td>{m['prompt_tokens']}</td><td>{m['completion_tokens']}</td><td></td></tr>")
         body.append("</table>")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
     path = run_dir / "report.html"
