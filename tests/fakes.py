@@ -48,6 +48,11 @@ def last_user(request: Request) -> str:
     return request.messages[-1][1] if request.messages else request.prompt
 
 
+def parity_answer(request: Request, index: int) -> str:
+    """Script whose answer depends on the question only: any replica gives the same one."""
+    return "Yes" if len(last_user(request)) % 2 else "No"
+
+
 class HashEmbedder:
     """Fake embedder: bag-of-words vectors, so similar texts are similar."""
 
@@ -65,7 +70,8 @@ class HashEmbedder:
 class ScriptedEndpoint:
     """OpenAI-compatible HTTP server on 127.0.0.1 with scripted behaviour.
 
-    ``statuses``: list of HTTP statuses to answer in turn (200 = success) then 200.
+    ``statuses``: list of HTTP statuses to answer in turn (200 = success; 0 = drop the
+    connection without an answer) then 200.
     Records every request body and the most requests in flight at once.
     """
 
@@ -98,6 +104,10 @@ class ScriptedEndpoint:
                 try:
                     if outer.latency:
                         time.sleep(outer.latency)
+                    if status == 0:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     if status == 200:
                         n = body.get("n", 1)
                         payload = {

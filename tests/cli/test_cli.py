@@ -104,6 +104,9 @@ def test_closing_lines_carry_intervals_and_significance(capsys):
     (["optimize", "--method", "oprp"], "unknown method 'oprp' (did you mean opro"),
     (["optimize", "--method", "apo", "--method-option", "bem=2"], "has no option 'bem' (did you mean beam"),
     (["optimize", "--method", "apo", "--method-option", "beam"], "expects KEY=VALUE"),
+    (["optimize", "--gpus", "first"], "--gpus expects GPU numbers like 0,1"),
+    (["optimize", "--scorer-replicas", "2", "--scorer-model", "m", "--scorer-base-url", "http://127.0.0.1:9/v1"],
+     "replicas run copies of an in-process model"),
 ])
 def test_bad_input_is_one_clear_line(args, message):
     proc = gpo(*args, check=False)
@@ -226,3 +229,29 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
     assert (run / "tasks" / "synthetic__navigate" / "state.json").is_file()  # saved before stopping
     listing = gpo("runs", str(tmp_path)).stdout
     assert "stopped" in listing
+
+
+def test_a_run_resumes_on_other_servers_of_a_fleet(tmp_path):
+    """The scale options of `gpo resume` change where answers come from: the rest of the
+    run goes to the new fleet, and nothing answered before is asked again."""
+    from fakes import ScriptedEndpoint
+
+    run = str(tmp_path / "run")
+    common = ["--progress", "quiet", "--method", "cot", "--optimizer-model", "m", "--scorer-model", "m"]
+    failing = [200] * 3 + [404] * 100  # three answers each, then an error that stops the run
+    with ScriptedEndpoint(failing) as a, ScriptedEndpoint(failing) as b, ScriptedEndpoint() as opt:
+        first = gpo("optimize", *TINY, *common, "--optimizer-base-url", opt.url, "--scorer-base-url", f"{a.url},{b.url}",
+                    "--scorer-concurrency", "1", "--run-dir", run, check=False)
+        asked_first = len(a.bodies) + len(b.bodies)
+        answered_first = [json.dumps(body["messages"]) for body in a.bodies[:3] + b.bodies[:3]]
+    assert first.returncode != 0 and "HTTP 404" in first.stderr and "gpo resume" in first.stderr
+    with ScriptedEndpoint() as c, ScriptedEndpoint() as d, ScriptedEndpoint() as opt:
+        gpo("resume", run, "--progress", "quiet", "--scorer-base-url", f"{c.url},{d.url}",
+            "--optimizer-base-url", opt.url)
+        asked_again = [json.dumps(body["messages"]) for body in c.bodies + d.bodies]
+    assert asked_first > 6 and len(asked_again) > 0
+    assert not set(answered_first) & set(asked_again)  # the first run's answers came from the cache
+    assert len(c.bodies) > 0 and len(d.bodies) > 0
+    events = [json.loads(line) for line in Path(run, "events.jsonl").read_text().splitlines()]
+    members = [e for e in events if e["event"] == "usage"][-1]["scorer"]["members"]
+    assert set(members) == {f"m (openai:{c.url})", f"m (openai:{d.url})"}
