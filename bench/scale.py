@@ -1,0 +1,135 @@
+"""Scorer throughput at every scale (issue 12), each part measured in one run.
+
+1. Batched decoding: examples/s through the Evaluator on the embedded model at
+   ``--scorer-parallel`` 1, 4, 8 and 16 (bbh/navigate eval, CoT prompt, two rounds,
+   greedy, cache off), and the share of records identical to parallel 1.
+2. Ray pool scaling with a fixed-latency fake model (each replica answers one request at
+   a time, 200 ms each) at 1, 2, 4 and 8 replicas: throughput against linear.
+3. A real pool of 2 llama.cpp replicas (1 CPU each) against 1 replica, same split.
+
+    python bench/scale.py [--n 32] [--skip-batched] [--skip-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _record import record  # noqa: E402
+
+from gpo.llm import LLM, LocalLLM, Request, Sample, build_llm  # noqa: E402
+from gpo.scoring import Evaluator  # noqa: E402
+from gpo.tasks import load_gpo_task  # noqa: E402
+
+PROMPT = "Let's think step by step."
+
+
+@dataclass
+class FixedLatency(LLM):
+    """Fake model for pool scaling: one request at a time, ``latency`` seconds each."""
+
+    model: str = "fixed-latency"
+    latency: float = 0.2
+
+    @property
+    def backend_id(self) -> str:
+        return "fixed-latency"
+
+    async def _sample(self, request, indices):
+        if not hasattr(self, "_one"):
+            self._one = asyncio.Lock()
+        async with self._one:
+            await asyncio.sleep(self.latency)
+        return [Sample(f"answer {i}") for i in indices]
+
+
+def score(llm: LLM, task, max_tokens: int):
+    evaluator = Evaluator(llm, max_tokens=max_tokens)
+    start = time.perf_counter()
+    ev = asyncio.run(evaluator.evaluate(task, PROMPT, "eval"))
+    return ev, time.perf_counter() - start
+
+
+def batched(task, args) -> str:
+    rows, base = [], None
+    for parallel in (1, 4, 8, 16):
+        ev, wall = score(LocalLLM(parallel=parallel), task, args.max_tokens)
+        answers = [(r.raw_answer, r.raw_answer_second_round) for r in ev.records]
+        base = base or (answers, ev.n / wall)
+        same = sum(a == b for a, b in zip(answers, base[0]))
+        rows.append(f"| {parallel} | {wall:.1f} s | {ev.n / wall:.2f} | {ev.n / wall / base[1]:.2f}× | "
+                    f"{same}/{ev.n} | {100 * ev.score:.1f} |")
+        print(rows[-1], flush=True)
+    return ("| --scorer-parallel | wall | examples/s | vs 1 | records equal to parallel 1 | accuracy % |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(rows))
+
+
+def ray_fake(requests: int) -> str:
+    from gpo.llm.ray_pool import ray_pool
+
+    rows, one = [], None
+    for replicas in (1, 2, 4, 8):
+        pool = ray_pool("fake", functools.partial(FixedLatency, latency=0.2), replicas=replicas, num_cpus=0,
+                        kind="fixed-latency")
+        batch = [Request.chat(f"q{replicas}-{i}") for i in range(requests * replicas)]
+        start = time.perf_counter()
+        asyncio.run(pool.generate(batch))
+        rate = len(batch) / (time.perf_counter() - start)
+        one = one or rate
+        rows.append(f"| {replicas} | {len(batch)} | {rate:.2f} | {rate / one:.2f}× | {rate / (one * replicas):.2f} |")
+        print(rows[-1], flush=True)
+        asyncio.run(pool.aclose())
+    return ("| replicas | requests | requests/s | vs 1 | efficiency (vs linear) |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
+def ray_llama(task, args) -> str:
+    rows, one = [], None
+    for replicas in (1, 2):
+        pool = build_llm("embedded", replicas=replicas, replica_cpus=1)
+        asyncio.run(pool.generate([Request.chat("Hello.", max_tokens=2)] * replicas))  # every replica loads its model
+        ev, wall = score(pool, task, args.max_tokens)
+        one = one or ev.n / wall
+        calls = " / ".join(str(u["calls"]) for u in pool.usage_by_member().values())
+        rows.append(f"| {replicas} × 1 CPU | {wall:.1f} s | {ev.n / wall:.2f} | {ev.n / wall / one:.2f}× | {calls} |")
+        print(rows[-1], flush=True)
+        asyncio.run(pool.aclose())
+    return ("| pool | wall | examples/s | vs 1 replica | requests per replica |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
+def main(args) -> None:
+    task = load_gpo_task(args.data_dir, "bbh", args.task)
+    task.splits["eval"] = task.splits["eval"][: args.n]
+    parts = [f"bbh/{args.task}, {len(task.splits['eval'])} eval examples, \"{PROMPT}\", embedded SmolLM2-135M, "
+             f"greedy, first round ≤ {args.max_tokens} tokens then the second round, cache off."]
+    if not args.skip_batched:
+        parts.append("**Batched decoding** (one llama.cpp context, continuous batching):\n\n" + batched(task, args))
+    if not args.skip_ray:
+        import ray
+
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        parts.append("**Ray pool, fixed-latency fake** (200 ms a call, one call at a time per replica, "
+                     f"{args.fake_requests} requests per replica; local Ray):\n\n" + ray_fake(args.fake_requests))
+        parts.append("**Ray pool, real llama.cpp replicas** on this 2-core machine (each replica one CPU and "
+                     "one llama.cpp thread):\n\n" + ray_llama(task, args))
+        ray.shutdown()
+    record("scale", "Scorer throughput at scale: batched decoding and Ray pools (issue 12)", "\n\n".join(parts))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--task", default="navigate")
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--fake-requests", type=int, default=40)
+    p.add_argument("--skip-batched", action="store_true")
+    p.add_argument("--skip-ray", action="store_true")
+    main(p.parse_args())
