@@ -250,3 +250,23 @@ def test_a_runs_usage_and_report_count_requests_per_endpoint(tmp_path):
     assert sum(m["calls"] for m in usage["members"].values()) == usage["calls"] == len(a.bodies) + len(b.bodies)
     page = write_report(tmp_path / "run").read_text()
     assert f"m (openai:{a.url})" in page
+
+
+def test_cancelled_requests_leave_the_batch_and_the_model_keeps_serving():
+    from gpo.llm.local import batch_decoder
+
+    llm = LocalLLM(parallel=4)
+    stories = [Request.chat(f"Write a long story about the number {i}.", max_tokens=400) for i in range(8)]
+
+    async def go():
+        pending = asyncio.ensure_future(llm.generate(stories))
+        await asyncio.sleep(1.5)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        return await llm.generate([Request.chat("Say yes.", max_tokens=4)])
+
+    out = asyncio.run(go())
+    decoder = batch_decoder(llm.path, llm.n_ctx, 4)
+    assert out[0].samples[0].completion_tokens >= 1
+    assert decoder.dropped == 4  # the four in flight left the batch; the other four never reached it

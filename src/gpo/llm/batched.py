@@ -2,10 +2,13 @@
 
 ``--scorer-parallel N`` sends up to N requests to one loaded model at once. They are
 decoded together through llama.cpp's multi-sequence batch API: every step is one
-``llama_decode`` call whose batch holds the next token of every live sequence (and
-the prompt tokens of sequences just admitted), so the weights are read once per step
-for all of them. It is continuous batching: a finished sequence frees its slot and
-its KV cells at once, and a waiting request takes the slot on the next step.
+``llama_decode`` call whose batch holds the next token of every live sequence and as
+much of newly admitted prompts as fits (chunked prefill), so the weights are read once
+per step for all of them. It is continuous batching: a finished sequence frees its slot
+and its KV cells at once, and a waiting request takes the slot on the next step. Each
+slot is a KV stream of its own (``CTX_PER_SEQUENCE`` tokens); a request longer than a
+slot raises ``TooLong`` and is answered on the one-at-a-time path. The context copies
+the loaded model's own settings: with a different attention kernel the logits differ.
 
 Each sequence keeps what ``Llama.create_chat_completion`` / ``create_completion`` do
 on the one-at-a-time path (``--scorer-parallel 1``, left unchanged): the GGUF's own
@@ -76,6 +79,7 @@ class BatchDecoder:
         self._lock = threading.Lock()
         self._pending: collections.deque[_Job] = collections.deque()
         self._scheduled = False
+        self.dropped = 0  # requests given up because their caller cancelled them
         self.n_batch = max(512, min(2048, n_ctx))
         self.slot = min(n_ctx, CTX_PER_SEQUENCE)
         # The loaded model's own settings (threads, attention kernel, KV types), then ours.
@@ -150,7 +154,7 @@ class BatchDecoder:
                     continue
                 self._step(live)
         except BaseException as err:  # noqa: BLE001 - every waiting caller hears of it
-            for seq in live.values():
+            for seq in list(live.values()):
                 self._finish(seq, live, error=err)
             with self._lock:
                 jobs, self._scheduled = list(self._pending), False
@@ -164,12 +168,20 @@ class BatchDecoder:
         with self._lock:
             while self._pending and len(live) < self.parallel:
                 job = self._pending.popleft()
+                if job.future.cancelled():  # its caller went away (Ctrl-C, a stopped run)
+                    self.dropped += 1
+                    continue
                 seq_id = next(i for i in range(self.parallel) if i not in live)
                 live[seq_id] = _Sequence(job, seq_id, list(job.tokens), sampler=_sampler(job))
 
     def _step(self, live: dict[int, _Sequence]) -> None:
         """One decode call: the next token of every sequence that is generating, and as
         much of the newly admitted prompts as the batch still holds (chunked prefill)."""
+        for seq in [s for s in live.values() if s.job.future.cancelled()]:
+            self._finish(seq, live)
+            self.dropped += 1
+        if not live:
+            return
         decoding = [s for s in live.values() if len(s.to_feed) == 1]
         room = self.n_batch - len(decoding)
         items = [(s, 1) for s in decoding]
@@ -235,6 +247,8 @@ class BatchDecoder:
         live.pop(seq.seq_id, None)
         llama_cpp.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
         llama_cpp.llama_sampler_free(seq.sampler)
+        if seq.job.future.done():  # cancelled by its caller
+            return
         if error is not None:
             seq.job.future.set_exception(error)
             return

@@ -37,11 +37,12 @@ _loaded_lock = threading.Lock()
 def _close_models() -> None:
     """Free llama.cpp models before interpreter teardown (avoids noisy __del__ errors)."""
     with _loaded_lock:
+        for _, worker in _loaded.values():
+            worker.shutdown(wait=True)  # let a decode in progress finish before freeing anything
         for decoder in _decoders.values():
             decoder.close()
         _decoders.clear()
         for model, worker in _loaded.values():
-            worker.shutdown(wait=True)
             try:
                 model.close()
             except Exception:  # noqa: BLE001 - best effort at exit
