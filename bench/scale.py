@@ -70,6 +70,24 @@ def batched(task, args) -> str:
             "|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
+def generation_heavy() -> str:
+    """Where batching pays: long answers to short prompts (decoding, not prompt reading)."""
+    requests = [Request.chat(f"Write a short story about the number {i}.", max_tokens=128) for i in range(16)]
+    rows, one = [], None
+    for parallel in (1, 16):
+        llm = LocalLLM(parallel=parallel)
+        asyncio.run(llm.generate([Request.chat("Hello.", max_tokens=2)]))  # load
+        start = time.perf_counter()
+        out = asyncio.run(llm.generate(requests))
+        wall = time.perf_counter() - start
+        tokens = sum(c.samples[0].completion_tokens for c in out)
+        one = one or tokens / wall
+        rows.append(f"| {parallel} | {wall:.1f} s | {tokens} | {tokens / wall:.1f} | {tokens / wall / one:.2f}× |")
+        print(rows[-1], flush=True)
+    return ("| --scorer-parallel | wall | tokens generated | tokens/s | vs 1 |\n|---|---|---|---|---|\n"
+            + "\n".join(rows))
+
+
 def ray_fake(requests: int) -> str:
     from gpo.llm.ray_pool import ray_pool
 
@@ -90,7 +108,8 @@ def ray_fake(requests: int) -> str:
 
 
 def ray_llama(task, args) -> str:
-    rows, one = [], None
+    ev, wall = score(LocalLLM(), task, args.max_tokens)
+    rows, one = [f"| in process, 2 threads (reference) | {wall:.1f} s | {ev.n / wall:.2f} | | |"], None
     for replicas in (1, 2):
         pool = build_llm("embedded", replicas=replicas, replica_cpus=1)
         asyncio.run(pool.generate([Request.chat("Hello.", max_tokens=2)] * replicas))  # every replica loads its model
@@ -110,7 +129,10 @@ def main(args) -> None:
     parts = [f"bbh/{args.task}, {len(task.splits['eval'])} eval examples, \"{PROMPT}\", embedded SmolLM2-135M, "
              f"greedy, first round ≤ {args.max_tokens} tokens then the second round, cache off."]
     if not args.skip_batched:
-        parts.append("**Batched decoding** (one llama.cpp context, continuous batching):\n\n" + batched(task, args))
+        parts.append("**Batched decoding through the Evaluator** (one llama.cpp context, continuous batching):\n\n"
+                     + batched(task, args))
+        parts.append("**Batched decoding, generation-heavy** (16 requests \"Write a short story about the number "
+                     "i.\", ≤ 128 tokens each, greedy; the model layer alone):\n\n" + generation_heavy())
     if not args.skip_ray:
         import ray
 
