@@ -40,7 +40,7 @@ from gpo.optim.update import (
     polish,
     real_time_block,
 )
-from gpo.scoring.render import Position
+from gpo.scoring.render import placement
 from gpo.tasks.task import Task
 
 
@@ -90,7 +90,7 @@ class GPO(PromptSearch):
         step_size = schedule(len(state.trajectory.points)) if schedule else None
         exemplars = self.format_examples(task, state)
         meta = build_update_prompt(
-            UpdateSpec(cfg.util_gradient_name, Position.parse(cfg.instruction_pos), momentum_kind),
+            UpdateSpec(cfg.util_gradient_name, placement(task, cfg.instruction_pos), momentum_kind),
             U, u_score, block, exemplars, gradient, step_size if cfg.learning_rate_name == "w_lr" else None,
         )
         candidates = await self._candidates(task, state, meta, U, g, step_size)

@@ -223,7 +223,11 @@ class PromptSearch:
         return N * n_eval, 1, N
 
     def initial_prompt(self, task: Task) -> str:
+        """The config's initial instruction; an MMLU subject's own template; or the starting
+        system prompt a user's templated task brings (``--system-template`` with ``--optimize system``)."""
         cfg = self.config
+        if task.template is not None and task.initial_instruction:
+            return task.initial_instruction
         subject_template = cfg.initial_instruction.startswith("The following are multiple choice questions about")
         return task.initial_instruction if (task.initial_instruction and subject_template) else cfg.initial_instruction
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from gpo.scoring.render import Position
 from gpo.tasks.task import Example
+from gpo.tasks.template import Template
+
+Placement = Position | Template  # where the prompt goes: .phrase and .show(example, placeholder)
 
 PLACEHOLDER = "<Prompt>"
 START, END = "<START>", "<END>"
@@ -33,20 +36,15 @@ def show_score(score: float) -> str:
 SCALE_NOTE = "Scores are percentages from 0 to 100; higher is better."
 
 
-def format_exemplars(examples: list[Example], position: Position) -> str:
-    """Task examples with the placeholder where the prompt goes. An example with several
-    references (WebNLG) shows all of them, as the original did."""
+def format_exemplars(examples: list[Example], placement: Placement) -> str:
+    """Task examples with the placeholder where the prompt goes (a position, or a user's
+    template). An example with several references (WebNLG) shows all of them, as the
+    original did."""
     blocks = []
     for ex in examples:
         output = "Output:" if len(ex.references) < 2 else f"Output (any of these {len(ex.references)} references):"
         answer = "\n".join(ex.references) if len(ex.references) > 1 else ex.demo_answer
-        if position is Position.A_BEGIN:
-            body = f"Q: {ex.input}\nA: {PLACEHOLDER}"
-        elif position is Position.Q_END:
-            body = f"{ex.input}\n{PLACEHOLDER}"
-        else:  # Q_begin and before_Q both put the prompt ahead of the question
-            body = f"{PLACEHOLDER}\n{ex.input}"
-        blocks.append(f"Input:\n{body}\n{output}\n{answer}")
+        blocks.append(f"Input:\n{placement.show(ex, PLACEHOLDER)}\n{output}\n{answer}")
     return "\n\n".join(blocks)
 
 
@@ -71,7 +69,7 @@ def real_time_block(prompt: str, score: float) -> str:
 @dataclass(frozen=True)
 class UpdateSpec:
     method: str  # generate | edit | generate_without | edit_without
-    position: Position
+    position: Placement
     momentum_kind: str = "-"  # "-" | "k-list" | "real-time": how the trajectory block reads
 
 

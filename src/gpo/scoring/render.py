@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gpo.llm.base import Request
-from gpo.tasks.task import Example
+from gpo.tasks.task import Example, Task
+from gpo.tasks.template import Template
 
 
 class Position(str, Enum):
@@ -44,6 +45,19 @@ class Position(str, Enum):
             Position.Q_END: "at the end of the question",
             Position.A_BEGIN: "at the beginning of the answer",
         }[self]
+
+    def show(self, example: Example, placeholder: str) -> str:
+        """One example as the optimizer's meta-prompts show it, ``placeholder`` where the prompt goes."""
+        if self is Position.A_BEGIN:
+            return f"Q: {example.input}\nA: {placeholder}"
+        if self is Position.Q_END:
+            return f"{example.input}\n{placeholder}"
+        return f"{placeholder}\n{example.input}"  # Q_begin and before_Q both put the prompt ahead
+
+
+def placement(task: Task, position: Position | str) -> "Position | Template":
+    """Where a task's prompt goes: its template's slot (users' templated tasks) or a position."""
+    return task.template if task.template is not None else Position.parse(position)
 
 
 @dataclass(frozen=True)
@@ -78,8 +92,12 @@ def _demo_text(instruction: str, demo: Example, position: Position, include_qa: 
     return shown.rstrip(" ") + joiner + demo.demo_answer
 
 
-def render(instruction: str, example: Example, fmt: PromptFormat, demos: list[Example] = ()) -> Request:
-    """The first-round scorer request for one example (greedy decoding is set by the caller)."""
+def render(instruction: str, example: Example, fmt: PromptFormat, demos: list[Example] = (),
+           template: Template | None = None) -> Request:
+    """The first-round scorer request for one example (greedy decoding is set by the caller).
+    With a ``template`` (users' own tasks) the template decides; otherwise the position."""
+    if template is not None:
+        return _render_template(instruction, example, fmt, list(demos)[: fmt.few_shot] if fmt.few_shot else [], template)
     query = render_zero_shot(instruction, example.input, fmt.position, fmt.include_qa)
     demos = list(demos)[: fmt.few_shot] if fmt.few_shot else []
     if fmt.chat:
@@ -91,6 +109,21 @@ def render(instruction: str, example: Example, fmt: PromptFormat, demos: list[Ex
         return Request.chat(messages)
     blocks = [_demo_text(instruction, d, fmt.position, fmt.include_qa) for d in demos]
     return Request(prompt="\n\n".join(blocks + [query]))
+
+
+def _render_template(instruction: str, example: Example, fmt: PromptFormat, demos: list[Example],
+                     template: Template) -> Request:
+    """System (if any), demonstrations as user/assistant turns, then the example."""
+    query = template.messages(instruction, example)
+    system = [m for m in query if m["role"] == "system"]
+    turns = []
+    for d in demos:
+        turns.append(template.messages(instruction, d)[-1])
+        turns.append({"role": "assistant", "content": d.demo_answer})
+    messages = system + turns + query[-1:]
+    if fmt.chat:
+        return Request.chat(messages)
+    return Request(prompt="\n\n".join(m["content"] for m in messages))
 
 
 def prompt_text(request: Request) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, task_profile
 from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError
+from gpo.tasks.template import Template
 
 GPO_FILES = {
     "train": "train.jsonl",
@@ -153,39 +154,59 @@ def load_user_task(
     seed: int = 0,
     metric: object | None = None,
     second_round: str | None = None,
+    template: Template | None = None,
+    target_optional: bool = False,
 ) -> Task:
     """A task from the user's JSONL/CSV files.
 
     ``files`` maps split names to files, or is one file that is split with ``seed``
     (default fractions: train 0.3, eval 0.3, test 0.4; format and few-shot
-    exemplars are drawn from train when not given).
+    exemplars are drawn from train when not given). With a ``template`` every column is
+    a field the template may name (``input_col`` is then unused); ``target_optional``
+    accepts rows without ``target_col`` (metrics that need no target: judge, json, regex).
     """
+    def examples_of(path: Path) -> list[Example]:
+        rows = read_rows(path)
+        if template is not None and rows:
+            template.check_columns(rows[0], str(path))
+        return [_user_example(r, input_col, target_col, path, template, target_optional) for r in rows]
+
     if isinstance(files, (str, Path)):
-        path = Path(files)
-        examples = [to_example(r, input_col, target_col, path) for r in read_rows(path)]
+        examples = examples_of(Path(files))
         if not examples:
-            raise TaskError(f"{path}: no examples")
+            raise TaskError(f"{files}: no examples")
         splits = seeded_split(examples, fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}, seed)
     else:
         unknown = set(files) - set(SPLITS)
         if unknown:
             raise TaskError(f"unknown split names {sorted(unknown)}; splits are {', '.join(SPLITS)}")
-        splits = {
-            s: [to_example(r, input_col, target_col, p) for r in read_rows(Path(p))] for s, p in files.items()
-        }
+        splits = {s: examples_of(Path(p)) for s, p in files.items()}
     splits.setdefault("format", splits.get("train", [])[:3])
     splits.setdefault("few_shot", splits.get("train", [])[:5])
     all_examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
-    kind = AnswerKind(kind) if kind else infer_kind(all_examples)
+    scored_whole = metric is not None and metric not in ("exact", "rouge_l")  # the reply as written, no extraction
+    kind = AnswerKind(kind) if kind else (AnswerKind.EXACT if scored_whole else infer_kind(all_examples))
     default_metric = "rouge_l" if kind == AnswerKind.GENERATION else "exact"
-    if second_round is None:
+    if second_round is None and not scored_whole:
         second_round = {
             AnswerKind.BOOLEAN: "Give only the final answer, one word, nothing else.",
             AnswerKind.MULTIPLE_CHOICE: "Give only the letter of the final answer, one option from (A) to {last}, nothing else.",
             AnswerKind.NUMERIC: "Give only the final answer as a single number, nothing else.",
         }.get(kind)
     return Task(name=name, dataset="user", kind=kind, splits=splits, metric=metric or default_metric,
-                second_round=second_round)
+                second_round=second_round, template=template)
+
+
+def _user_example(row: Mapping[str, Any], input_col: str, target_col: str, path: Path,
+                  template: Template | None, target_optional: bool) -> Example:
+    if target_optional and target_col not in row:
+        row = {**row, target_col: ""}
+    if template is None:
+        return to_example(row, input_col, target_col, path)
+    raw_target = _field(row, target_col, path)
+    references = tuple(str(r) for r in raw_target) if isinstance(raw_target, list) else ()
+    target = references[0] if references else ("" if raw_target is None else str(raw_target))
+    return template.example({k: v for k, v in row.items() if k != target_col}, target, references)
 
 
 def load_hf_task(

@@ -28,6 +28,7 @@ class Example:
     target: str  # canonical answer as text
     references: tuple[str, ...] = ()  # several acceptable outputs (generation tasks)
     solution: str | None = None  # worked answer, when the data has one (GSM8K)
+    fields: tuple[tuple[str, str], ...] = ()  # the row's columns, for a prompt template (user data)
 
     def options(self) -> dict[str, str]:
         """Multiple-choice options found in the input as ``(A) text`` lines: letter -> text."""
@@ -56,6 +57,7 @@ class Task:
     metric: object = "exact"
     second_round: str | None = None
     initial_instruction: str | None = None  # task-specific start (MMLU subject template)
+    template: object = None  # gpo.tasks.template.Template for users' templated tasks; None: the paper's rendering
 
     @property
     def id(self) -> str:

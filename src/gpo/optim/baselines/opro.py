@@ -13,11 +13,12 @@ from __future__ import annotations
 from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import StepRecord
 from gpo.optim.update import END, PLACEHOLDER, START, format_exemplars, k_list_block
-from gpo.scoring.render import Position
+from gpo.optim.update import Placement
+from gpo.scoring.render import placement
 from gpo.tasks.task import Example, Task
 
 
-def opro_prompt(history: list[tuple[str, float]], exemplars: list[Example], position: Position) -> str:
+def opro_prompt(history: list[tuple[str, float]], exemplars: list[Example], position: Placement) -> str:
     return "\n\n".join(
         [
             f"Your job is to write a prompt that goes in place of {PLACEHOLDER} in the task examples below.",
@@ -41,7 +42,7 @@ class OPRO(PromptSearch):
         history = [(p, state.scores[p]) for p in reversed(best)]
         pool = self.format_pool(task)
         exemplars = self.rng(task, g).sample(pool, min(self.options["exemplars"], len(pool)))
-        meta = opro_prompt(history, exemplars, Position.parse(cfg.instruction_pos))
+        meta = opro_prompt(history, exemplars, placement(task, cfg.instruction_pos))
         texts = await self.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
                                stable_seed(cfg.seed, task.id, self.name, g))
         candidates = self.screen(state, texts, state.current)

@@ -18,12 +18,13 @@ from gpo.optim.feedback import wrong_examples
 from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import StepRecord
 from gpo.optim.update import END, PLACEHOLDER, START, format_exemplars, k_list_block
-from gpo.scoring.render import Position
+from gpo.optim.update import Placement
+from gpo.scoring.render import placement
 from gpo.tasks.task import Example, Task
 
 
 def pe2_prompt(current: str, score: float, history: list[tuple[str, float]], context: list[Example],
-               wrong: str | None, position: Position, step_size: int) -> str:
+               wrong: str | None, position: Placement, step_size: int) -> str:
     failures = wrong or "(The prompt answered every example of this batch correctly; look for ways it could generalise better.)"
     return "\n\n".join(
         [
@@ -60,7 +61,7 @@ class PE2(PromptSearch):
         probed = await self.probe(task, state, list(state.pool), g)
         history = [(p.prompt, p.score) for p in state.trajectory.points[-o["history"]:]] if o["history"] else []
         context = self.format_examples(task, state)[:1]
-        position = Position.parse(cfg.instruction_pos)
+        position = placement(task, cfg.instruction_pos)
         metas = [pe2_prompt(p, state.scores[p], history, context, wrong_examples(ev, train, o["errors"]),
                             position, o["step_size"]) for p, ev in probed]
         N = cfg.num_generated_instructions_in_each_step
