@@ -22,10 +22,11 @@ from typing import Sequence
 
 from gpo.llm.base import LLM, Request
 from gpo.scoring.extract import second_round_context
+from gpo.scoring.judge import Judge
 from gpo.scoring.metrics import score_answer
 from gpo.scoring.render import PromptFormat, prompt_text, render
 from gpo.scoring.stats import Comparison, compare
-from gpo.tasks.task import Example, Task
+from gpo.tasks.task import Example, Task, TaskError
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Record:
     score: float
     second_round_prompt: str | None = None
     raw_answer_second_round: str | None = None
+    judge_reply: str | None = None  # --metric judge: the judge's reply the score was read from
 
 
 @dataclass
@@ -109,6 +111,7 @@ class Evaluator:
     max_tokens: int = 256
     second_round_max_tokens: int = 100
     extraction: str = "lenient"  # or "original": the original code's parsing (gpo.scoring.original)
+    judge: Judge | None = None  # grades outputs for tasks whose metric is "judge"
 
     def __post_init__(self) -> None:
         self._done: dict[tuple, Evaluation] = {}
@@ -124,7 +127,8 @@ class Evaluator:
         return todo * self.requests_per_example(task)
 
     def requests_per_example(self, task: Task) -> int:
-        return 2 if self.uses_second_round(task) else 1
+        """Scoring requests per example: the scorer's rounds, and the judge's grade."""
+        return (2 if self.uses_second_round(task) else 1) + (1 if task.metric == "judge" else 0)
 
     def uses_second_round(self, task: Task) -> bool:
         return second_round_applies(self.format, self.second_round, task)
@@ -164,7 +168,8 @@ class Evaluator:
         """The first-round scorer requests for these examples (greedy, rendered as configured)."""
         examples = task.split(split)
         demos = task.splits.get("few_shot", [])[: self.format.few_shot] if self.format.few_shot else []
-        return [self._greedy(render(instruction, examples[i], self.format, demos), self.max_tokens) for i in chosen]
+        return [self._greedy(render(instruction, examples[i], self.format, demos, task.template), self.max_tokens)
+                for i in chosen]
 
     async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
         examples = task.split(split)
@@ -184,10 +189,16 @@ class Evaluator:
             second_out = await self.scorer.generate([r for r in seconds if r is not None])
             self._count(task, second_out)
             second_answers = iter(c.text for c in second_out)
+        finals = [next(second_answers) if seconds[j] is not None else answers[j] for j in range(len(chosen))]
+        graded = await self._judge(task, [examples[i] for i in chosen], finals)
         records = []
         for j, i in enumerate(chosen):
-            final = next(second_answers) if seconds[j] is not None else answers[j]
-            parsed, score = score_answer(task, examples[i], self.answer_text(final), self.extraction)
+            final = finals[j]
+            if graded is not None:
+                (score, judge_reply), parsed = graded[j], final.strip()
+            else:
+                judge_reply = None
+                parsed, score = self._score(task, split, i, examples[i], final)
             records.append(
                 Record(
                     index=i,
@@ -198,9 +209,31 @@ class Evaluator:
                     score=score,
                     second_round_prompt=seconds[j].messages[-1][1] if seconds[j] is not None else None,
                     raw_answer_second_round=final if seconds[j] is not None else None,
+                    judge_reply=judge_reply,
                 )
             )
         return records
+
+    async def _judge(self, task: Task, examples: list[Example], outputs: list[str]) -> list[tuple[float, str]] | None:
+        if task.metric != "judge":
+            return None
+        if self.judge is None:
+            raise TaskError(f"task {task.id}: the metric is 'judge' but no judge model is set")
+        before = self.judge.requests[task.id]
+        graded = await self.judge.grade(task.id, examples, outputs)
+        self.requests[task.id] += self.judge.requests[task.id] - before  # grades, and any asked again
+        return graded
+
+    def _score(self, task: Task, split: str, index: int, example: Example, reply: str) -> tuple[str, float]:
+        """Parsed answer and score; a user metric that raises is named with the example."""
+        try:
+            return score_answer(task, example, self.answer_text(reply), self.extraction)
+        except TaskError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a user's metric: one line naming it and the example
+            name = getattr(task.metric, "name", getattr(task.metric, "__name__", repr(task.metric)))
+            raise TaskError(f"task {task.id}: metric {name} raised {type(err).__name__}: {err} "
+                            f"on {split} example {index} (input: {example.input[:60]!r})") from None
 
     def answer_text(self, reply: str) -> str:
         """The part of a reply that is parsed. A base scorer shown demonstrations goes on to

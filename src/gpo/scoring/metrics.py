@@ -4,7 +4,12 @@ word sorting, ROUGE-L against several references, or a user callable."""
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
+import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from gpo.scoring import original
@@ -103,3 +108,114 @@ def score_answer(task: Task, example: Example, raw_answer: str, extraction: str 
     if task.kind is AnswerKind.MULTIPLE_CHOICE:
         return parsed, float(parsed == target_letter(example))
     return parsed, float(_clean(parsed) == _clean(example.target))
+
+
+# ---------------------------------------------------------------- metrics named on the command line
+
+@dataclass(frozen=True)
+class Metric:
+    """A named per-example metric ``(output, example) -> score in [0, 1]``; the reply is
+    scored as written (stripped), without answer extraction."""
+
+    name: str
+    fn: MetricFn
+    needs_target: bool = False
+
+    def __call__(self, output: str, example: Example) -> float:
+        return float(self.fn(output, example))
+
+
+NO_TARGET_METRICS = ("judge", "json", "regex", "python")  # metrics that may run on data without a target column
+METRIC_FORMS = "exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA_FILE, python:MODULE_OR_FILE:FUNCTION, judge"
+
+
+def needs_target(metric: object) -> bool:
+    if isinstance(metric, Metric):
+        return metric.needs_target
+    return metric in ("exact", "rouge_l", "dyck", "word_sorting")
+
+
+def build_metric(spec: str) -> object:
+    """A task's metric from its command-line form (see ``METRIC_FORMS``). ``exact``,
+    ``rouge_l`` and ``judge`` stay names (the Evaluator knows them); the rest become
+    ``Metric`` callables. Bad forms fail here, in one line."""
+    spec = spec.strip()
+    if spec in ("exact", "rouge_l", "judge"):
+        return spec
+    if spec == "contains":
+        return Metric("contains", lambda out, ex: float(_clean(ex.target) in _clean(out)), needs_target=True)
+    if spec.startswith("regex:"):
+        pattern = spec[len("regex:"):]
+        try:
+            rx = re.compile(pattern, re.S)
+        except re.error as err:
+            raise TaskError(f"--metric {spec}: not a valid regular expression ({err})") from None
+        return Metric(spec, lambda out, ex: float(rx.search(out) is not None))
+    if spec == "json" or spec.startswith("json:"):
+        return Metric(spec, _json_metric(spec[len("json:"):] if spec.startswith("json:") else None))
+    if spec.startswith("python:"):
+        return Metric(spec, _python_metric(spec))
+    from gpo.tasks.catalog import suggest
+
+    raise TaskError(f"unknown metric {spec!r}{suggest(spec.split(':')[0], ['exact', 'contains', 'rouge_l', 'regex', 'json', 'python', 'judge'])}; "
+                    f"metrics are {METRIC_FORMS}")
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+
+def _json_metric(schema_file: str | None) -> MetricFn:
+    validator = None
+    if schema_file:
+        path = Path(schema_file)
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise TaskError(f"--metric json:{schema_file}: cannot read the schema ({err.strerror})") from None
+        except json.JSONDecodeError as err:
+            raise TaskError(f"--metric json:{schema_file}: the schema is not JSON (line {err.lineno}: {err.msg})") from None
+        import jsonschema
+
+        try:
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+        except jsonschema.SchemaError as err:
+            raise TaskError(f"--metric json:{schema_file}: not a valid JSON Schema ({err.message})") from None
+        validator = cls(schema)
+
+    def score(output: str, example: Example) -> float:
+        text = output.strip()
+        fenced = _FENCE.match(text)
+        try:
+            value = json.loads(fenced.group(1) if fenced else text)
+        except json.JSONDecodeError:
+            return 0.0
+        return float(validator is None or validator.is_valid(value))
+
+    return score
+
+
+def _python_metric(spec: str) -> MetricFn:
+    """``python:module:function`` or ``python:path/to/file.py:function``."""
+    body = spec[len("python:"):]
+    module_name, _, function = body.rpartition(":")
+    if not module_name or not function:
+        raise TaskError(f"--metric {spec}: expected python:MODULE:FUNCTION or python:FILE.py:FUNCTION")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise TaskError(f"--metric {spec}: file not found: {module_name}")
+            loader = importlib.util.spec_from_file_location(f"gpo_user_metric_{path.stem}", path)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except TaskError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any import failure is one line
+        raise TaskError(f"--metric {spec}: cannot import {module_name} ({type(err).__name__}: {err})") from None
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise TaskError(f"--metric {spec}: {module_name} has no function {function!r}")
+    return fn
