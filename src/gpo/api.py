@@ -28,9 +28,12 @@ from gpo.optim.gpo import GPO
 from gpo.optim.search import PromptSearch, TaskResult
 from gpo.runs.store import RunStore, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
+from gpo.scoring.judge import Judge
+from gpo.scoring.metrics import build_metric, needs_target
 from gpo.scoring.render import Position, PromptFormat
 from gpo.tasks import Task, load_gpo_task, load_user_task, resolve_tasks, synthetic_task
 from gpo.tasks.task import TaskError
+from gpo.tasks.template import Template
 
 
 @dataclass
@@ -79,8 +82,16 @@ class TaskSpec:
     target_col: str = "target"
     kind: str | None = None
     seed: int = 0
+    template: str | None = None  # user data: the prompt's text with {column} fields and an {instruction} slot
+    system_template: str | None = None  # a chat scorer's system message (the starting one with optimize="system")
+    optimize: str = "instruction"  # or "system": the system prompt is the parameter
+    metric: str | None = None  # exact, contains, rouge_l, regex:P, json[:SCHEMA], python:MOD:FN, judge
+    judge_rubric: str | None = None  # metric "judge": the rubric's text
 
     def load(self) -> list[Task]:
+        if self.source != "user" and (self.template or self.system_template or self.metric or self.optimize != "instruction"):
+            raise TaskError("templates, --optimize and --metric are for your own data (--dataset user); "
+                            "the paper's tasks keep their own rendering and metrics")
         if self.source == "synthetic":
             tasks = [synthetic_task(t, seed=self.seed, sizes=self.sizes) for t in self.tasks]
         elif self.source == "gpo":
@@ -93,8 +104,12 @@ class TaskSpec:
             if not self.files:
                 raise TaskError("source 'user' needs files (one file, or split -> file)")
             name = self.tasks[0] if self.tasks and self.tasks != ["all"] else "user"
+            metric, template = self.user_metric(), self.user_template()
             tasks = [load_user_task(name, self.files, input_col=self.input_col, target_col=self.target_col,
-                                    kind=self.kind, seed=self.seed)]
+                                    kind=self.kind, seed=self.seed, metric=metric, template=template,
+                                    target_optional=metric is not None and not needs_target(metric))]
+            if template is not None and template.optimize == "system":
+                tasks[0].initial_instruction = self.system_template
         else:
             raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo or user")
         if self.max_examples:
@@ -105,12 +120,27 @@ class TaskSpec:
         return tasks
 
 
+    def user_template(self) -> Template | None:
+        if self.template is None and self.system_template is None and self.optimize == "instruction":
+            return None
+        return Template(self.template, self.system_template, self.optimize)
+
+    def user_metric(self) -> object | None:
+        if not self.metric:
+            return None
+        metric = build_metric(self.metric)
+        if metric == "judge" and not self.judge_rubric:
+            raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
+        return metric
+
+
 @dataclass
 class ScoringSpec:
     max_tokens: int = 256
     second_round: bool | None = None  # None: on for chat scorers where the task has one
     second_round_max_tokens: int = 100
     chat: bool = True
+    judge_max_tokens: int = 256  # metric "judge": room for the judge's reasoning before its score line
 
 
 @dataclass
@@ -125,6 +155,7 @@ class RunSpec:
     concurrent_tasks: int = 4
     method: str = "gpo"  # gpo, or a baseline: ape, apo, opro, pe2, evoprompt-ga, evoprompt-de, empty, cot
     method_options: dict = field(default_factory=dict)  # the method's own knobs, e.g. {"beam": 4}
+    judge: ModelSpec | None = None  # metric "judge": the grading model (None: the optimizer's)
 
     def __post_init__(self) -> None:
         self.method = method_class(self.method).name  # unknown names and options fail here, not mid-run
@@ -149,7 +180,12 @@ class RunSpec:
             concurrent_tasks=d.get("concurrent_tasks", 4),
             method=d.get("method", "gpo"),
             method_options=d.get("method_options") or {},
+            judge=ModelSpec(**d["judge"]) if d.get("judge") else None,
         )
+
+    @property
+    def judge_model(self) -> ModelSpec:
+        return self.judge or self.optimizer
 
 
 @dataclass
@@ -161,10 +197,15 @@ class Runtime:
     evaluator: Evaluator
     embedder: Embedder | None
     cache: ResponseCache
+    judge: LLM | None = None  # metric "judge" only
+
+    def roles(self) -> dict[str, LLM]:
+        """Every model role of the run, by name."""
+        return {"optimizer": self.optimizer, "scorer": self.scorer, **({"judge": self.judge} if self.judge else {})}
 
     async def aclose(self) -> None:
-        await self.optimizer.aclose()
-        await self.scorer.aclose()
+        for llm in self.roles().values():
+            await llm.aclose()
         self.cache.close()
 
 
@@ -175,9 +216,10 @@ def build_prompt_format(spec: RunSpec) -> PromptFormat:
                         chat=spec.scoring.chat)
 
 
-def build_evaluator(spec: RunSpec, scorer: LLM) -> Evaluator:
+def build_evaluator(spec: RunSpec, scorer: LLM, judge: LLM | None = None) -> Evaluator:
+    grader = Judge(judge, spec.tasks.judge_rubric or "", spec.scoring.judge_max_tokens) if judge is not None else None
     return Evaluator(scorer, build_prompt_format(spec), spec.scoring.second_round, spec.scoring.max_tokens,
-                     spec.scoring.second_round_max_tokens, spec.config.extraction)
+                     spec.scoring.second_round_max_tokens, spec.config.extraction, grader)
 
 
 def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
@@ -186,7 +228,8 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
     optimizer = spec.optimizer.build(cache)
     scorer = spec.scorer.build(cache)
     cfg = spec.config
-    evaluator = build_evaluator(spec, scorer)
+    judge = spec.judge_model.build(cache) if spec.tasks.metric == "judge" else None
+    evaluator = build_evaluator(spec, scorer, judge)
     embedder: Embedder | None = None
     if spec.method == "gpo" and cfg.momentum_selection_name == "relevance":
         if spec.embedder.startswith("openai:"):
@@ -194,7 +237,7 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
                                       api_key=os.environ.get(spec.optimizer.api_key_env or "") or None)
         else:
             embedder = SentenceTransformerEmbedder(None if spec.embedder == "all-MiniLM-L6-v2" else spec.embedder)
-    return Runtime(optimizer, scorer, evaluator, embedder, cache)
+    return Runtime(optimizer, scorer, evaluator, embedder, cache, judge)
 
 
 def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget=None) -> PromptSearch:
@@ -206,18 +249,22 @@ def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget
 
 
 def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
+    """The stop-kind budgets. Scoring requests are the scorer's and the judge's; tokens and
+    cost are every role's."""
     b = spec.config.budget
 
     def exceeded() -> str | None:
-        o, s = rt.optimizer.usage, rt.scorer.usage
-        if b.max_scorer_calls is not None and s.calls >= b.max_scorer_calls:
-            return f"scorer calls {s.calls} >= {b.max_scorer_calls}"
+        roles = rt.roles()
+        scoring = sum(llm.usage.calls for name, llm in roles.items() if name != "optimizer")
+        if b.max_scorer_calls is not None and scoring >= b.max_scorer_calls:
+            return f"scorer calls {scoring} >= {b.max_scorer_calls}" + (" (judge included)" if rt.judge else "")
+        o = rt.optimizer.usage
         if b.max_optimizer_calls is not None and o.calls >= b.max_optimizer_calls:
             return f"optimizer calls {o.calls} >= {b.max_optimizer_calls}"
-        tokens = o.prompt_tokens + o.completion_tokens + s.prompt_tokens + s.completion_tokens
+        tokens = sum(llm.usage.prompt_tokens + llm.usage.completion_tokens for llm in roles.values())
         if b.max_tokens is not None and tokens >= b.max_tokens:
             return f"tokens {tokens} >= {b.max_tokens}"
-        cost = rt.optimizer.cost + rt.scorer.cost
+        cost = sum(llm.cost for llm in roles.values())
         if b.max_cost is not None and cost >= b.max_cost:
             return f"cost ${cost:.4f} >= ${b.max_cost}"
         return None
@@ -226,12 +273,15 @@ def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
 
 
 def usage_summary(rt: Runtime) -> dict:
-    """Usage per role, and per endpoint or replica where a role has several."""
+    """Usage per role, and per endpoint or replica where a role has several; for a judge,
+    how many of its replies had no score."""
     out = {}
-    for role, llm in (("optimizer", rt.optimizer), ("scorer", rt.scorer)):
+    for role, llm in rt.roles().items():
         out[role] = llm.usage.as_dict() | {"cost": llm.cost}
         if llm.usage_by_member():
             out[role]["members"] = llm.usage_by_member()
+    if rt.judge is not None and rt.evaluator.judge is not None:
+        out["judge"]["unparsed"] = sum(rt.evaluator.judge.unparsed.values())
     return out
 
 
@@ -339,14 +389,18 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     per_task = []
     for task in tasks if tasks is not None else spec.tasks.load():
         second = 2 if second_round_applies(build_prompt_format(spec), spec.scoring.second_round, task) else 1
+        judge = 1 if task.metric == "judge" else 0  # one grade per scored example
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
         steps = method.total_steps(task)
         per_step_examples, per_step_opt, per_step_samples = method.planned_step(min(cfg.opt_batch_size, n_train), n_eval)
-        search = (n_eval + steps * per_step_examples) * second
+        search = (n_eval + steps * per_step_examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
-        test = (2 * n_test + (steps * n_test if cfg.test_each_step and isinstance(method, GPO) else 0)) * second
-        scorer_calls, opt_calls = search + test, steps * per_step_opt
+        test = (2 * n_test + (steps * n_test if cfg.test_each_step and isinstance(method, GPO) else 0)) * (second + judge)
+        judge_calls = (search + test) * judge // (second + judge)
+        scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
+        if judge_calls:
+            totals["judge_calls"] = totals.get("judge_calls", 0) + judge_calls
         avg_in = sum(len(e.input) for e in task.split("eval")) / max(n_eval, 1) / 4 + 40  # ~4 chars a token
         totals["scorer_tokens"][0] += int(scorer_calls * avg_in)
         totals["scorer_tokens"][1] += scorer_calls * spec.scoring.max_tokens

@@ -86,6 +86,10 @@ def _scale_options(f):
 
 def _model_options(f):
     f = _scale_options(f)
+    f = click.option("--judge-api-key-env", default=None, metavar="VAR", help="Environment variable holding the judge's API key.")(f)
+    f = click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint for the judge.")(f)
+    f = click.option("--judge-model", default=None,
+                     help="--metric judge: the grading model, as --optimizer-model (default: the optimizer's).")(f)
     for role in ("scorer", "optimizer"):
         f = click.option(f"--{role}-price", default=None, metavar="IN,OUT",
                          help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures).")(f)
@@ -107,6 +111,17 @@ def _task_options(f):
         click.option("--input-col", default=None, help="Column holding the question (user data)."),
         click.option("--target-col", default=None, help="Column holding the answer (user data)."),
         click.option("--answer-kind", default=None, type=click.Choice(["boolean", "multiple_choice", "numeric", "exact", "generation"])),
+        click.option("--template", default=None, metavar="FILE|TEXT",
+                     help="User data: the prompt, with {column} fields and an {instruction} slot for the optimized text."),
+        click.option("--system-template", default=None, metavar="FILE|TEXT",
+                     help="User data: the chat scorer's system message (the starting one with --optimize system)."),
+        click.option("--optimize", "optimize_target", default=None, type=click.Choice(["instruction", "system"]),
+                     help="Which text is optimized: the {instruction} slot (default) or the whole system prompt."),
+        click.option("--metric", default=None, metavar="NAME",
+                     help="User data: exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA.json, "
+                          "python:MODULE_OR_FILE.py:FUNCTION, or judge (with --judge-rubric)."),
+        click.option("--judge-rubric", default=None, metavar="FILE|TEXT", help="--metric judge: what a good output is."),
+        click.option("--judge-max-tokens", type=int, default=None, help="--metric judge: the judge's token limit (default 256)."),
         click.option("--max-examples", multiple=True, metavar="SPLIT=N", help="Cap a split's size, e.g. eval=20."),
         click.option("--scorer-max-tokens", type=int, default=None, help="Scorer first-round token limit (default 256)."),
         click.option("--second-round/--no-second-round", default=None, help="Ask chat scorers again for the bare answer."),
@@ -168,6 +183,32 @@ def _split_list(values) -> list[str]:
     return out
 
 
+USER_TASK_FLAGS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
+
+
+def _user_task_fields(kw: dict) -> dict:
+    """TaskSpec fields of a user's task: templates and rubric read from their files."""
+    from gpo.tasks.template import read_template
+    from gpo.scoring.metrics import build_metric
+
+    try:
+        fields = dict(template=read_template(kw.get("template")),
+                      system_template=read_template(kw.get("system_template"), "--system-template"),
+                      optimize=kw.get("optimize_target") or "instruction", metric=kw.get("metric"),
+                      judge_rubric=read_template(kw.get("judge_rubric"), "--judge-rubric"))
+        if fields["metric"]:
+            build_metric(fields["metric"])  # a bad metric fails now, in one line
+        if fields["metric"] == "judge" and not fields["judge_rubric"]:
+            raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
+        from gpo.tasks.template import Template
+
+        if fields["template"] or fields["system_template"] or fields["optimize"] != "instruction":
+            Template(fields["template"], fields["system_template"], fields["optimize"])
+    except TaskError as err:
+        raise UserError(str(err))
+    return fields
+
+
 SCALE_KEYS = {"scorer_parallel", "optimizer_parallel", "scorer_replicas", "optimizer_replicas", "ray_address",
               "replica_cpus", "gpus"}
 
@@ -225,6 +266,9 @@ def build_spec(kw: dict):
         if not n.isdigit():
             raise UserError(f"--max-examples expects SPLIT=N, got {item!r}")
         max_examples[split] = int(n)
+    if dataset != "user" and any(kw.get(k) for k in USER_TASK_FLAGS):
+        used = ", ".join("--" + k.replace("_", "-").replace("-target", "") for k in USER_TASK_FLAGS if kw.get(k))
+        raise UserError(f"{used}: for your own data (--dataset user); the paper's tasks keep their own rendering")
     if dataset == "synthetic":
         tspec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=config.seed,
                          sizes=SMALL_SIZES if small else None)
@@ -239,7 +283,8 @@ def build_spec(kw: dict):
         if not files:
             raise UserError("--dataset user needs --data-file FILE (or SPLIT=FILE, repeated)")
         tspec = TaskSpec(source="user", files=files, tasks=tasks or ["user"], input_col=kw.get("input_col") or "input",
-                         target_col=kw.get("target_col") or "target", kind=kw.get("answer_kind"), seed=config.seed)
+                         target_col=kw.get("target_col") or "target", kind=kw.get("answer_kind"), seed=config.seed,
+                         **_user_task_fields(kw))
     else:
         data_dir = kw.get("data_dir") or section.get("data_dir")
         if not data_dir:
@@ -274,6 +319,7 @@ def build_spec(kw: dict):
         max_tokens=kw.get("scorer_max_tokens") or (64 if small else 256),
         second_round=kw.get("second_round"),
         chat=not kw.get("base_scorer"),
+        judge_max_tokens=kw.get("judge_max_tokens") or 256,
     )
     method_options = dict(section.get("method_options") or {})
     for item in kw.get("method_option") or ():
@@ -284,13 +330,18 @@ def build_spec(kw: dict):
     from gpo.llm import LLMError
 
     optimizer, scorer = role("optimizer"), role("scorer")
+    judge = None
+    if kw.get("judge_model") or kw.get("judge_base_url"):
+        judge_url = kw.get("judge_base_url")
+        judge = ModelSpec(model=kw.get("judge_model") or "embedded", base_url=judge_url,
+                          api_key_env=kw.get("judge_api_key_env") or ("OPENAI_API_KEY" if judge_url else None))
     try:
         optimizer.check()
         scorer.check()
     except LLMError as err:
         raise UserError(str(err))
     try:
-        return RunSpec(tasks=tspec, config=config, optimizer=optimizer, scorer=scorer, scoring=scoring,
+        return RunSpec(tasks=tspec, config=config, optimizer=optimizer, scorer=scorer, scoring=scoring, judge=judge,
                        concurrent_tasks=kw.get("concurrent_tasks") or 4,
                        method=kw.get("method") or section.get("method") or "gpo", method_options=method_options)
     except ConfigError as err:
@@ -339,7 +390,7 @@ class Progress:
             elif event["event"] == "task_done":
                 st.update(status="done", best=event["final_eval"], test=event.get("final_test"))
         if event["event"] == "usage":
-            self.usage = {k: v for k, v in event.items() if k in ("optimizer", "scorer")}
+            self.usage = {k: v for k, v in event.items() if k in ("optimizer", "scorer", "judge")}
         if self.mode == "quiet":
             return
         if event["event"] == "plan" and self._live:
@@ -367,9 +418,10 @@ class Progress:
             u = self.usage
             table.caption = (
                 f"scorer {u['scorer']['calls']} calls ({u['scorer']['cache_hits']} cached) · "
-                f"optimizer {u['optimizer']['calls']} calls ({u['optimizer']['cache_hits']} cached) · "
+                + (f"judge {u['judge']['calls']} calls · " if "judge" in u else "")
+                + f"optimizer {u['optimizer']['calls']} calls ({u['optimizer']['cache_hits']} cached) · "
                 f"tokens {sum(u[r]['prompt_tokens'] + u[r]['completion_tokens'] for r in u):,} · "
-                f"${u['scorer']['cost'] + u['optimizer']['cost']:.4f}"
+                f"${sum(u[r]['cost'] for r in u):.4f}"
             )
         return table
 

@@ -183,7 +183,7 @@ def write_report(run_dir: str | Path) -> Path:
     if usage:
         u = usage[-1]
         body.append("<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
-        for role in ("optimizer", "scorer"):
+        for role in [r for r in ("optimizer", "scorer", "judge") if r in u]:
             r = u[role]
             body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{r['prompt_tokens']}</td>"
                         f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
@@ -191,6 +191,9 @@ def write_report(run_dir: str | Path) -> Path:
                 body.append(f"<tr><td>&nbsp;&nbsp;{html.escape(name)}</td><td>{m['calls']}</td><td></td>"
                             f"<td>{m['prompt_tokens']}</td><td>{m['completion_tokens']}</td><td></td></tr>")
         body.append("</table>")
+        if u.get("judge", {}).get("unparsed"):
+            body.append(f"<p>Judge replies without a score (asked again once, then scored 0): "
+                        f"{u['judge']['unparsed']}</p>")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
     path = run_dir / "report.html"
     path.write_text(page, encoding="utf-8")
