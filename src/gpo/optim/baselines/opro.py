@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import StepRecord
-from gpo.optim.update import END, PLACEHOLDER, START, format_exemplars, k_list_block
-from gpo.optim.update import Placement
+from gpo.optim.update import END, PLACEHOLDER, START, Placement, format_exemplars, k_list_block
 from gpo.scoring.render import placement
 from gpo.tasks.task import Example, Task
 
