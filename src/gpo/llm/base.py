@@ -10,137 +10,25 @@ accounting. Only ``gpo.llm`` talks to models.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
+from gpo.llm.cache import ResponseCache, cache_key
 from gpo.llm.retry import RetryPolicy, with_retries
-
-if TYPE_CHECKING:
-    from gpo.llm.cache import ResponseCache
-
-Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
-
-
-@dataclass(frozen=True)
-class Request:
-    """One prompt with its sampling parameters.
-
-    ``messages`` for chat models, or ``prompt`` (a raw string) for base models.
-    ``n`` samples are wanted; sample ``i`` is reproducible: it is cached under its
-    index, and local backends sample it with seed ``seed + i``.
-    """
-
-    messages: tuple[tuple[str, str], ...] | None = None
-    prompt: str | None = None
-    temperature: float = 0.0
-    max_tokens: int = 256
-    n: int = 1
-    stop: tuple[str, ...] = ()
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if (self.messages is None) == (self.prompt is None):
-            raise ValueError("a Request needs exactly one of messages= or prompt=")
-        if self.n < 1:
-            raise ValueError(f"Request.n must be >= 1, got {self.n}")
-
-    @classmethod
-    def chat(cls, messages: Sequence[Message] | str, **params) -> "Request":
-        """A chat request; a bare string becomes one user message."""
-        if isinstance(messages, str):
-            messages = [{"role": "user", "content": messages}]
-        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)
-
-    def message_dicts(self) -> list[Message]:
-        return [{"role": r, "content": c} for r, c in self.messages or ()]
-
-    def cache_fields(self) -> dict:
-        """What identifies this request's output. The seed only matters when sampling."""
-        fields = {
-            "messages": self.messages,
-            "prompt": self.prompt,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-        }
-        if self.temperature > 0:
-            fields["seed"] = self.seed
-        return fields
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One completion text with its own accounting."""
-
-    text: str
-    finish_reason: str = "stop"
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
-class Completion:
-    """The answer to one Request: ``n`` texts, finish reasons and token usage."""
-
-    samples: list[Sample]
-    cached: int = 0  # how many samples came from the cache
-
-    @property
-    def text(self) -> str:
-        return self.samples[0].text
-
-    @property
-    def texts(self) -> list[str]:
-        return [s.text for s in self.samples]
-
-    @property
-    def finish_reasons(self) -> list[str]:
-        return [s.finish_reason for s in self.samples]
-
-
-@dataclass
-class Usage:
-    """Running totals for one model role (optimizer or scorer)."""
-
-    calls: int = 0  # backend calls actually made (cache misses)
-    samples: int = 0  # completions those calls produced
-    cache_hits: int = 0  # samples served from the cache
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Pricing:
-    """US dollars per million tokens, for a cost figure."""
-
-    prompt: float = 0.0
-    completion: float = 0.0
-
-    def cost(self, usage: Usage) -> float:
-        return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
-
-
-class LLMError(RuntimeError):
-    """A model call failed for good (after retries, or at once for a fatal error)."""
-
-
-class FatalLLMError(LLMError):
-    """Retrying cannot help: bad request, bad key, no permission, unknown model."""
-
-
-class TransientLLMError(LLMError):
-    """Worth retrying: rate limit, server error, timeout, dropped connection."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
+from gpo.llm.types import (  # noqa: F401 - re-exported: the model protocol's vocabulary
+    Completion,
+    FatalLLMError,
+    LLMError,
+    Message,
+    Pricing,
+    Request,
+    Sample,
+    TransientLLMError,
+    Usage,
+    dumps_canonical,
+)
 
 @dataclass
 class LLM(ABC):
@@ -148,7 +36,7 @@ class LLM(ABC):
 
     model: str
     concurrency: int = 8
-    cache: "ResponseCache | None" = None
+    cache: ResponseCache | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pricing: Pricing | None = None
     usage: Usage = field(default_factory=Usage)
@@ -220,8 +108,6 @@ class LLM(ABC):
         return samples
 
     def _key(self, request: Request, index: int) -> str:
-        from gpo.llm.cache import cache_key
-
         return cache_key(self.backend_id, self.model, request.cache_fields(), index)
 
     def describe(self) -> str:
@@ -233,7 +119,3 @@ class LLM(ABC):
 
     async def aclose(self) -> None:  # pragma: no cover - overridden where there is something to close
         return None
-
-
-def dumps_canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from gpo.llm.base import Sample, dumps_canonical
+from gpo.llm.types import Sample, dumps_canonical
 
 APPLICATION_ID = 0x6770_6F31  # "gpo1": marks a file as a gpo cache
 SCHEMA = """

@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
+from gpo.llm.types import LLMError, TransientLLMError
+
 T = TypeVar("T")
 
 
@@ -30,8 +32,6 @@ class RetryPolicy:
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy, what: str) -> T:
-    from gpo.llm.base import LLMError, TransientLLMError
-
     last: TransientLLMError | None = None
     for attempt in range(policy.max_attempts):
         try:

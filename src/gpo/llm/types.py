@@ -1,0 +1,135 @@
+"""The model layer's data: requests, samples, completions, usage, prices, errors.
+
+Everything else in ``gpo.llm`` builds on these; this module imports nothing from gpo,
+so the backends, the cache and the retry policy can all use it without a circle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Sequence
+
+Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt with its sampling parameters.
+
+    ``messages`` for chat models, or ``prompt`` (a raw string) for base models.
+    ``n`` samples are wanted; sample ``i`` is reproducible: it is cached under its
+    index, and local backends sample it with seed ``seed + i``.
+    """
+
+    messages: tuple[tuple[str, str], ...] | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 256
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a Request needs exactly one of messages= or prompt=")
+        if self.n < 1:
+            raise ValueError(f"Request.n must be >= 1, got {self.n}")
+
+    @classmethod
+    def chat(cls, messages: Sequence[Message] | str, **params) -> "Request":
+        """A chat request; a bare string becomes one user message."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        return cls(messages=tuple((m["role"], m["content"]) for m in messages), **params)
+
+    def message_dicts(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages or ()]
+
+    def cache_fields(self) -> dict:
+        """What identifies this request's output. The seed only matters when sampling."""
+        fields = {
+            "messages": self.messages,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
+        if self.temperature > 0:
+            fields["seed"] = self.seed
+        return fields
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion text with its own accounting."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Completion:
+    """The answer to one Request: ``n`` texts, finish reasons and token usage."""
+
+    samples: list[Sample]
+    cached: int = 0  # how many samples came from the cache
+
+    @property
+    def text(self) -> str:
+        return self.samples[0].text
+
+    @property
+    def texts(self) -> list[str]:
+        return [s.text for s in self.samples]
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return [s.finish_reason for s in self.samples]
+
+
+@dataclass
+class Usage:
+    """Running totals for one model role (optimizer or scorer)."""
+
+    calls: int = 0  # backend calls actually made (cache misses)
+    samples: int = 0  # completions those calls produced
+    cache_hits: int = 0  # samples served from the cache
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """US dollars per million tokens, for a cost figure."""
+
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
+
+
+class LLMError(RuntimeError):
+    """A model call failed for good (after retries, or at once for a fatal error)."""
+
+
+class FatalLLMError(LLMError):
+    """Retrying cannot help: bad request, bad key, no permission, unknown model."""
+
+
+class TransientLLMError(LLMError):
+    """Worth retrying: rate limit, server error, timeout, dropped connection."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def dumps_canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,74 @@
+"""The package's import graph: layers point down, and no module imports itself back.
+
+Every ``import``/``from ... import`` of a gpo module counts, at module level or inside a
+function (an import inside a function can hide a circle; it does not remove it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
+# lower layers first; a module may import only its own layer and those before it
+LAYERS = ["gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.config", "gpo.optim", "gpo.runs", "gpo.api", "gpo.cli"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gpo"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("gpo"))
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in SRC.rglob("*.py")}
+    edges = {}
+    for name, path in modules.items():
+        targets = set()
+        for target in imports_of(path):
+            while target not in modules and "." in target:  # "gpo.llm.base.X" style: the module part
+                target = target.rsplit(".", 1)[0]
+            if target in modules and target != name:
+                targets.add(target)
+        edges[name] = targets
+    return edges
+
+
+def layer(module: str) -> int:
+    return max(i for i, prefix in enumerate(LAYERS) if module == prefix or module.startswith(prefix + ".")) \
+        if any(module == p or module.startswith(p + ".") for p in LAYERS) else -1
+
+
+def test_no_module_imports_itself_back():
+    edges = graph()
+    # package __init__ files re-export their own modules; the circles that matter are between modules
+    edges = {m: {t for t in ts if not m.startswith(t + ".") and not t.startswith(m + ".")} for m, ts in edges.items()}
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in edges.get(node, ()):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_layers_point_down():
+    upward = [f"{m} imports {t}" for m, ts in graph().items() for t in ts
+              if layer(m) >= 0 and layer(t) > layer(m)]
+    assert not upward, "\n".join(upward)
