@@ -52,9 +52,10 @@ class ModelSpec:
     ray_address: str | None = None  # with replicas: "auto", "ray://host:10001", or None for a local Ray
     replica_cpus: float | None = None  # CPUs each replica reserves (and llama.cpp threads)
 
-    def check(self) -> None:
-        """Cheap checks of the scale-out settings (GPU support, Ray installed), before a run."""
-        preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0)
+    def check(self, role: str = "model") -> None:
+        """Cheap checks before a run: the GGUF file, the API key's variable, GPU support, Ray."""
+        preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0,
+                  api_key_env=self.api_key_env, role=role)
 
     def build(self, cache: ResponseCache | None) -> LLM:
         key = os.environ.get(self.api_key_env) if self.api_key_env else None

@@ -336,8 +336,10 @@ def build_spec(kw: dict):
         judge = ModelSpec(model=kw.get("judge_model") or "embedded", base_url=judge_url,
                           api_key_env=kw.get("judge_api_key_env") or ("OPENAI_API_KEY" if judge_url else None))
     try:
-        optimizer.check()
-        scorer.check()
+        optimizer.check("optimizer")
+        scorer.check("scorer")
+        if judge is not None and kw.get("metric") == "judge":
+            judge.check("judge")
     except LLMError as err:
         raise UserError(str(err))
     try:
@@ -583,7 +585,7 @@ def resume(run_dir: str, progress: str, **scale) -> None:
             if value is not None:
                 setattr(role, key, value)
         try:
-            role.check()
+            role.check(name)
         except LLMError as err:
             raise UserError(str(err))
     with Progress(progress) as view:

@@ -105,6 +105,10 @@ def test_closing_lines_carry_intervals_and_significance(capsys):
     (["optimize", "--method", "apo", "--method-option", "bem=2"], "has no option 'bem' (did you mean beam"),
     (["optimize", "--method", "apo", "--method-option", "beam"], "expects KEY=VALUE"),
     (["optimize", "--gpus", "first"], "--gpus expects GPU numbers like 0,1"),
+    (["optimize", "--scorer-model", __file__], "is a file but not a GGUF model"),
+    (["optimize", "--optimizer-model", "/nonexistent/model.gguf"], "--optimizer-model: GGUF model file not found"),
+    (["optimize", "--scorer-model", "gpt-4o-mini", "--scorer-base-url", "https://api.example.com/v1",
+      "--scorer-api-key-env", "GPO_TEST_UNSET_KEY"], "needs an API key: set GPO_TEST_UNSET_KEY"),
     (["optimize", "--scorer-replicas", "2", "--scorer-model", "m", "--scorer-base-url", "http://127.0.0.1:9/v1"],
      "replicas run copies of an in-process model"),
 ])

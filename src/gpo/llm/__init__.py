@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from pathlib import Path
 from typing import Sequence
@@ -83,9 +84,33 @@ def build_llm(
     return OpenAILLM(model=model, base_url=urls[0] if urls else None, api_key=api_key, **common, **extra)
 
 
-def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = (), replicas: int = 0) -> None:
-    """Fail before a run starts, in one line, where the scale-out settings cannot work here."""
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+GGUF_MAGIC = b"GGUF"
+
+
+def is_gguf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = (), replicas: int = 0,
+              api_key_env: str | None = None, role: str = "model") -> None:
+    """Fail before a run starts, in one line, where a model cannot work: a GGUF path that is
+    missing or not a GGUF, a remote endpoint whose API-key variable is unset, scale-out
+    settings this machine cannot honour."""
+    if not base_url and model.lower() not in EMBEDDED_ALIASES and not model.startswith("vllm:"):
+        path = Path(model).expanduser()
+        if model.endswith(".gguf") and not path.is_file():
+            raise FatalLLMError(f"--{role}-model: GGUF model file not found: {model}")
+        if path.is_file() and not is_gguf(path):
+            raise FatalLLMError(f"--{role}-model: {model} is a file but not a GGUF model (it does not start with "
+                                f"'GGUF'); give a .gguf file, 'embedded', or a served model name with --{role}-base-url")
     in_process = not base_url and (model.lower() in EMBEDDED_ALIASES or model.endswith(".gguf") or model.startswith("vllm:"))
+    if not in_process and not (not base_url and Path(model).expanduser().is_file()):
+        _check_api_key(base_url, api_key_env, role)
     if replicas and not in_process:
         raise FatalLLMError(f"replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}"
                             + (" at an endpoint; list several endpoints in the base URL to spread requests" if base_url else ""))
@@ -99,6 +124,20 @@ def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = 
         from gpo.llm.local import check_gpu_offload
 
         check_gpu_offload(tuple(gpus))
+
+
+def _check_api_key(base_url: str | None, api_key_env: str | None, role: str) -> None:
+    """A remote endpoint needs its key in the environment; local servers need none."""
+    from urllib.parse import urlparse
+
+    from gpo.llm.openai import resolve_endpoint
+
+    urls = [u.strip() for u in (base_url or "").split(",") if u.strip()] or [resolve_endpoint(None, None)[0] or "https://api.openai.com/v1"]
+    remote = [u for u in urls if (urlparse(u).hostname or "") not in LOCAL_HOSTS]
+    variable = api_key_env or "OPENAI_API_KEY"
+    if remote and not os.environ.get(variable):
+        raise FatalLLMError(f"the {role} endpoint {remote[0]} needs an API key: set {variable}"
+                            f" (or name another variable with --{role}-api-key-env)")
 
 
 def _replica_recipe(model: str, parallel: int, gpus: tuple[int, ...], cpus: float):
