@@ -53,19 +53,24 @@ class ResponseCache:
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, check_same_thread=False, isolation_level=None
             )
+            # Check and create in one write transaction: another process creating the same
+            # new cache at this moment is waited for, not mistaken for a foreign database.
+            self._db.execute("BEGIN IMMEDIATE")
             app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables):
+                self._db.execute("ROLLBACK")
                 raise CacheError(
                     f"{self.path} is an SQLite file but not a gpo response cache "
                     f"(application_id={app_id}, tables={sorted(tables)}); it was left untouched. "
                     "Point --cache at another path."
                 )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(SCHEMA)
             if app_id == 0:
                 self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as err:
             raise CacheError(
                 f"cannot open response cache {self.path}: {err}. The file is left untouched; "
