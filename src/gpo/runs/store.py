@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import sys
@@ -23,17 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from gpo.optim.gpo import Hooks
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+from gpo.files import atomic_write_text
 
 
 def safe_name(task_id: str) -> str:
@@ -51,7 +40,9 @@ def environment() -> dict:
             "argv": [a for a in sys.argv if "key" not in a.lower()]}
 
 
-class RunStore(Hooks):
+class RunStore:
+    """A run directory, and the search's hooks (``gpo.optim.search.Hooks``) writing into it."""
+
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)

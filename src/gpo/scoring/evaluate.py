@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from gpo.files import atomic_write_text
 from gpo.llm.base import LLM, Request
 from gpo.scoring.extract import second_round_context
 from gpo.scoring.judge import Judge
@@ -84,15 +85,9 @@ class Evaluation:
 
     def write(self, path: str | Path) -> Path:
         """Per-example records as JSON Lines (first line: the summary)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"summary": self.summary()}, ensure_ascii=False) + "\n")
-            for r in self.records:
-                f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
-        tmp.replace(path)
-        return path
+        lines = [json.dumps({"summary": self.summary()}, ensure_ascii=False)]
+        lines += [json.dumps(asdict(r), ensure_ascii=False) for r in self.records]
+        return atomic_write_text(path, "\n".join(lines) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> "Evaluation":
