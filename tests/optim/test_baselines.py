@@ -15,10 +15,10 @@ from fakes import ScriptedLLM, last_user
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm import ResponseCache
 from gpo.optim.baselines import METHODS, method_class
-from gpo.optim.search import Hooks
+from gpo.optim.search import NoHooks
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
-from test_gpo_loop import echo_scorer, plus_task
+from fakes import echo_scorer, plus_task
 
 
 def config(**kw):
@@ -59,7 +59,7 @@ def optimizer_script(request, i):
     raise AssertionError(f"unexpected meta-prompt: {text[:80]}")
 
 
-class Recorder(Hooks):
+class Recorder(NoHooks):
     def __init__(self):
         self.states, self.events = [], []
 

@@ -9,48 +9,14 @@ import asyncio
 
 import pytest
 
-from fakes import HashEmbedder, ScriptedLLM, last_user
+from fakes import HashEmbedder, ScriptedLLM, config, echo_scorer, last_user, plus_task, replies  # noqa: F401
 from gpo.config import Budget, GPOConfig
 from gpo.llm import ResponseCache
-from gpo.optim.gpo import GPO, Hooks
+from gpo.optim.gpo import GPO
+from gpo.optim.search import NoHooks
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.tasks import AnswerKind, Example, Task
-
-
-def plus_task(n_train=16, n_eval=10):
-    metric = lambda pred, ex: float(pred.count("+") >= int(ex.target))
-    ex = lambda n: [Example(f"item {i}", str(i % 10 + 1)) for i in range(n)]
-    return Task("plus", "test", AnswerKind.EXACT, metric=metric,
-                splits={"train": ex(n_train), "eval": ex(n_eval), "test": ex(n_eval), "format": ex(3), "few_shot": ex(2)})
-
-
-def echo_scorer(cache=None):
-    return ScriptedLLM(model="echo", script=lambda r, i: last_user(r), cache=cache)
-
-
-def replies(table):
-    """Scripted optimizer: the k-th update call answers table[k] (one text per sample)."""
-    calls = {"n": 0}
-
-    def script(request, i):
-        text = last_user(request)
-        if "Put the new prompt between" not in text:
-            return "<START>summary ++<END>" if "summarises" in text else "<START>It is too short.<END>"
-        k = calls["n"] if i == 0 else calls["n"] - 1
-        if i == 0:
-            calls["n"] += 1
-        return table[min(k, len(table) - 1)][i]
-
-    return script
-
-
-def config(**kw):
-    """selection='full': these tests pin today's (the paper's) choices and request counts exactly."""
-    base = dict(selection="full", num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
-                initial_instruction="start", momentum_para_name="-", momentum_selection_name="-",
-                momentum_update_name="-", learning_rate_name="wo_lr", decay_strategy="-")
-    return GPOConfig(**{**base, **kw})
 
 
 def run(cfg, optimizer, scorer=None, task=None, hooks=None, embedder=None):
@@ -61,7 +27,7 @@ def run(cfg, optimizer, scorer=None, task=None, hooks=None, embedder=None):
 
 def test_dedup_in_generation_order_and_selection_rule():
     table = [["a ++", "b +++", "a ++", "<START>c +<END>"], ["b +++", "a ++", "d", "d"]]
-    store = Hooks()
+    store = NoHooks()
     states = []
     store.save_state = lambda task, state: states.append(state)
     opt = ScriptedLLM(script=replies(table))
@@ -86,7 +52,7 @@ def test_dedup_in_generation_order_and_selection_rule():
 def test_initial_prompt_is_not_reselected_and_fallback_uses_real_scores():
     table = [["zero", "zero", "<Prompt> leak", ""], ["start +", "zero", "zero", "zero"]]
     states = []
-    hooks = Hooks()
+    hooks = NoHooks()
     hooks.save_state = lambda t, s: states.append(s)
     result, _, _ = run(config(initial_instruction="Start +"), ScriptedLLM(script=replies(table)), hooks=hooks)
     steps = states[-1]["trajectory"]["steps"]
@@ -120,7 +86,7 @@ def test_edit_budget_reject_and_resample():
                  edit_budget_enforcement="resample", max_resample_rounds=1, num_search_epochs=1,
                  num_generated_instructions_in_each_step=1)
     states = []
-    hooks = Hooks()
+    hooks = NoHooks()
     hooks.save_state = lambda t, s: states.append(s)
     opt = ScriptedLLM(script=replies(table))
     run(cfg, opt, task=plus_task(n_train=8), hooks=hooks)
@@ -160,7 +126,7 @@ def test_feedback_gradient_uses_wrong_examples_and_skips_when_all_right():
     cfg = config(gradient_name="feedback", util_gradient_name="generate", num_search_epochs=3)
     opt = ScriptedLLM(script=replies(table))
     states = []
-    hooks = Hooks()
+    hooks = NoHooks()
     hooks.save_state = lambda t, s: states.append(s)
     run(cfg, opt, task=plus_task(n_train=8), hooks=hooks)
     grad_prompts = [last_user(r) for r in opt.requests if "weaknesses" in last_user(r)]

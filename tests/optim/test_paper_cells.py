@@ -10,14 +10,15 @@ import pytest
 from fakes import ScriptedLLM, last_user
 from gpo.config import CELLS, PRESETS, ConfigError, GPOConfig, preset
 from gpo.optim.baselines import SGDM, method_class
-from gpo.optim.gpo import GPO, Hooks
+from gpo.optim.gpo import GPO
+from gpo.optim.search import NoHooks
 from gpo.optim.momentum import select
 from gpo.optim.schedule import StepSizeSchedule
 from gpo.optim.update import format_exemplars
 from gpo.scoring import Evaluator, Position, PromptFormat
 from gpo.tasks import Example
 
-from test_gpo_loop import config, echo_scorer, plus_task, replies
+from fakes import config, echo_scorer, plus_task, replies
 
 # What each cell of the paper's Tables 2 and 3 was run with, written out by hand.
 NO_MOMENTUM = dict(momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-")
@@ -146,7 +147,7 @@ def test_sgdm_is_feedback_gradient_with_summarized_trajectory_and_editing():
     table = [["a +"] * 4, ["b ++"] * 4, ["c +++"] * 4]
     opt = ScriptedLLM(script=replies(table))
     states = []
-    hooks = Hooks()
+    hooks = NoHooks()
     hooks.save_state = lambda t, s: states.append(s)
     cfg = config(num_search_epochs=3, learning_rate_name="w_lr", decay_strategy="cosine")  # overridden by SGDM
     sgdm = method_class("sgdm")(cfg, opt, Evaluator(echo_scorer(), PromptFormat(), second_round=False), None, hooks)

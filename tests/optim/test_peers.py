@@ -18,7 +18,7 @@ from gpo.llm import ResponseCache
 from gpo.optim.baselines import method_class
 from gpo.scoring import Evaluator, PromptFormat
 from test_baselines import Recorder, config
-from test_gpo_loop import echo_scorer, plus_task
+from fakes import echo_scorer, plus_task
 
 PEERS = ["gepa", "capo", "pl-opro", "pl-evoprompt-ga"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Protocol
 
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm.base import LLM, Request
@@ -113,8 +113,21 @@ class SearchState:
         return cls(**d)
 
 
-class Hooks:
-    """Where the optimizer reports to (run store, progress display). No-ops by default."""
+class Hooks(Protocol):
+    """Where a search reports to: the run store (``gpo.runs.store.RunStore``), a progress
+    display, or nothing (``NoHooks``)."""
+
+    def event(self, kind: str, **data) -> None: ...
+
+    def save_state(self, task: Task, state: dict) -> None: ...
+
+    def load_state(self, task: Task) -> dict | None: ...
+
+    def save_evaluation(self, task: Task, name: str, evaluation) -> None: ...
+
+
+class NoHooks:
+    """Hooks that keep nothing: a search run only for its result."""
 
     def event(self, kind: str, **data) -> None: ...
 
@@ -151,7 +164,7 @@ class PromptSearch:
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.embedder = embedder
-        self.hooks = hooks or Hooks()
+        self.hooks = hooks or NoHooks()
         self.budget_exceeded = budget_exceeded or (lambda: None)
         self.options = self.parse_options(options or {})
         self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
