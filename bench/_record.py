@@ -19,7 +19,7 @@ def machine() -> str:
 
 
 def record(name: str, title: str, body: str) -> None:
-    command = "python " + shlex.join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:])
+    command = "python -m " + shlex.join([f"bench.{Path(sys.argv[0]).stem}"] + sys.argv[1:])
     section = (f"<!-- bench:{name} -->\n## {title}\n\n`{command}` · {time.strftime('%Y-%m-%d')} · {machine()}\n\n"
                f"{body.strip()}\n<!-- /bench:{name} -->")
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\nFigures written by the scripts in `bench/`.\n"

@@ -11,14 +11,14 @@ test examples and pooled over tasks and seeds (McNemar's exact test; 95% interva
 
 Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (the default, about 30 min):
 
-    python bench/ablations.py
+    python -m bench.ablations
 
 At lite scale a search has two steps, so the trajectory holds at most three prompts and
 recency, relevance and importance retrieval (k = 3) show the optimizer the same prompts
 in another order: the Table 2 momentum rows can differ only by chance there. The paper's
 scale, against OpenAI-compatible endpoints (a key in OPENAI_API_KEY):
 
-    python bench/ablations.py --paper-scale --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
+    python -m bench.ablations --paper-scale --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
         --optimizer-model gpt-3.5-turbo --optimizer-base-url https://api.openai.com/v1
 
 (`--paper-scale`: every BBH task, whole splits, 3 epochs of batch 8, 8 candidates, no search budget,
@@ -37,12 +37,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
-from compare import add_model_options, by_dataset, one_run, run_plan  # noqa: E402
+from bench._record import record
+from bench.compare import add_model_options, by_dataset, one_run, run_plan
 
-from gpo.config import CELLS, PRESETS  # noqa: E402
-from gpo.scoring.stats import compare, wilson  # noqa: E402
+from gpo.config import CELLS, PRESETS
+from gpo.scoring.stats import compare, wilson
 
 TABLES = {
     "2": [name for name in PRESETS if name.startswith("table2-")],
@@ -113,7 +112,7 @@ def main(args) -> None:
     cells = [c for t in args.tables for c in TABLES[t]]
     by_cell, wall = collect(args, cells)
     argv = [a for a in sys.argv[1:] if a != "--no-record"]
-    body = [f"""Command: `{shlex.join(["python", "bench/ablations.py", *argv])}`
+    body = [f"""Command: `{shlex.join(["python", "-m", "bench.ablations", *argv])}`
 
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'}; {args.epochs} epochs of batch {args.batch},

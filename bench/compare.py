@@ -13,11 +13,11 @@ rest free. ``--report-only`` rebuilds the tables from that file.
 
 Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (the defaults):
 
-    python bench/compare.py
+    python -m bench.compare
 
 Paper scale against any OpenAI-compatible endpoint (a key in OPENAI_API_KEY):
 
-    python bench/compare.py --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
+    python -m bench.compare --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
         --optimizer-model gpt-3.5-turbo --optimizer-base-url https://api.openai.com/v1 \\
         --tasks bbh:all mmlu:all gsm8k wsc webnlg --train 0 --eval 0 --test 0 \\
         --budget 0 --epochs 3 --batch 8 --candidates 8 --scorer-max-tokens 256 --second-round --selection full
@@ -38,15 +38,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa: E402
-from gpo.config import preset  # noqa: E402
-from gpo.optim.baselines import method_class  # noqa: E402
-from gpo.runs.store import safe_name  # noqa: E402
-from gpo.scoring.evaluate import Evaluation  # noqa: E402
-from gpo.scoring.stats import compare  # noqa: E402
+from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
+from gpo.config import preset
+from gpo.optim.baselines import method_class
+from gpo.runs.store import safe_name
+from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.stats import compare
 
 # The paper's lite BBH, one MMLU subject and WSC. GSM8K is left out of the default: the 135M model
 # answers no GSM8K question right with any prompt (BENCHMARKS.md, scorer baselines), so on this
@@ -289,7 +288,7 @@ def main(args) -> None:
     wall = sum(r["wall_s"] for r in rows) / 60
     argv = [a for a in sys.argv[1:] if a not in ("--report-only", "--no-record")]
     rebuilt = " (tables rebuilt from its results file with `--report-only`)" if args.report_only else ""
-    body = f"""Command: `python bench/compare.py {shlex.join(argv)}`{rebuilt}
+    body = f"""Command: `python -m bench.compare {shlex.join(argv)}`{rebuilt}
 
 Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'} (file order); search budget

@@ -5,24 +5,22 @@ The Evaluator scores a BBH eval split (cache off) with the embedded model; then 
 exact requests it sent (first round, then second round) are replayed directly on
 llama-cpp-python, in the same order and with the same parameters.
 
-    python bench/evaluator_throughput.py [--task navigate] [--n 24]
+    python -m bench.evaluator_throughput [--task navigate] [--n 24]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.llm import LocalLLM, Request  # noqa: E402
-from gpo.llm.local import load_llama  # noqa: E402
-from gpo.scoring import Evaluator  # noqa: E402
-from gpo.tasks import load_gpo_task  # noqa: E402
+from gpo.llm import LocalLLM, Request
+from gpo.llm.local import load_llama
+from gpo.scoring import Evaluator
+from gpo.tasks import load_gpo_task
 
 
 class Recording(LocalLLM):

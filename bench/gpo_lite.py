@@ -7,7 +7,7 @@ n = N completions in each of N calls and used one of each).
 Splits are subsampled so that this finishes on 2 CPU cores (see --train/--eval/--test);
 at paper scale, point --optimizer-* and --scorer-* at real endpoints and drop the caps.
 
-    python bench/gpo_lite.py [--seeds 0 1 2] [--data-dir ../shared/data/gpo]
+    python -m bench.gpo_lite [--seeds 0 1 2] [--data-dir ../shared/data/gpo]
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa: E402
-from gpo.config import preset  # noqa: E402
+from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
+from gpo.config import preset
 
 LITE = ["navigate", "object_counting", "word_sorting", "movie_recommendation"]
 

@@ -6,7 +6,7 @@
    on the same prompts, and the process's peak memory;
 3. cache: lookups per second on a 100k-entry cache.
 
-    python bench/model_layer.py
+    python -m bench.model_layer
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _record import record  # noqa: E402
-from fakes import ScriptedEndpoint  # noqa: E402  (a real HTTP server on 127.0.0.1, scripted answers)
+from bench._record import record
+from tests.fakes import ScriptedEndpoint  # a real HTTP server on 127.0.0.1, scripted answers
 
-from gpo.llm import LocalLLM, OpenAILLM, Request, ResponseCache, Sample, default_gguf_path  # noqa: E402
-from gpo.llm.cache import cache_key  # noqa: E402
+from gpo.llm import LocalLLM, OpenAILLM, Request, ResponseCache, Sample, default_gguf_path
+from gpo.llm.cache import cache_key
 
 
 def serve(latency: float) -> None:

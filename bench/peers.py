@@ -17,11 +17,11 @@ each run finishes; a rerun skips finished runs, and the response cache makes the
 Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (default: navigate and one MMLU subject,
 3 seeds, about 45 min for all 11 methods):
 
-    python bench/peers.py
+    python -m bench.peers
 
 Paper scale, against OpenAI-compatible endpoints:
 
-    python bench/peers.py --tasks bbh:all mmlu:all --train 0 --eval 0 --test 0 --budget 2000 \\
+    python -m bench.peers --tasks bbh:all mmlu:all --train 0 --eval 0 --test 0 --budget 2000 \\
         --epochs 3 --batch 8 --candidates 8 --scorer-max-tokens 256 --second-round \\
         --scorer-model llama-2-7b-chat --scorer-base-url http://host:8000/v1 \\
         --optimizer-model gpt-3.5-turbo --optimizer-base-url https://api.openai.com/v1
@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
-from compare import add_model_options, by_dataset, one_run, run_plan  # noqa: E402
+from bench._record import record
+from bench.compare import add_model_options, by_dataset, one_run, run_plan
 
-from gpo.optim.baselines import method_class  # noqa: E402
-from gpo.scoring.stats import compare, wilson  # noqa: E402
+from gpo.optim.baselines import method_class
+from gpo.scoring.stats import compare, wilson
 
 GPO_AND_BASELINES = ["gpo", "ape", "apo", "opro", "pe2", "evoprompt-ga", "evoprompt-de"]
 PEERS = ["gepa", "capo", "pl-opro", "pl-evoprompt-ga"]

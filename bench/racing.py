@@ -14,11 +14,11 @@
 
 Lite scale on the embedded SmolLM2 in both roles (the defaults), 2 CPU cores:
 
-    python bench/racing.py --live
+    python -m bench.racing --live
 
 Against real models, e.g. (key in OPENAI_API_KEY):
 
-    python bench/racing.py --live --scorer-model llama-3.1-8b --scorer-base-url http://host:8000/v1 \\
+    python -m bench.racing --live --scorer-model llama-3.1-8b --scorer-base-url http://host:8000/v1 \\
         --optimizer-model gpt-4o-mini --optimizer-base-url https://api.openai.com/v1 --candidates 8 --steps 6
 """
 
@@ -28,20 +28,18 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize  # noqa: E402
-from gpo.config import preset  # noqa: E402
-from gpo.optim.search import stable_seed  # noqa: E402
-from gpo.runs.store import safe_name  # noqa: E402
-from gpo.scoring.evaluate import Evaluation  # noqa: E402
-from gpo.scoring.racing import least_cost, race  # noqa: E402
-from gpo.scoring.stats import compare  # noqa: E402
+from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
+from gpo.config import preset
+from gpo.optim.search import stable_seed
+from gpo.runs.store import safe_name
+from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.racing import least_cost, race
+from gpo.scoring.stats import compare
 
 LITE_BBH = ["navigate", "object_counting", "word_sorting", "movie_recommendation"]
 

@@ -7,7 +7,7 @@
    a time, 200 ms each) at 1, 2, 4 and 8 replicas: throughput against linear.
 3. A real pool of 2 llama.cpp replicas (1 CPU each) against 1 replica, same split.
 
-    python bench/scale.py [--n 32] [--skip-batched] [--skip-ray]
+    python -m bench.scale [--n 32] [--skip-batched] [--skip-ray]
 """
 
 from __future__ import annotations
@@ -15,19 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.llm import LLM, LocalLLM, Request, Sample, build_llm  # noqa: E402
-from gpo.scoring import Evaluator  # noqa: E402
-from gpo.tasks import load_gpo_task  # noqa: E402
+from gpo.llm import LLM, LocalLLM, Request, Sample, build_llm
+from gpo.scoring import Evaluator
+from gpo.tasks import load_gpo_task
 
 PROMPT = "Let's think step by step."
+READING = ("Reading: batching speeds up decoding, not prompt reading; scoring through the Evaluator is dominated by prompts (the second round re-reads the first answer), so its gain is far below the generation-heavy one. The fixed-latency pool measures gpo's dispatch alone. Two llama.cpp replicas on two cores compete with each other and with Ray's own processes for the same cores; replicas pay off on separate machines (docs/SCALE.md).")
 
 
 @dataclass
@@ -142,6 +141,7 @@ def main(args) -> None:
         parts.append("**Ray pool, real llama.cpp replicas** on this 2-core machine (each replica one CPU and "
                      "one llama.cpp thread):\n\n" + ray_llama(task, args))
         ray.shutdown()
+    parts.append(READING)
     record("scale", "Scorer throughput at scale: batched decoding and Ray pools (issue 12)", "\n\n".join(parts))
 
 

@@ -2,23 +2,21 @@
 prompt and with "Let's think step by step." on eval splits of the paper's datasets:
 the baseline every optimizer must beat. Also the Evaluator's throughput.
 
-    python bench/scorer_baselines.py [--data-dir ../shared/data/gpo] [--max-eval 48]
+    python -m bench.scorer_baselines [--data-dir ../shared/data/gpo] [--max-eval 48]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _record import record  # noqa: E402
+from bench._record import record
 
-from gpo.llm import LocalLLM, ResponseCache  # noqa: E402
-from gpo.scoring import Evaluator  # noqa: E402
-from gpo.tasks import load_gpo_task  # noqa: E402
+from gpo.llm import LocalLLM, ResponseCache
+from gpo.scoring import Evaluator
+from gpo.tasks import load_gpo_task
 
 TASKS = [("bbh", t) for t in ("navigate", "object_counting", "word_sorting", "movie_recommendation",
                               "boolean_expressions", "date_understanding")] + \

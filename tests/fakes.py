@@ -6,6 +6,10 @@ concurrency limit, usage), so only the model itself is fake.
 
 ScriptedEndpoint: a real HTTP server on 127.0.0.1 speaking the OpenAI chat
 protocol with scripted statuses, for retry and concurrency tests.
+
+plus_task, echo_scorer, replies, config: the scripted search of the optimizer tests. The
+scorer echoes its prompt; the task gives an example credit when the instruction has at
+least as many '+' as the example's target; the optimizer replies from a table.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Callable
 
 import numpy as np
 
+from gpo.config import GPOConfig
 from gpo.llm.base import LLM, Request, Sample
+from gpo.tasks import AnswerKind, Example, Task
 
 
 @dataclass
@@ -146,3 +152,40 @@ class ScriptedEndpoint:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+# ---------------------------------------------------------------- the scripted search
+
+def plus_task(n_train=16, n_eval=10):
+    metric = lambda pred, ex: float(pred.count("+") >= int(ex.target))
+    ex = lambda n: [Example(f"item {i}", str(i % 10 + 1)) for i in range(n)]
+    return Task("plus", "test", AnswerKind.EXACT, metric=metric,
+                splits={"train": ex(n_train), "eval": ex(n_eval), "test": ex(n_eval), "format": ex(3), "few_shot": ex(2)})
+
+
+def echo_scorer(cache=None):
+    return ScriptedLLM(model="echo", script=lambda r, i: last_user(r), cache=cache)
+
+
+def replies(table):
+    """Scripted optimizer: the k-th update call answers table[k] (one text per sample)."""
+    calls = {"n": 0}
+
+    def script(request, i):
+        text = last_user(request)
+        if "Put the new prompt between" not in text:
+            return "<START>summary ++<END>" if "summarises" in text else "<START>It is too short.<END>"
+        k = calls["n"] if i == 0 else calls["n"] - 1
+        if i == 0:
+            calls["n"] += 1
+        return table[min(k, len(table) - 1)][i]
+
+    return script
+
+
+def config(**kw):
+    """selection='full': these tests pin today's (the paper's) choices and request counts exactly."""
+    base = dict(selection="full", num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+                initial_instruction="start", momentum_para_name="-", momentum_selection_name="-",
+                momentum_update_name="-", learning_rate_name="wo_lr", decay_strategy="-")
+    return GPOConfig(**{**base, **kw})

@@ -5,20 +5,16 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "optim"))
-from test_gpo_loop import config, echo_scorer, plus_task, replies  # noqa: E402
-
-from fakes import ScriptedLLM  # noqa: E402
-from gpo.api import RunSpec  # noqa: E402
-from gpo.optim.gpo import GPO  # noqa: E402
-from gpo.runs.report import write_report  # noqa: E402
-from gpo.runs.store import RunStore  # noqa: E402
-from gpo.scoring import Evaluator  # noqa: E402
+from fakes import ScriptedLLM, config, echo_scorer, plus_task, replies
+from gpo.api import RunSpec
+from gpo.optim.gpo import GPO
+from gpo.runs.report import write_report
+from gpo.runs.store import RunStore
+from gpo.scoring import Evaluator
 
 CHECK = """<script>
 window.addEventListener('load', () => {

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+from pathlib import Path
 import signal
 import sqlite3
 import subprocess
@@ -66,7 +67,6 @@ def test_corrupt_file_gives_a_clear_error(tmp_path):
 
 WRITER = r"""
 import asyncio, sys, time
-sys.path.insert(0, sys.argv[3])
 from fakes import ScriptedLLM
 from gpo.llm import Request, ResponseCache
 cache = ResponseCache(sys.argv[1])
@@ -82,8 +82,8 @@ asyncio.run(main())
 
 def test_process_killed_mid_batch_leaves_every_completed_response(tmp_path):
     path = tmp_path / "c.sqlite"
-    tests_dir = os.path.dirname(__file__) + "/.."
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, tests_dir], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # where fakes.py is
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag], stdout=subprocess.PIPE, text=True, env=env)
              for tag in ("a", "b")]  # two concurrent writers
     done = {}
     for tag, p in zip("ab", procs):
