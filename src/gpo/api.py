@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 from gpo.config import GPOConfig
 from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm, preflight
+from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
 from gpo.optim.gpo import GPO
@@ -199,6 +200,7 @@ class Runtime:
     embedder: Embedder | None
     cache: ResponseCache
     judge: LLM | None = None  # metric "judge" only
+    meter: Meter = field(default_factory=Meter)  # the run budgets, held on every backend call
 
     def roles(self) -> dict[str, LLM]:
         """Every model role of the run, by name."""
@@ -238,7 +240,12 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
                                       api_key=os.environ.get(spec.optimizer.api_key_env or "") or None)
         else:
             embedder = SentenceTransformerEmbedder(None if spec.embedder == "all-MiniLM-L6-v2" else spec.embedder)
-    return Runtime(optimizer, scorer, evaluator, embedder, cache, judge)
+    b = spec.config.budget
+    meter = Meter(b.max_scorer_calls, b.max_optimizer_calls, b.max_tokens, b.max_cost)
+    rt = Runtime(optimizer, scorer, evaluator, embedder, cache, judge, meter)
+    for role, llm in rt.roles().items():
+        llm.meter, llm.role = meter, role
+    return rt
 
 
 def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget=None) -> PromptSearch:
@@ -247,30 +254,6 @@ def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget
     if rt is None:
         return cls(spec.config, None, None, options=spec.method_options)  # type: ignore[arg-type]
     return cls(spec.config, rt.optimizer, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
-
-
-def budget_check(spec: RunSpec, rt: Runtime) -> Callable[[], str | None]:
-    """The stop-kind budgets. Scoring requests are the scorer's and the judge's; tokens and
-    cost are every role's."""
-    b = spec.config.budget
-
-    def exceeded() -> str | None:
-        roles = rt.roles()
-        scoring = sum(llm.usage.calls for name, llm in roles.items() if name != "optimizer")
-        if b.max_scorer_calls is not None and scoring >= b.max_scorer_calls:
-            return f"scorer calls {scoring} >= {b.max_scorer_calls}" + (" (judge included)" if rt.judge else "")
-        o = rt.optimizer.usage
-        if b.max_optimizer_calls is not None and o.calls >= b.max_optimizer_calls:
-            return f"optimizer calls {o.calls} >= {b.max_optimizer_calls}"
-        tokens = sum(llm.usage.prompt_tokens + llm.usage.completion_tokens for llm in roles.values())
-        if b.max_tokens is not None and tokens >= b.max_tokens:
-            return f"tokens {tokens} >= {b.max_tokens}"
-        cost = sum(llm.cost for llm in roles.values())
-        if b.max_cost is not None and cost >= b.max_cost:
-            return f"cost ${cost:.4f} >= ${b.max_cost}"
-        return None
-
-    return exceeded
 
 
 def usage_summary(rt: Runtime) -> dict:
@@ -295,7 +278,10 @@ async def optimize_async(
     if not resume:
         store.write_spec(spec.to_dict())
     rt = build_runtime(spec, run_dir)
-    optimizer = build_optimizer(spec, rt, store, budget_check(spec, rt))
+    if resume:
+        rt.meter.restore(store.load_meter())  # budgets count what earlier processes of the run spent
+    rt.meter.on_change = store.save_meter
+    optimizer = build_optimizer(spec, rt, store, rt.meter.exhausted)
     store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 

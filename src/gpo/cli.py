@@ -244,7 +244,8 @@ def build_spec(kw: dict):
     config_values = {k: v for k, v in section.items() if k not in run_keys}
     cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
     no_args = not any(v for k, v in kw.items()
-                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", *SCALE_KEYS)
+                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", *SCALE_KEYS,
+                                    *BUDGET_FIELDS)
                        and v not in (None, (), False))
     dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")

@@ -38,8 +38,8 @@ class ConfigError(ValueError):
 class Budget:
     """Stop cleanly (keeping the best prompt so far) once any limit is reached.
 
-    Limits are checked before each optimisation step, so a run may exceed one by at
-    most one step's calls."""
+    The four run limits are hard caps held by the run's meter (``gpo.llm.meter``): a
+    request that would pass one is not sent, and they hold across ``gpo resume``."""
 
     max_scorer_calls: int | None = None
     max_optimizer_calls: int | None = None

@@ -67,11 +67,12 @@ def test_initial_prompt_is_not_reselected_and_fallback_uses_real_scores():
 def test_budget_stop_returns_best_so_far():
     table = [["x ++++"] * 4, ["y +"] * 4]
     cfg = config(num_generated_instructions_in_each_step=1, budget=Budget(max_optimizer_calls=1))
-    from gpo.api import RunSpec, Runtime, budget_check
+    from gpo.llm.meter import Meter
 
     opt, scorer = ScriptedLLM(script=replies(table)), echo_scorer()
-    rt = Runtime(opt, scorer, Evaluator(scorer, second_round=False), None, None)
-    gpo = GPO(cfg, opt, rt.evaluator, None, None, budget_check(RunSpec(config=cfg), rt))
+    meter = Meter(max_optimizer_calls=1)
+    opt.meter, opt.role, scorer.meter, scorer.role = meter, "optimizer", meter, "scorer"
+    gpo = GPO(cfg, opt, Evaluator(scorer, second_round=False), None, None, meter.exhausted)
     result = asyncio.run(gpo.optimize(plus_task()))
     assert result.stopped and "optimizer calls" in result.stopped
     assert result.steps_done == 1 and result.total_steps == 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from gpo.llm.cache import ResponseCache, cache_key
+from gpo.llm.meter import Meter
 from gpo.llm.retry import RetryPolicy, with_retries
 from gpo.llm.types import (  # noqa: F401 - re-exported: the model protocol's vocabulary
     Completion,
@@ -40,6 +41,8 @@ class LLM(ABC):
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     pricing: Pricing | None = None
     usage: Usage = field(default_factory=Usage)
+    meter: Meter | None = None  # the run's budgets: asked before every backend call
+    role: str = "model"  # what the meter counts this model's calls as (optimizer, scorer, judge)
 
     def __post_init__(self) -> None:
         self._limit: asyncio.Semaphore | None = None
@@ -92,14 +95,22 @@ class LLM(ABC):
         if self._limit is None or self._limit_loop is not loop:  # one limiter per event loop
             self._limit, self._limit_loop = asyncio.Semaphore(max(1, self.concurrency)), loop
         async with self._limit:
+            if self.meter is not None:
+                self.meter.admit(self.role)  # BudgetSpent: nothing is sent
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             try:
                 samples = await with_retries(
                     lambda: self._sample(request, indices), self.retry, what=self.describe()
                 )
+            except BaseException:
+                if self.meter is not None:
+                    self.meter.release(self.role)
+                raise
             finally:
                 self._in_flight -= 1
+        if self.meter is not None:
+            self.meter.record(self.role, samples, self.pricing)
         self.usage.calls += 1
         self.usage.samples += len(samples)
         for s in samples:

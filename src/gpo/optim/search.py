@@ -23,6 +23,7 @@ from typing import Callable, ClassVar, Protocol
 
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm.base import LLM, Request
+from gpo.llm.meter import BudgetSpent
 from gpo.llm.embed import Embedder
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
@@ -188,7 +189,11 @@ class PromptSearch:
     # ------------------------------------------------------------------ the loop
     async def optimize(self, task: Task) -> TaskResult:
         saved = self.hooks.load_state(task)
-        state = self.State.from_dict(saved) if saved else await self._start(task)
+        try:
+            state = self.State.from_dict(saved) if saved else await self._start(task)
+        except BudgetSpent as err:
+            raise BudgetSpent(f"task {task.id}: the run budget ({err}) was spent before the initial prompt "
+                              f"was scored on eval; raise the budget and resume") from None
         if state.done and state.result:
             return TaskResult.from_dict(state.result)
         total = self.total_steps(task)
@@ -204,7 +209,13 @@ class PromptSearch:
                 break
             g = state.next_step
             self._begin(task)
-            record = await self.step(task, state, g)
+            try:
+                record = await self.step(task, state, g)
+            except BudgetSpent as err:  # a request would have passed a run budget: the step is dropped
+                stopped = str(err)
+                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=g, mid_step=True)
+                state = self.State.from_dict(self.hooks.load_state(task) or state.to_dict())
+                break
             self._settle(task, state)
             state.trajectory.steps.append(record)
             state.next_step = g + 1
@@ -281,8 +292,12 @@ class PromptSearch:
             eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
         test_cmp = init_test = final_test = None
         if not stopped:
-            test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
-            init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
+            try:
+                test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
+                init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
+            except BudgetSpent as err:  # the search fitted the run budget; test scoring does not
+                stopped = f"{err}, before test scoring"
+                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=state.next_step)
         result = TaskResult(
             dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
             final_prompt=final.prompt, final_eval=final.score, initial_test=init_test,

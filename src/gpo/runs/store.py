@@ -4,6 +4,7 @@
       run.json                 resolved run spec (no secrets: keys are named by env var only)
       environment.json         versions of Python, gpo and the model libraries
       events.jsonl             append-only log: every step, candidate, score, usage
+      meter.json               what the run has spent by role, for budgets across resumes
       cache.sqlite             response cache (unless the run shares one elsewhere)
       tasks/<task>/state.json  optimizer checkpoint, rewritten atomically after every step
       tasks/<task>/evals/...   per-example records of every evaluation
@@ -81,6 +82,14 @@ class RunStore:
         evaluation.write(self._task_dir(task) / "evals" / f"{name}.jsonl")
 
     # ---------------------------------------------------------------- results
+    def save_meter(self, spent: dict) -> None:
+        """What the run has spent by role (gpo.llm.meter), after every paid call."""
+        atomic_write_text(self.dir / "meter.json", json.dumps(spent))
+
+    def load_meter(self) -> dict | None:
+        path = self.dir / "meter.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
     def write_results(self, rows: list[dict]) -> Path:
         path = self.dir / "optimized_prompts.jsonl"
         atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

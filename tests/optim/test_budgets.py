@@ -1,0 +1,122 @@
+"""Run budgets are hard caps held by the run's meter, and they hold across `gpo resume`.
+
+Scripted fakes (named as such) for the control flow and real local HTTP servers for the
+API-level runs; the quickstart case runs the embedded model through the `gpo` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakes import ScriptedEndpoint, ScriptedLLM, config, echo_scorer, plus_task, replies
+from gpo.api import ModelSpec, RunSpec, TaskSpec, optimize, resume
+from gpo.config import Budget
+from gpo.llm.meter import BudgetSpent, Meter
+from gpo.optim.gpo import GPO
+from gpo.scoring import Evaluator
+
+
+def metered(meter, **roles):
+    for role, llm in roles.items():
+        llm.meter, llm.role = meter, role
+
+
+def test_a_scorer_budget_stops_mid_step_at_exactly_the_cap():
+    """Before the meter, the check fell between steps: with 15 allowed, the first step's
+    train batch and candidate (18 more requests) were all sent."""
+    opt, scorer = ScriptedLLM(script=replies([["x ++++"] * 4] * 3)), echo_scorer()
+    meter = Meter(max_scorer_calls=15)
+    metered(meter, optimizer=opt, scorer=scorer)
+    cfg = config(num_generated_instructions_in_each_step=1, budget=Budget(max_scorer_calls=15))
+    result = asyncio.run(GPO(cfg, opt, Evaluator(scorer, second_round=False), None, None, meter.exhausted)
+                         .optimize(plus_task()))
+    assert scorer.usage.calls == 15 and meter.spent["scorer"].calls == 15
+    assert result.stopped == "scorer calls 15 of 15" and result.final_test is None
+    assert result.final_prompt == "start"  # the interrupted step is dropped; the best so far stays
+
+
+def test_concurrent_requests_cannot_overshoot_a_cap():
+    meter = Meter(max_scorer_calls=5)
+    scorer = ScriptedLLM(script=lambda r, i: "x", delay=0.05, concurrency=8)
+    metered(meter, scorer=scorer)
+    from gpo.llm import Request
+
+    async def go():
+        return await asyncio.gather(*(scorer.complete(Request.chat(f"q{i}")) for i in range(12)),
+                                    return_exceptions=True)
+
+    out = asyncio.run(go())
+    assert sum(not isinstance(o, Exception) for o in out) == 5 == scorer.usage.calls
+    assert all(isinstance(o, BudgetSpent) for o in out if isinstance(o, Exception))
+
+
+def test_the_meter_refuses_the_next_call_once_tokens_or_cost_are_reached():
+    from gpo.llm import Pricing, Request
+
+    meter = Meter(max_tokens=30, max_cost=1.0)
+    llm = ScriptedLLM(script=lambda r, i: "x", pricing=Pricing(1e5, 1e5))  # 15 tokens a call: $1.50
+    metered(meter, scorer=llm)
+    asyncio.run(llm.complete(Request.chat("a")))
+    with pytest.raises(BudgetSpent, match=r"cost \$1.5000 of \$1.0"):
+        asyncio.run(llm.complete(Request.chat("b")))
+
+
+@pytest.mark.parametrize("budget,field", [
+    (Budget(max_scorer_calls=25), "scorer"),
+    (Budget(max_optimizer_calls=1), "optimizer"),
+    (Budget(max_tokens=300), "tokens"),
+    (Budget(max_cost=0.002), "cost"),
+])
+def test_budgets_hold_across_resume(tmp_path, budget, field):
+    """A run stopped by a budget, resumed: the resumed process sends nothing more, because
+    the meter it restores already holds what the first process spent."""
+    with ScriptedEndpoint() as scorer, ScriptedEndpoint() as opt:
+        spec = RunSpec(
+            tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes={"train": 4, "eval": 8, "test": 8}),
+            config=config(initial_instruction="Think.", num_search_epochs=3, opt_batch_size=4,
+                          num_generated_instructions_in_each_step=2, budget=budget),
+            scorer=ModelSpec("m", base_url=scorer.url, price_prompt=10, price_completion=10),
+            optimizer=ModelSpec("m", base_url=opt.url, price_prompt=10, price_completion=10),
+        )
+        (first,) = optimize(spec, tmp_path / "run")
+        sent = len(scorer.bodies), len(opt.bodies)
+        (again,) = resume(tmp_path / "run")
+        assert (len(scorer.bodies), len(opt.bodies)) == sent  # the resume sent nothing
+    assert first.stopped and again.stopped
+    spent = json.loads((tmp_path / "run" / "meter.json").read_text())
+    assert spent["scorer"]["calls"] == sent[0] and spent.get("optimizer", {}).get("calls", 0) == sent[1]
+    if field == "scorer":
+        assert sent[0] == 25
+    elif field == "optimizer":
+        assert sent[1] == 1
+    elif field == "tokens":
+        tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in spent.values())
+        # tokens are known only when a call returns: the calls in flight when the cap was
+        # reached (at most 8, the endpoint's concurrency; 10 or 13 tokens each) still count
+        assert 300 <= tokens < 300 + 8 * 13
+    else:
+        assert 0.002 <= sum(r["cost"] for r in spent.values()) < 0.002 + 8 * 0.00013  # $10 per million tokens
+
+
+def test_quickstart_with_a_scorer_budget_sends_at_most_that_many_requests_across_a_resume(tmp_path):
+    run = tmp_path / "run"
+    gpo = [sys.executable, "-m", "gpo.cli"]
+    first = subprocess.run(gpo + ["optimize", "--max-scorer-calls", "60", "--progress", "quiet", "--run-dir", str(run)],
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(gpo + ["resume", str(run), "--progress", "quiet"], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    starts = [i for i, e in enumerate(events) if e["event"] == "run_start"]
+    assert len(starts) == 2
+    per_process = []
+    for a, b in zip(starts, starts[1:] + [len(events)]):
+        usage = [e for e in events[a:b] if e["event"] == "usage"]
+        per_process.append(usage[-1]["scorer"]["calls"] if usage else 0)
+    assert per_process[0] == 60 and per_process[1] == 0
+    assert any(e["event"] == "budget_stop" and e.get("mid_step") for e in events)
