@@ -25,6 +25,10 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 INITIAL = "Which category is this ticket: billing, technical, account or shipping?"
 
 
+def asked(role: dict) -> int:
+    return role["calls"] + role["cache_hits"]
+
+
 def main(args) -> None:
     start = time.time()
     cfg = preset("gpo", seed=args.seed, num_search_epochs=args.epochs, num_generated_instructions_in_each_step=2,
@@ -45,6 +49,16 @@ def main(args) -> None:
     test = Comparison.from_dict(result.test_comparison).describe() if result.test_comparison else "n/a"
     evalc = Comparison.from_dict(result.eval_comparison).describe() if result.eval_comparison else "n/a"
     judge = usage["judge"]
+    scored = usage["scorer"]["calls"] + usage["scorer"]["cache_hits"]
+    if judge["unparsed"] >= scored:
+        reading = ("The 135M judge never wrote a score line, not even when asked again (it repeats the output it "
+                   "was shown), so every grade is 0 and no prompt can differ: the table shows the machinery "
+                   "(template, judge requests cached and budgeted like any scoring, unscored replies counted, "
+                   "significance stated), not a judgement. A capable judge model (--judge-model) is needed for "
+                   "real figures.")
+    else:
+        reading = ("A 135M judge grades loosely, and 12 test examples cannot separate prompts: read the gain "
+                   "with its interval.")
     body = f"""tests/data/tickets.csv (32 tickets: subject, body, product → label), template
 tests/data/ticket_template.txt, `--metric judge` with tests/data/ticket_rubric.txt; the embedded
 SmolLM2-135M as scorer, optimizer and judge (judge ≤ {args.judge_max_tokens} tokens, greedy). Splits capped at
@@ -59,13 +73,12 @@ Initial prompt: "{INITIAL}".
 
 Final prompt: {result.final_prompt!r}
 
-Judge: {judge['calls']} requests ({judge['cache_hits']} from the cache), {judge['unparsed']} replies without a score
-(asked once more, then scored 0). Scorer: {usage['scorer']['calls']} requests; optimizer: {usage['optimizer']['calls']}.
-Wall time {time.time() - start:.0f} s.
+Requests as a fresh run sends them (paid now + served from the response cache): judge {asked(judge)}, scorer
+{asked(usage['scorer'])}, optimizer {asked(usage['optimizer'])}. Judge replies without a score: {judge['unparsed']}
+(each asked once more, then scored 0). Wall time of this invocation {time.time() - start:.0f} s
+(responses already in bench/.cache are instant; delete it for a cold run).
 
-A 135M judge grades loosely, and 12 test examples cannot separate prompts: read the gain
-with its interval. The figures show the machinery end to end (template, judge grades cached
-and budgeted like any scoring, significance stated), not what a capable judge would say."""
+{reading}"""
     record("user-task-judge", "A user's task with an LLM judge, embedded model (issue 16)", body)
 
 
