@@ -72,3 +72,25 @@ def test_layers_point_down():
     upward = [f"{m} imports {t}" for m, ts in graph().items() for t in ts
               if layer(m) >= 0 and layer(t) > layer(m)]
     assert not upward, "\n".join(upward)
+
+
+def test_no_code_outside_the_optimizers_asks_which_method_it_is():
+    """Methods declare what they need (embedder, test scorings, report rows); nothing else
+    branches on a method's name or class."""
+    import re
+
+    asks = re.compile(r"""\bmethod\s*[!=]=\s*["']|isinstance\([^)]*,\s*(GPO|SGDM|APE|APO|OPRO|PE2)\b""")
+    found = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py") if "optim" not in p.relative_to(SRC).parts
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)]
+    assert not found, found
+
+
+def test_methods_declare_whether_they_need_an_embedder():
+    from gpo.config import GPOConfig
+    from gpo.optim.baselines import method_class
+
+    relevance = GPOConfig(momentum_selection_name="relevance")
+    assert method_class("gpo").needs_embedder(relevance)
+    assert not method_class("gpo").needs_embedder(GPOConfig(momentum_selection_name="recency"))
+    assert not method_class("sgdm").needs_embedder(relevance)  # SGDM fixes its own momentum
+    assert not method_class("opro").needs_embedder(relevance)

@@ -25,7 +25,6 @@ from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm, preflight
 from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
-from gpo.optim.gpo import GPO
 from gpo.optim.search import PromptSearch, TaskResult
 from gpo.runs.store import RunStore, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
@@ -225,7 +224,9 @@ def build_evaluator(spec: RunSpec, scorer: LLM, judge: LLM | None = None) -> Eva
                      spec.scoring.second_round_max_tokens, spec.config.extraction, grader)
 
 
-def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
+def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedder: bool = True) -> Runtime:
+    """The run's models, evaluator and meter. ``need_embedder=False`` for commands that only
+    score (``gpo evaluate``): no embedding model is loaded whatever the method would need."""
     cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
     cache = ResponseCache(cache_path)
     optimizer = spec.optimizer.build(cache)
@@ -234,7 +235,7 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None) -> Runtime:
     judge = spec.judge_model.build(cache) if spec.tasks.metric == "judge" else None
     evaluator = build_evaluator(spec, scorer, judge)
     embedder: Embedder | None = None
-    if spec.method == "gpo" and cfg.momentum_selection_name == "relevance":
+    if need_embedder and method_class(spec.method).needs_embedder(cfg):
         if spec.embedder.startswith("openai:"):
             embedder = OpenAIEmbedder(spec.embedder.split(":", 1)[1], base_url=spec.optimizer.base_url,
                                       api_key=os.environ.get(spec.optimizer.api_key_env or "") or None)
@@ -333,7 +334,7 @@ async def evaluate_async(
     whose name or dataset is ``task`` (``None``: every task), as in prompt files."""
     jobs = [(None, p) if isinstance(p, str) else p for p in prompts]
     tasks = spec.tasks.load()
-    rt = build_runtime(spec, out_dir)
+    rt = build_runtime(spec, out_dir, need_embedder=False)
     try:
         results = []
         for task in tasks:
@@ -383,7 +384,7 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * per_step_examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
-        test = (2 * n_test + (steps * n_test if cfg.test_each_step and isinstance(method, GPO) else 0)) * (second + judge)
+        test = method.planned_test_prompts(task) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
         scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
         if judge_calls:

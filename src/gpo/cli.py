@@ -613,7 +613,6 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
 
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
-    kw.update(momentum_para_name="-", momentum_selection_name="-", momentum_update_name="-")
     spec = build_spec(kw)
     jobs: list[tuple[str | None, str]] = [(None, p) for p in prompts]
     if prompts_file:

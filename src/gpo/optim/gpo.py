@@ -41,6 +41,7 @@ from gpo.optim.update import (
     real_time_block,
 )
 from gpo.scoring.render import placement
+from gpo.config import GPOConfig
 from gpo.tasks.task import Task
 
 
@@ -61,6 +62,22 @@ class GPOState(SearchState):
 
 class GPO(PromptSearch):
     name = "gpo"
+
+    @classmethod
+    def needs_embedder(cls, config: GPOConfig) -> bool:
+        return config.momentum_selection_name == "relevance"
+
+    def planned_test_prompts(self, task: Task) -> int:
+        """With ``test_each_step`` every step's prompt is scored on test too (reporting only)."""
+        return 2 + (self.total_steps(task) if self.config.test_each_step else 0)
+
+    @classmethod
+    def report_rows(cls, config: dict) -> list[tuple[str, str]]:
+        c = config
+        return [("momentum", f"{c.get('momentum_para_name')} / {c.get('momentum_selection_name')} / "
+                             f"{c.get('momentum_update_name')} k={c.get('momentum_selection_num')}"),
+                ("update", f"{c.get('util_gradient_name')}, {c.get('learning_rate_name')} {c.get('decay_strategy')} "
+                           f"{c.get('initial_step_size')}->{c.get('final_step_size')}")]
     State = GPOState
 
     def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:

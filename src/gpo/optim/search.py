@@ -226,6 +226,21 @@ class PromptSearch:
             self.hooks.save_state(task, state.to_dict())
         return await self._finish(task, state, total, stopped, ended)
 
+    # ------------------------------------------------------------------ what a method needs
+    @classmethod
+    def needs_embedder(cls, config: GPOConfig) -> bool:
+        """Whether this method, so configured, embeds prompts (relevance selection)."""
+        return False
+
+    def planned_test_prompts(self, task: Task) -> int:
+        """How many prompts the run scores on test: the initial and the final one."""
+        return 2
+
+    @classmethod
+    def report_rows(cls, config: dict) -> list[tuple[str, str]]:
+        """The method's own settings, as rows of the run report (``config``: run.json's)."""
+        return []
+
     def total_steps(self, task: Task) -> int:
         return self.config.num_search_epochs * self.steps_per_epoch(task)
 

@@ -16,6 +16,7 @@ import html
 import json
 from pathlib import Path
 
+from gpo.optim.baselines import method_class
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.stats import Comparison
 
@@ -137,9 +138,7 @@ def write_report(run_dir: str | Path) -> Path:
     method = spec.get("method", "gpo")
     rows = [("method", method + (f" {spec['method_options']}" if spec.get("method_options") else "")),
             ("scorer", spec["scorer"]["model"]), ("optimizer", spec["optimizer"]["model"])]
-    if method == "gpo":  # GPO's own options do not apply to the baselines
-        rows += [("momentum", f"{cfg.get('momentum_para_name')} / {cfg.get('momentum_selection_name')} / {cfg.get('momentum_update_name')} k={cfg.get('momentum_selection_num')}"),
-                 ("update", f"{cfg.get('util_gradient_name')}, {cfg.get('learning_rate_name')} {cfg.get('decay_strategy')} {cfg.get('initial_step_size')}->{cfg.get('final_step_size')}")]
+    rows += method_class(method).report_rows(cfg)  # the method's own settings
     rows.append(("candidate selection", f"{cfg.get('selection', 'full')}" + (
         f" (paired tests at alpha {cfg.get('race_alpha')}, Holm-corrected, blocks of {cfg.get('race_block')})"
         if cfg.get("selection", "full") == "race" else " (every candidate scored on the whole eval split)")))

@@ -26,3 +26,11 @@ class SGDM(GPO):
 
     def __init__(self, config: GPOConfig, *args, **kwargs):
         super().__init__(config.replace(**SGDM_SETTINGS), *args, **kwargs)
+
+    @classmethod
+    def needs_embedder(cls, config: GPOConfig) -> bool:
+        return GPO.needs_embedder(config.replace(**SGDM_SETTINGS))
+
+    @classmethod
+    def report_rows(cls, config: dict) -> list[tuple[str, str]]:
+        return GPO.report_rows({**config, **SGDM_SETTINGS})
