@@ -235,7 +235,7 @@ def build_spec(kw: dict):
     section = file_data.get("gpo", file_data)
     preset_name = kw.get("preset") or section.pop("preset", None) or "gpo"
     if preset_name not in PRESETS:
-        from gpo.tasks.catalog import suggest
+        from gpo.errors import suggest
 
         raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; `gpo presets` lists them")
     field_names = {f.name for f in dataclasses.fields(GPOConfig)}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from gpo.tasks.catalog import suggest
+from gpo.errors import ConfigError, suggest  # noqa: F401 - ConfigError is re-exported here
 
 ALIASES = {"consine": "cosine", "relavance": "relevance"}
 CHOICES = {
@@ -28,10 +28,6 @@ CHOICES = {
     "adopt": ("best", "significant"),
     "extraction": ("lenient", "original"),
 }
-
-
-class ConfigError(ValueError):
-    """An invalid option or combination; the message names the fields involved."""
 
 
 @dataclass

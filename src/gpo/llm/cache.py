@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+from gpo.errors import CacheError
 from gpo.llm.types import Sample, dumps_canonical
 
 APPLICATION_ID = 0x6770_6F31  # "gpo1": marks a file as a gpo cache
@@ -29,10 +30,6 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL
 )
 """
-
-
-class CacheError(RuntimeError):
-    """The cache file cannot be used (corrupt, or not a gpo cache)."""
 
 
 def cache_key(backend: str, model: str, request_fields: dict, sample_index: int) -> str:

@@ -18,13 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from gpo.errors import BudgetSpent  # noqa: F401 - raised here, re-exported
 from gpo.llm.types import Pricing, Sample, Usage
 
 SCORING_ROLES = ("scorer", "judge")  # their calls count against the scorer-call cap
-
-
-class BudgetSpent(Exception):
-    """A run budget is spent; the search stops cleanly with what it has."""
 
 
 @dataclass

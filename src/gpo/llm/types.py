@@ -1,6 +1,6 @@
 """The model layer's data: requests, samples, completions, usage, prices, errors.
 
-Everything else in ``gpo.llm`` builds on these; this module imports nothing from gpo,
+Everything else in ``gpo.llm`` builds on these; this module imports only gpo.errors,
 so the backends, the cache and the retry policy can all use it without a circle.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Sequence
+
+from gpo.errors import FatalLLMError, LLMError, TransientLLMError  # noqa: F401 - the model layer's errors
 
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
 
@@ -113,22 +115,6 @@ class Pricing:
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
-
-
-class LLMError(RuntimeError):
-    """A model call failed for good (after retries, or at once for a fatal error)."""
-
-
-class FatalLLMError(LLMError):
-    """Retrying cannot help: bad request, bad key, no permission, unknown model."""
-
-
-class TransientLLMError(LLMError):
-    """Worth retrying: rate limit, server error, timeout, dropped connection."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def dumps_canonical(obj) -> str:

@@ -30,7 +30,7 @@ from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_dist
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_cost, race
 from gpo.scoring.stats import Comparison
-from gpo.tasks.catalog import suggest
+from gpo.errors import suggest
 from gpo.tasks.task import Example, Task
 
 

@@ -155,7 +155,7 @@ def build_metric(spec: str) -> object:
         return Metric(spec, _json_metric(spec[len("json:"):] if spec.startswith("json:") else None))
     if spec.startswith("python:"):
         return Metric(spec, _python_metric(spec))
-    from gpo.tasks.catalog import suggest
+    from gpo.errors import suggest
 
     raise TaskError(f"unknown metric {spec!r}{suggest(spec.split(':')[0], ['exact', 'contains', 'rouge_l', 'regex', 'json', 'python', 'judge'])}; "
                     f"metrics are {METRIC_FORMS}")

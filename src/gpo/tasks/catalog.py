@@ -6,8 +6,8 @@ again") instruction, written in our own words.
 
 from __future__ import annotations
 
-import difflib
 
+from gpo.errors import suggest
 from gpo.tasks.task import AnswerKind, TaskError
 
 BBH_TASKS = (
@@ -73,11 +73,6 @@ def task_names(dataset: str) -> tuple[str, ...]:
     if dataset in SINGLE_TASK_DATASETS:
         return (dataset,)
     raise TaskError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}; datasets are {', '.join(DATASETS)}")
-
-
-def suggest(name: str, choices) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def resolve_tasks(dataset: str, tasks: list[str] | tuple[str, ...] | str = "all") -> list[str]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from gpo.tasks.catalog import suggest, task_profile
+from gpo.errors import suggest
+from gpo.tasks.catalog import task_profile
 from gpo.tasks.task import Example, Task, TaskError
 
 _WORDS = (

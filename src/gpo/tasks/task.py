@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from gpo.errors import TaskError  # noqa: F401 - re-exported: the tasks layer's error
+
 SPLITS = ("train", "eval", "test", "format", "few_shot")
 _OPTION_LINE = re.compile(r"^\s*\(([A-Za-z])\)\s*(.+?)\s*$", re.M)
 
@@ -16,10 +18,6 @@ class AnswerKind(str, Enum):
     NUMERIC = "numeric"
     EXACT = "exact"  # free text compared exactly (with task-specific matchers: dyck, word_sorting)
     GENERATION = "generation"  # scored by ROUGE-L against references
-
-
-class TaskError(ValueError):
-    """Bad task definition or data; the message names the file, line or field."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ METHOD_ALIASES = {"protegi": "apo", "evoprompt": "evoprompt-ga", "ga": "evopromp
 
 def method_class(name: str) -> type[PromptSearch]:
     from gpo.config import ConfigError
-    from gpo.tasks.catalog import suggest
+    from gpo.errors import suggest
 
     key = METHOD_ALIASES.get(name.lower(), name.lower())
     if key not in METHODS:
