@@ -131,6 +131,7 @@ def test_hugging_face_dataset_from_a_local_directory(tmp_path):
     ds.save_to_disk(str(tmp_path / "arith"))
     t = load_hf_task("arith", tmp_path / "arith", input_col="question", target_col="answer")
     assert t.kind is AnswerKind.NUMERIC
+    assert t.second_round == "Give only the final answer as a single number, nothing else."  # as user data gets
     assert t.sizes()["train"] == 6 and t.sizes()["eval"] == 2 and t.split("test")[0].target == "10"
     with pytest.raises(TaskError, match="no column 'prompt'"):
         load_hf_task("arith", tmp_path / "arith", input_col="prompt", target_col="answer")

@@ -64,6 +64,14 @@ def _boolean_round(yes: str, no: str) -> str:
     return f'Give only the final answer, the single word "{yes}" or "{no}", nothing else.'
 
 
+def second_round_for(kind: AnswerKind, boolean_words: tuple[str, str] | None = None) -> str | None:
+    """The "prompting again" instruction that asks a chat scorer for the bare answer of this
+    kind (GPO_SPEC 4.3); None for generation and free text. Every loader uses this one."""
+    if kind is AnswerKind.BOOLEAN:
+        return _boolean_round(*boolean_words) if boolean_words else "Give only the final answer, one word, nothing else."
+    return {AnswerKind.NUMERIC: _NUMBER_ONLY, AnswerKind.MULTIPLE_CHOICE: _MC}.get(kind)
+
+
 def task_names(dataset: str) -> tuple[str, ...]:
     dataset = dataset.lower()
     if dataset == "bbh":
@@ -93,9 +101,9 @@ def task_profile(dataset: str, task: str) -> dict:
     dataset = dataset.lower()
     if dataset == "bbh":
         if task in BBH_BOOLEAN:
-            return dict(kind=AnswerKind.BOOLEAN, metric="exact", second_round=_boolean_round(*BBH_BOOLEAN[task]))
+            return dict(kind=AnswerKind.BOOLEAN, metric="exact", second_round=second_round_for(AnswerKind.BOOLEAN, BBH_BOOLEAN[task]))
         if task in BBH_NUMERIC:
-            return dict(kind=AnswerKind.NUMERIC, metric="exact", second_round=_NUMBER_ONLY)
+            return dict(kind=AnswerKind.NUMERIC, metric="exact", second_round=second_round_for(AnswerKind.NUMERIC))
         if task == "dyck_languages":
             return dict(
                 kind=AnswerKind.EXACT, metric="dyck",
@@ -106,16 +114,16 @@ def task_profile(dataset: str, task: str) -> dict:
                 kind=AnswerKind.EXACT, metric="word_sorting",
                 second_round="Give only the words in alphabetical order, separated by single spaces, nothing else.",
             )
-        return dict(kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=_MC)
+        return dict(kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=second_round_for(AnswerKind.MULTIPLE_CHOICE))
     if dataset == "mmlu":
         return dict(
-            kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=_MC,
+            kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=second_round_for(AnswerKind.MULTIPLE_CHOICE),
             initial_instruction=f"{MMLU_TEMPLATE} {task.replace('_', ' ')}.",
         )
     if dataset == "gsm8k":
-        return dict(kind=AnswerKind.NUMERIC, metric="exact", second_round=_NUMBER_ONLY)
+        return dict(kind=AnswerKind.NUMERIC, metric="exact", second_round=second_round_for(AnswerKind.NUMERIC))
     if dataset == "wsc":
-        return dict(kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=_MC)
+        return dict(kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=second_round_for(AnswerKind.MULTIPLE_CHOICE))
     if dataset == "webnlg":
         return dict(kind=AnswerKind.GENERATION, metric="rouge_l", second_round=None)
     raise TaskError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}")

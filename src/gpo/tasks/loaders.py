@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, task_profile
+from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, second_round_for, task_profile
 from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError
 from gpo.tasks.template import Template
 
@@ -188,11 +188,7 @@ def load_user_task(
     kind = AnswerKind(kind) if kind else (AnswerKind.EXACT if scored_whole else infer_kind(all_examples))
     default_metric = "rouge_l" if kind == AnswerKind.GENERATION else "exact"
     if second_round is None and not scored_whole:
-        second_round = {
-            AnswerKind.BOOLEAN: "Give only the final answer, one word, nothing else.",
-            AnswerKind.MULTIPLE_CHOICE: "Give only the letter of the final answer, one option from (A) to {last}, nothing else.",
-            AnswerKind.NUMERIC: "Give only the final answer as a single number, nothing else.",
-        }.get(kind)
+        second_round = second_round_for(kind)
     return Task(name=name, dataset="user", kind=kind, splits=splits, metric=metric or default_metric,
                 second_round=second_round, template=template)
 
@@ -253,4 +249,4 @@ def load_hf_task(
     examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
     kind = AnswerKind(kind) if kind else infer_kind(examples)
     return Task(name=name, dataset="hf", kind=kind, splits=splits,
-                metric="rouge_l" if kind == AnswerKind.GENERATION else "exact")
+                metric="rouge_l" if kind == AnswerKind.GENERATION else "exact", second_round=second_round_for(kind))
