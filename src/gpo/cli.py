@@ -19,15 +19,8 @@ from pathlib import Path
 
 import click
 
-from gpo.config import CHOICES, PRESETS, Budget, ConfigError, GPOConfig
+from gpo.config import CHOICES, PRESETS, ConfigError, GPOConfig
 from gpo.tasks.task import TaskError
-
-DEFAULT_SYNTHETIC = "navigate"
-SMALL_DEFAULT = dict(  # `gpo optimize` with no arguments: a quick real run on the embedded model
-    num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
-)
-SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}
-
 
 class UserError(click.ClickException):
     """Printed as one line, exit code 2, no traceback."""
@@ -132,12 +125,9 @@ def _task_options(f):
     return f
 
 
-BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
-
-
 def _budget_options(f):
     for name, typ in (("max_scorer_calls", int), ("max_optimizer_calls", int), ("max_tokens", int), ("max_cost", float)):
-        f = click.option("--" + name.replace("_", "-"), name, type=typ, default=None, help="Budget: stop cleanly at this limit.")(f)
+        f = click.option("--" + name.replace("_", "-"), name, type=typ, default=None, help="Budget: a hard cap; stop cleanly before passing it.")(f)
     f = click.option("--scorer-calls-per-task", "scorer_calls_per_task", type=int, default=None,
                      help="Search budget: each task's search may send this many scorer requests (cache hits "
                           "included); the final prompt is still tested. Equal budgets compare methods fairly.")(f)
@@ -154,200 +144,14 @@ def _method_options(f):
     return f
 
 
-def load_config_file(path: str) -> dict:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot read config file {path}: {err.strerror}")
-    try:
-        if p.suffix.lower() == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-    except Exception as err:  # noqa: BLE001 - any parse error becomes one clear line
-        raise UserError(f"cannot parse config file {path}: {str(err).splitlines()[0]}")
-    if not isinstance(data, dict):
-        raise UserError(f"config file {path}: expected a mapping of option names to values")
-    return data
-
-
-def _split_list(values) -> list[str]:
-    out = []
-    for v in values or ():
-        out += [x.strip() for x in v.split(",") if x.strip()]
-    return out
-
-
-USER_TASK_FLAGS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
-
-
-def _user_task_fields(kw: dict) -> dict:
-    """TaskSpec fields of a user's task: templates and rubric read from their files."""
-    from gpo.tasks.template import read_template
-    from gpo.scoring.metrics import build_metric
-
-    try:
-        fields = dict(template=read_template(kw.get("template")),
-                      system_template=read_template(kw.get("system_template"), "--system-template"),
-                      optimize=kw.get("optimize_target") or "instruction", metric=kw.get("metric"),
-                      judge_rubric=read_template(kw.get("judge_rubric"), "--judge-rubric"))
-        if fields["metric"]:
-            build_metric(fields["metric"])  # a bad metric fails now, in one line
-        if fields["metric"] == "judge" and not fields["judge_rubric"]:
-            raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
-        from gpo.tasks.template import Template
-
-        if fields["template"] or fields["system_template"] or fields["optimize"] != "instruction":
-            Template(fields["template"], fields["system_template"], fields["optimize"])
-    except TaskError as err:
-        raise UserError(str(err))
-    return fields
-
-
-SCALE_KEYS = {"scorer_parallel", "optimizer_parallel", "scorer_replicas", "optimizer_replicas", "ray_address",
-              "replica_cpus", "gpus"}
-
-
-def parse_gpus(value) -> list[int] | None:
-    """``0,1`` (or a list) -> [0, 1]."""
-    if value in (None, "", ()):
-        return None
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    try:
-        gpus = [int(str(g).strip()) for g in items]
-    except ValueError:
-        raise UserError(f"--gpus expects GPU numbers like 0,1, got {value!r}") from None
-    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
-        raise UserError(f"--gpus expects distinct GPU numbers like 0,1, got {value!r}")
-    return gpus
-
-
 def build_spec(kw: dict):
-    """RunSpec from CLI keyword arguments (and --preset / --config)."""
-    from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec
-
-    file_data = load_config_file(kw["config_file"]) if kw.get("config_file") else {}
-    section = file_data.get("gpo", file_data)
-    preset_name = kw.get("preset") or section.pop("preset", None) or "gpo"
-    if preset_name not in PRESETS:
-        from gpo.errors import suggest
-
-        raise UserError(f"unknown preset {preset_name!r}{suggest(preset_name, PRESETS)}; `gpo presets` lists them")
-    field_names = {f.name for f in dataclasses.fields(GPOConfig)}
-    run_keys = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
-                "optimizer_base_url", "seed", "run_dir", "method", "method_options"} | SCALE_KEYS
-    config_values = {k: v for k, v in section.items() if k not in run_keys}
-    cli_values = {k: v for k, v in kw.items() if k in field_names and v is not None}
-    no_args = not any(v for k, v in kw.items()
-                       if k not in ("run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", *SCALE_KEYS,
-                                    *BUDGET_FIELDS)
-                       and v not in (None, (), False))
-    dataset = kw.get("dataset") or section.get("dataset") or "synthetic"
-    small = dataset == "synthetic" and not kw.get("tasks") and not section.get("task")
-    base = dict(PRESETS[preset_name])
-    if small and no_args and not file_data:
-        base.update(SMALL_DEFAULT)
-    try:
-        budget = Budget(**{k: kw.get(k) for k in BUDGET_FIELDS})
-        merged = {**base, **config_values, **cli_values}
-        merged["budget"] = {**dataclasses.asdict(budget), **(merged.get("budget") or {}),
-                            **{k: v for k, v in dataclasses.asdict(budget).items() if v is not None}}
-        config = GPOConfig.from_dict(merged, where=kw.get("config_file") or "options")
-    except ConfigError as err:
-        raise UserError(str(err))
-    tasks = _split_list(kw.get("tasks")) or _split_list([section.get("task")] if isinstance(section.get("task"), str) else section.get("task") or [])
-    max_examples = {}
-    for item in kw.get("max_examples") or ():
-        split, _, n = item.partition("=")
-        if not n.isdigit():
-            raise UserError(f"--max-examples expects SPLIT=N, got {item!r}")
-        max_examples[split] = int(n)
-    if dataset != "user" and any(kw.get(k) for k in USER_TASK_FLAGS):
-        used = ", ".join("--" + k.replace("_", "-").replace("-target", "") for k in USER_TASK_FLAGS if kw.get(k))
-        raise UserError(f"{used}: for your own data (--dataset user); the paper's tasks keep their own rendering")
-    if dataset == "synthetic":
-        tspec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=config.seed,
-                         sizes=SMALL_SIZES if small else None)
-    elif dataset == "user":
-        files = {}
-        for item in kw.get("data_files") or ():
-            split, eq, path = item.partition("=")
-            if eq:
-                files[split] = path
-            else:
-                files = item
-        if not files:
-            raise UserError("--dataset user needs --data-file FILE (or SPLIT=FILE, repeated)")
-        tspec = TaskSpec(source="user", files=files, tasks=tasks or ["user"], input_col=kw.get("input_col") or "input",
-                         target_col=kw.get("target_col") or "target", kind=kw.get("answer_kind"), seed=config.seed,
-                         **_user_task_fields(kw))
-    else:
-        data_dir = kw.get("data_dir") or section.get("data_dir")
-        if not data_dir:
-            raise UserError(f"--dataset {dataset} needs --data-dir (the folder holding bbh/, mmlu/, gsm8k/, ...)")
-        if not Path(data_dir).is_dir():
-            raise UserError(f"data directory not found: {data_dir}")
-        tspec = TaskSpec(source="gpo", dataset=dataset, tasks=tasks or ["all"], data_dir=str(Path(data_dir).resolve()))
-    tspec.max_examples = max_examples or None
-
-    def role(name: str) -> ModelSpec:
-        price = kw.get(f"{name}_price") or section.get(f"{name}_price")
-        prices = (None, None)
-        if price:
-            try:
-                prices = tuple(float(x) for x in str(price).split(","))
-                assert len(prices) == 2
-            except (ValueError, AssertionError):
-                raise UserError(f"--{name}-price expects IN,OUT (USD per million tokens), got {price!r}")
-        base_url = kw.get(f"{name}_base_url") or section.get(f"{name}_base_url")
-        pick = lambda key: kw.get(key) or section.get(key)  # noqa: E731
-        return ModelSpec(
-            parallel=pick(f"{name}_parallel"), replicas=pick(f"{name}_replicas"), ray_address=pick("ray_address"),
-            replica_cpus=pick("replica_cpus"), gpus=parse_gpus(pick("gpus")),
-            model=kw.get(f"{name}_model") or section.get(f"{name}_model") or "embedded",
-            base_url=base_url,
-            api_key_env=kw.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
-            concurrency=kw.get(f"{name}_concurrency") or section.get(f"{name}_concurrency"),
-            price_prompt=prices[0], price_completion=prices[1],
-        )
-
-    scoring = ScoringSpec(
-        max_tokens=kw.get("scorer_max_tokens") or (64 if small else 256),
-        second_round=kw.get("second_round"),
-        chat=not kw.get("base_scorer"),
-        judge_max_tokens=kw.get("judge_max_tokens") or 256,
-    )
-    method_options = dict(section.get("method_options") or {})
-    for item in kw.get("method_option") or ():
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UserError(f"--method-option expects KEY=VALUE, got {item!r}")
-        method_options[key] = value
+    """The run spec from the flags (and --preset / --config): the library builds it."""
     from gpo.llm import LLMError
+    from gpo.spec import RunSpec
 
-    optimizer, scorer = role("optimizer"), role("scorer")
-    judge = None
-    if kw.get("judge_model") or kw.get("judge_base_url"):
-        judge_url = kw.get("judge_base_url")
-        judge = ModelSpec(model=kw.get("judge_model") or "embedded", base_url=judge_url,
-                          api_key_env=kw.get("judge_api_key_env") or ("OPENAI_API_KEY" if judge_url else None))
     try:
-        optimizer.check("optimizer")
-        scorer.check("scorer")
-        if judge is not None and kw.get("metric") == "judge":
-            judge.check("judge")
-    except LLMError as err:
-        raise UserError(str(err))
-    try:
-        return RunSpec(tasks=tspec, config=config, optimizer=optimizer, scorer=scorer, scoring=scoring, judge=judge,
-                       concurrent_tasks=kw.get("concurrent_tasks") or 4,
-                       method=kw.get("method") or section.get("method") or "gpo", method_options=method_options)
-    except ConfigError as err:
+        return RunSpec.from_sources(kw.get("preset"), kw.get("config_file"), kw)
+    except (ConfigError, TaskError, LLMError) as err:
         raise UserError(str(err))
 
 
@@ -561,6 +365,15 @@ def optimize(**kw) -> None:
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
 
 
+def _gpus(value) -> list[int] | None:
+    from gpo.spec import parse_gpus
+
+    try:
+        return parse_gpus(value)
+    except ConfigError as err:
+        raise UserError(str(err))
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live")
@@ -582,7 +395,7 @@ def resume(run_dir: str, progress: str, **scale) -> None:
         role = getattr(spec, name)
         for key, value in {"parallel": scale[f"{name}_parallel"], "replicas": scale[f"{name}_replicas"],
                            "base_url": scale[f"{name}_base_url"], "ray_address": scale["ray_address"],
-                           "replica_cpus": scale["replica_cpus"], "gpus": parse_gpus(scale["gpus"])}.items():
+                           "replica_cpus": scale["replica_cpus"], "gpus": _gpus(scale["gpus"])}.items():
             if value is not None:
                 setattr(role, key, value)
         try:

@@ -208,6 +208,9 @@ def _preset(name: str, cell: str, **settings) -> None:
 
 
 _preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answer parsing")
+_preset("quickstart", "`gpo optimize` with nothing else: GPO's recipe, small enough for 2 CPU cores "
+        "(2 epochs, batch 8, 3 candidates a step, on a small synthetic task)",
+        num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96)
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
 
 # Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's

@@ -1,0 +1,384 @@
+"""What a run is, as data: the models, the tasks, the scoring, the search (run.json).
+
+``RunSpec.from_sources(preset, config_file, overrides)`` builds one as the command line
+does, so Python users get presets and config files too: the preset's options, then the
+config file's (YAML or TOML; a top-level ``gpo:`` section is allowed), then the
+overrides. Overrides and file keys are flat option names, as the flags spell them:
+``{"dataset": "bbh", "task": ["navigate"], "scorer_model": "...", "num_search_epochs": 3}``.
+With nothing given (no task, no option), the run is the quickstart: the ``quickstart``
+preset on a small synthetic task. Bad values fail here, in one line naming the option
+(``ConfigError``, ``TaskError``, or ``LLMError`` from the model checks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from gpo.config import PRESETS, Budget, GPOConfig
+from gpo.errors import ConfigError, TaskError, suggest
+from gpo.llm import LLM, Pricing, ResponseCache, build_llm, preflight
+from gpo.optim.baselines import method_class
+from gpo.scoring.metrics import build_metric, needs_target
+from gpo.tasks import Task, load_gpo_task, load_user_task, resolve_tasks, synthetic_task
+from gpo.tasks.template import Template, read_template
+
+DEFAULT_SYNTHETIC = "navigate"
+SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # the quickstart's task
+BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
+SCALE_KEYS = ("scorer_parallel", "optimizer_parallel", "scorer_replicas", "optimizer_replicas", "ray_address",
+              "replica_cpus", "gpus")
+USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
+RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
+            "optimizer_base_url", "seed", "run_dir", "method", "method_options", *SCALE_KEYS}
+ROLE_KEYS = {f"{role}_{key}" for role in ("optimizer", "scorer", "judge")
+             for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas")}
+# the run settings a config file may hold beside GPO's options (the flags' names)
+SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
+    "preset", "data_files", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
+    "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option",
+    *USER_TASK_KEYS, *BUDGET_FIELDS}
+# keys that leave a run the quickstart: where and how it runs, not what it optimizes
+NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file",
+                *SCALE_KEYS, *BUDGET_FIELDS}
+
+
+@dataclass
+class ModelSpec:
+    """One model role. The API key is never stored: name the environment variable that holds it."""
+
+    model: str = "embedded"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    price_prompt: float | None = None  # USD per million prompt tokens
+    price_completion: float | None = None
+    parallel: int | None = None  # in-process llama.cpp: requests decoded together
+    gpus: list[int] | None = None  # in-process model on these GPUs
+    replicas: int | None = None  # run the in-process model as this many Ray actors
+    ray_address: str | None = None  # with replicas: "auto", "ray://host:10001", or None for a local Ray
+    replica_cpus: float | None = None  # CPUs each replica reserves (and llama.cpp threads)
+
+    def check(self, role: str = "model") -> None:
+        """Cheap checks before a run: the GGUF file, the API key's variable, GPU support, Ray."""
+        preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0,
+                  api_key_env=self.api_key_env, role=role)
+
+    def build(self, cache: ResponseCache | None) -> LLM:
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        pricing = None
+        if self.price_prompt is not None or self.price_completion is not None:
+            pricing = Pricing(self.price_prompt or 0.0, self.price_completion or 0.0)
+        return build_llm(self.model, base_url=self.base_url, api_key=key, cache=cache,
+                         concurrency=self.concurrency, pricing=pricing, parallel=self.parallel or 1,
+                         gpus=self.gpus or (), replicas=self.replicas or 0, ray_address=self.ray_address,
+                         replica_cpus=self.replica_cpus or 1.0)
+
+
+@dataclass
+class TaskSpec:
+    """Which tasks: ``synthetic`` (generated, default), ``gpo`` (the paper's data) or ``user`` files."""
+
+    source: str = "synthetic"
+    dataset: str | None = None  # gpo: bbh | mmlu | gsm8k | webnlg | wsc
+    tasks: list[str] = field(default_factory=lambda: ["navigate"])
+    data_dir: str | None = None
+    sizes: dict[str, int] | None = None  # synthetic split sizes
+    max_examples: dict[str, int] | None = None  # cap split sizes (subsampling, in file order)
+    files: dict[str, str] | str | None = None  # user: split -> file, or one file to split
+    input_col: str = "input"
+    target_col: str = "target"
+    kind: str | None = None
+    seed: int = 0
+    template: str | None = None  # user data: the prompt's text with {column} fields and an {instruction} slot
+    system_template: str | None = None  # a chat scorer's system message (the starting one with optimize="system")
+    optimize: str = "instruction"  # or "system": the system prompt is the parameter
+    metric: str | None = None  # exact, contains, rouge_l, regex:P, json[:SCHEMA], python:MOD:FN, judge
+    judge_rubric: str | None = None  # metric "judge": the rubric's text
+
+    def load(self) -> list[Task]:
+        if self.source != "user" and (self.template or self.system_template or self.metric or self.optimize != "instruction"):
+            raise TaskError("templates, --optimize and --metric are for your own data (--dataset user); "
+                            "the paper's tasks keep their own rendering and metrics")
+        if self.source == "synthetic":
+            tasks = [synthetic_task(t, seed=self.seed, sizes=self.sizes) for t in self.tasks]
+        elif self.source == "gpo":
+            if not self.dataset:
+                raise TaskError("source 'gpo' needs a dataset (bbh, mmlu, gsm8k, webnlg, wsc)")
+            if not self.data_dir:
+                raise TaskError("source 'gpo' needs --data-dir (the folder holding bbh/, mmlu/, ...)")
+            tasks = [load_gpo_task(self.data_dir, self.dataset, t) for t in resolve_tasks(self.dataset, self.tasks)]
+        elif self.source == "user":
+            if not self.files:
+                raise TaskError("source 'user' needs files (one file, or split -> file)")
+            name = self.tasks[0] if self.tasks and self.tasks != ["all"] else "user"
+            metric, template = self.user_metric(), self.user_template()
+            tasks = [load_user_task(name, self.files, input_col=self.input_col, target_col=self.target_col,
+                                    kind=self.kind, seed=self.seed, metric=metric, template=template,
+                                    target_optional=metric is not None and not needs_target(metric))]
+            if template is not None and template.optimize == "system":
+                tasks[0].initial_instruction = self.system_template
+        else:
+            raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo or user")
+        if self.max_examples:
+            for t in tasks:
+                for split, cap in self.max_examples.items():
+                    if split in t.splits:
+                        t.splits[split] = t.splits[split][:cap]
+        return tasks
+
+
+    def user_template(self) -> Template | None:
+        if self.template is None and self.system_template is None and self.optimize == "instruction":
+            return None
+        return Template(self.template, self.system_template, self.optimize)
+
+    def user_metric(self) -> object | None:
+        if not self.metric:
+            return None
+        metric = build_metric(self.metric)
+        if metric == "judge" and not self.judge_rubric:
+            raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
+        return metric
+
+
+@dataclass
+class ScoringSpec:
+    max_tokens: int = 256
+    second_round: bool | None = None  # None: on for chat scorers where the task has one
+    second_round_max_tokens: int = 100
+    chat: bool = True
+    judge_max_tokens: int = 256  # metric "judge": room for the judge's reasoning before its score line
+
+
+@dataclass
+class RunSpec:
+    tasks: TaskSpec = field(default_factory=TaskSpec)
+    config: GPOConfig = field(default_factory=GPOConfig)
+    optimizer: ModelSpec = field(default_factory=ModelSpec)
+    scorer: ModelSpec = field(default_factory=ModelSpec)
+    scoring: ScoringSpec = field(default_factory=ScoringSpec)
+    embedder: str = "all-MiniLM-L6-v2"  # or "openai:<model>" (uses the optimizer's base URL)
+    cache: str | None = None  # response cache file; default: <run_dir>/cache.sqlite
+    concurrent_tasks: int = 4
+    method: str = "gpo"  # gpo, or a baseline: ape, apo, opro, pe2, evoprompt-ga, evoprompt-de, empty, cot
+    method_options: dict = field(default_factory=dict)  # the method's own knobs, e.g. {"beam": 4}
+    judge: ModelSpec | None = None  # metric "judge": the grading model (None: the optimizer's)
+
+    def __post_init__(self) -> None:
+        self.method = method_class(self.method).name  # unknown names and options fail here, not mid-run
+        method_class(self.method).parse_options(self.method_options)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        """A spec as ``to_dict`` wrote it into run.json. A run written before racing existed
+        has no ``selection``: it resumes with ``full``, the rule it started with."""
+        config = {"selection": "full", **d.get("config", {})}
+        return cls(
+            tasks=TaskSpec(**d.get("tasks", {})),
+            config=GPOConfig.from_dict(config),
+            optimizer=ModelSpec(**d.get("optimizer", {})),
+            scorer=ModelSpec(**d.get("scorer", {})),
+            scoring=ScoringSpec(**d.get("scoring", {})),
+            embedder=d.get("embedder", "all-MiniLM-L6-v2"),
+            cache=d.get("cache"),
+            concurrent_tasks=d.get("concurrent_tasks", 4),
+            method=d.get("method", "gpo"),
+            method_options=d.get("method_options") or {},
+            judge=ModelSpec(**d["judge"]) if d.get("judge") else None,
+        )
+
+    @property
+    def judge_model(self) -> ModelSpec:
+        return self.judge or self.optimizer
+
+    @classmethod
+    def from_sources(cls, preset: str | None = None, config_file: str | Path | None = None,
+                     overrides: Mapping[str, Any] | None = None, check_models: bool = True) -> "RunSpec":
+        """A spec from a preset, a config file and overrides, layered in that order (see the
+        module docstring); the models are checked unless ``check_models`` is False."""
+        return from_sources(preset, config_file, overrides, check_models)
+
+
+# ---------------------------------------------------------------- from the sources
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML or TOML file of options (a top-level ``gpo:`` section is allowed)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    try:
+        if p.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except Exception as err:  # noqa: BLE001 - any parse error becomes one clear line
+        raise ConfigError(f"cannot parse config file {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of option names to values")
+    section = data.get("gpo", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of option names to values")
+    return dict(section)
+
+
+def split_list(values) -> list[str]:
+    """``["a,b", "c"]`` (or one string) -> ``["a", "b", "c"]``."""
+    values = [values] if isinstance(values, str) else values or ()
+    return [x.strip() for v in values for x in str(v).split(",") if x.strip()]
+
+
+def parse_gpus(value) -> list[int] | None:
+    """``0,1`` (or a list) -> [0, 1]."""
+    if value in (None, "", ()):
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        gpus = [int(str(g).strip()) for g in items]
+    except ValueError:
+        raise ConfigError(f"--gpus expects GPU numbers like 0,1, got {value!r}") from None
+    if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        raise ConfigError(f"--gpus expects distinct GPU numbers like 0,1, got {value!r}")
+    return gpus
+
+
+def _pairs(items, flag: str, number: bool = False) -> dict:
+    """``["a=1", "b=2"]`` -> ``{"a": "1", "b": "2"}`` (``number``: values are counts)."""
+    out = {}
+    for item in items or ():
+        key, eq, value = str(item).partition("=")
+        if not eq or not key or (number and not value.isdigit()):
+            raise ConfigError(f"{flag} expects {'SPLIT=N' if number else 'KEY=VALUE'}, got {item!r}")
+        out[key] = int(value) if number else value
+    return out
+
+
+def _prices(name: str, value) -> tuple[float | None, float | None]:
+    if not value:
+        return None, None
+    try:
+        prices = tuple(float(x) for x in str(value).split(","))
+    except ValueError:
+        prices = ()
+    if len(prices) != 2:
+        raise ConfigError(f"--{name}-price expects IN,OUT (USD per million tokens), got {value!r}")
+    return prices
+
+
+def _model(o: Mapping[str, Any], name: str) -> ModelSpec:
+    base_url = o.get(f"{name}_base_url")
+    prices = _prices(name, o.get(f"{name}_price"))
+    return ModelSpec(
+        model=o.get(f"{name}_model") or "embedded", base_url=base_url,
+        api_key_env=o.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
+        concurrency=o.get(f"{name}_concurrency"), price_prompt=prices[0], price_completion=prices[1],
+        parallel=o.get(f"{name}_parallel"), replicas=o.get(f"{name}_replicas"), ray_address=o.get("ray_address"),
+        replica_cpus=o.get("replica_cpus"), gpus=parse_gpus(o.get("gpus")),
+    )
+
+
+def _user_task_fields(o: Mapping[str, Any]) -> dict:
+    """A user task's templates and rubric read from their files, checked now."""
+    fields = dict(template=read_template(o.get("template")),
+                  system_template=read_template(o.get("system_template"), "--system-template"),
+                  optimize=o.get("optimize_target") or "instruction", metric=o.get("metric"),
+                  judge_rubric=read_template(o.get("judge_rubric"), "--judge-rubric"))
+    spec = TaskSpec(source="user", **fields)
+    spec.user_metric(), spec.user_template()  # a bad metric, template or missing rubric fails now
+    return fields
+
+
+def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> TaskSpec:
+    tasks = split_list(o.get("tasks") or o.get("task"))
+    if dataset != "user" and any(o.get(k) for k in USER_TASK_KEYS):
+        used = ", ".join("--" + k.replace("_", "-").replace("-target", "") for k in USER_TASK_KEYS if o.get(k))
+        raise ConfigError(f"{used}: for your own data (--dataset user); the paper's tasks keep their own rendering")
+    if dataset == "synthetic":
+        spec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=seed,
+                        sizes=SMALL_SIZES if small else None)
+    elif dataset == "user":
+        files: dict | str = {}
+        items = o.get("data_files") or ()
+        for item in [items] if isinstance(items, str) else items:  # FILE, or SPLIT=FILE per split
+            split, eq, path = str(item).partition("=")
+            files = {**(files if isinstance(files, dict) else {}), split: path} if eq else str(item)
+        if not files:
+            raise ConfigError("--dataset user needs --data-file FILE (or SPLIT=FILE, repeated)")
+        spec = TaskSpec(source="user", files=files, tasks=tasks or ["user"], input_col=o.get("input_col") or "input",
+                        target_col=o.get("target_col") or "target", kind=o.get("answer_kind"), seed=seed,
+                        **_user_task_fields(o))
+    else:
+        data_dir = o.get("data_dir")
+        if not data_dir:
+            raise ConfigError(f"--dataset {dataset} needs --data-dir (the folder holding bbh/, mmlu/, gsm8k/, ...)")
+        if not Path(data_dir).is_dir():
+            raise ConfigError(f"data directory not found: {data_dir}")
+        spec = TaskSpec(source="gpo", dataset=dataset, tasks=tasks or ["all"], data_dir=str(Path(data_dir).resolve()))
+    spec.max_examples = _pairs(o.get("max_examples"), "--max-examples", number=True) or None
+    return spec
+
+
+def _split_file(data: Mapping[str, Any], where: str) -> tuple[dict, dict]:
+    """A config file's keys: (GPO options, run settings); anything else is refused, named."""
+    options = {f.name for f in dataclasses.fields(GPOConfig)} | {"budget", "momentum_select_num"}
+    config, settings = {}, {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name in SPEC_KEYS:
+            settings[name] = value
+        elif name in options:
+            config[name] = value
+        else:
+            raise ConfigError(f"{where}: unknown option {key!r}{suggest(name, options | SPEC_KEYS)}")
+    return config, settings
+
+
+def _config(o: Mapping[str, Any], given: Mapping[str, Any], file_config: Mapping[str, Any], preset: str,
+            quickstart: bool, where: str) -> GPOConfig:
+    """The preset (with the quickstart's settings on top when it applies), the file's
+    options, the given ones; budgets from a ``budget`` mapping or as flat keys."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}{suggest(preset, PRESETS)}; `gpo presets` lists them")
+    names = {f.name for f in dataclasses.fields(GPOConfig)}
+    merged = {**PRESETS[preset], **(PRESETS["quickstart"] if quickstart else {}), **file_config,
+              **{k: v for k, v in given.items() if k in names}}
+    merged["budget"] = {**(merged.get("budget") or {}), **{k: o[k] for k in BUDGET_FIELDS if o.get(k) is not None}}
+    return GPOConfig.from_dict(merged, where=where)
+
+
+def from_sources(preset: str | None = None, config_file: str | Path | None = None,
+                 overrides: Mapping[str, Any] | None = None, check_models: bool = True) -> RunSpec:
+    """See the module docstring: preset, then config file, then overrides."""
+    given = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v not in (None, (), [])}
+    file_config, file_settings = _split_file(read_config_file(config_file), str(config_file)) if config_file else ({}, {})
+    o = {**file_settings, **given}  # one flat view of the run settings: the overrides win
+    dataset = o.get("dataset") or "synthetic"
+    small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
+    quickstart = small and not config_file and not any(v is not False for k, v in given.items() if k not in NOT_A_CHOICE)
+    config = _config(o, given, file_config, preset or file_settings.get("preset") or "gpo", quickstart,
+                     str(config_file or "options"))
+    scoring = ScoringSpec(max_tokens=o.get("scorer_max_tokens") or (64 if small else 256),
+                          second_round=o.get("second_round"), chat=not o.get("base_scorer"),
+                          judge_max_tokens=o.get("judge_max_tokens") or 256)
+    optimizer, scorer = _model(o, "optimizer"), _model(o, "scorer")
+    judge = _model(o, "judge") if o.get("judge_model") or o.get("judge_base_url") else None
+    if check_models:
+        for name, model in (("optimizer", optimizer), ("scorer", scorer), ("judge", judge)):
+            if model is not None and (name != "judge" or o.get("metric") == "judge"):
+                model.check(name)
+    method_options = {**dict(o.get("method_options") or {}), **_pairs(given.get("method_option"), "--method-option")}
+    return RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
+                   scorer=scorer, scoring=scoring, judge=judge, concurrent_tasks=o.get("concurrent_tasks") or 4,
+                   method=o.get("method") or "gpo", method_options=method_options)

@@ -1,0 +1,55 @@
+"""Run specs built by the library: preset, then config file, then overrides."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from gpo.config import PRESETS
+from gpo.errors import ConfigError
+from gpo.spec import SMALL_SIZES, RunSpec
+
+
+def test_nothing_given_is_the_quickstart():
+    spec = RunSpec.from_sources()
+    quick = PRESETS["quickstart"]
+    assert spec.config.num_search_epochs == quick["num_search_epochs"] == 2
+    assert spec.config.num_generated_instructions_in_each_step == quick["num_generated_instructions_in_each_step"]
+    assert spec.tasks.sizes == SMALL_SIZES and spec.tasks.tasks == ["navigate"] and spec.scoring.max_tokens == 64
+    # where and how a run goes (budgets, scale) leave it the quickstart; a choice of what to optimize does not
+    assert RunSpec.from_sources(overrides={"max_scorer_calls": 60}).config.num_search_epochs == 2
+    assert RunSpec.from_sources(overrides={"opt_batch_size": 4}).config.num_search_epochs != 2
+
+
+def test_preset_then_file_then_overrides(tmp_path):
+    conf = tmp_path / "run.yaml"
+    conf.write_text("gpo:\n  preset: edit\n  num-search-epochs: 3\n  opt_batch_size: 4\n  task: [navigate]\n"
+                    "  max_scorer_calls: 90\n  scorer_model: embedded\n  method_options: {}\n")
+    spec = RunSpec.from_sources(config_file=conf, overrides={"opt_batch_size": 2, "tasks": ("object_counting",)})
+    assert spec.config.util_gradient_name == PRESETS["edit"]["util_gradient_name"]  # the file's preset
+    assert spec.config.num_search_epochs == 3  # the file (dashed names accepted)
+    assert spec.config.opt_batch_size == 2  # the override wins
+    assert spec.config.budget.max_scorer_calls == 90  # a budget as a flat key
+    assert spec.tasks.tasks == ["object_counting"] and spec.tasks.sizes is None  # a named task is not the quickstart
+    toml = tmp_path / "run.toml"
+    toml.write_text('num_search_epochs = 5\n[budget]\nmax_tokens = 1000\n')
+    spec = RunSpec.from_sources(preset="gpo-paper", config_file=toml)
+    assert spec.config.selection == "full" and spec.config.num_search_epochs == 5
+    assert spec.config.budget.max_tokens == 1000
+
+
+def test_a_config_file_key_that_is_neither_an_option_nor_a_setting_is_named(tmp_path):
+    conf = tmp_path / "run.yaml"
+    conf.write_text("num_serch_epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: unknown option 'num_serch_epochs' \(did you mean num_search_epochs"):
+        RunSpec.from_sources(config_file=conf)
+
+
+def test_the_command_line_only_parses_flags():
+    """cli.py keeps flags, the progress display and printing: no function over 40 lines."""
+    source = Path(__file__).resolve().parents[1] / "src" / "gpo" / "cli.py"
+    long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)" for n in ast.walk(ast.parse(source.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 40]
+    assert not long, long
