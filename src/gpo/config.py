@@ -193,7 +193,8 @@ class GPOConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
-# Named settings. ``gpo`` is the default recipe (GPO.sh) and races candidates. Every other
+# Named settings. ``gpo`` is the default recipe (GPO.sh) and races candidates; ``quickstart``
+# is the same recipe, small (what `gpo optimize` runs with nothing else). Every other
 # preset reproduces a condition of the paper: it scores every candidate on the whole eval
 # split and parses answers as the original code did (``PAPER``). ``CELLS`` says, for each
 # preset, what it reproduces; ``gpo presets`` lists them.

@@ -199,5 +199,5 @@ def test_a_run_directory_from_before_racing_resumes_with_full(tmp_path):
 def test_paper_presets_select_with_full_and_the_default_races():
     from gpo.config import PRESETS, preset
 
-    assert preset("gpo").selection == "race"
-    assert all(preset(name).selection == "full" for name in PRESETS if name != "gpo")
+    assert preset("gpo").selection == "race" and preset("quickstart").selection == "race"
+    assert all(preset(name).selection == "full" for name in PRESETS if name not in ("gpo", "quickstart"))
