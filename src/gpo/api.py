@@ -116,9 +116,11 @@ def usage_summary(rt: Runtime) -> dict:
 
 
 async def optimize_async(
-    spec: RunSpec, run_dir: str | Path, listeners: Iterable[Callable[[dict], None]] = (), resume: bool = False
+    spec: RunSpec, run_dir: str | Path, listeners: Iterable[Callable[[dict], None]] = (), resume: bool = False,
+    tasks: list[Task] | None = None,
 ) -> list[TaskResult]:
-    tasks = spec.tasks.load()
+    """Optimize every task of the spec into ``run_dir`` (``tasks``: already loaded ones)."""
+    tasks = tasks if tasks is not None else spec.tasks.load()
     store = RunStore(run_dir)
     store.listeners.extend(listeners)
     if not resume:
@@ -171,14 +173,14 @@ def resume(run_dir: str | Path, listeners=()) -> list[TaskResult]:
 
 async def evaluate_async(
     spec: RunSpec, prompts: list[str | tuple[str | None, str]], split: str = "test",
-    out_dir: str | Path | None = None,
+    out_dir: str | Path | None = None, tasks: list[Task] | None = None,
 ) -> list[tuple[Task, Evaluation]]:
     """Score prompts on the spec's tasks; write per-example records to out_dir.
 
     A plain prompt is scored on every task; a ``(task, prompt)`` pair only on tasks
     whose name or dataset is ``task`` (``None``: every task), as in prompt files."""
     jobs = [(None, p) if isinstance(p, str) else p for p in prompts]
-    tasks = spec.tasks.load()
+    tasks = tasks if tasks is not None else spec.tasks.load()
     rt = build_runtime(spec, out_dir, need_embedder=False)
     try:
         results = []
@@ -297,9 +299,9 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-async def plan_with_time(spec: RunSpec) -> dict:
+async def plan_with_time(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     """``plan`` plus the wall-time estimate (the dry run's answer)."""
-    tasks = spec.tasks.load()
+    tasks = tasks if tasks is not None else spec.tasks.load()
     planned = plan(spec, tasks)
     scorer, optimizer = spec.scorer.build(None), spec.optimizer.build(None)
     try:

@@ -144,6 +144,13 @@ def _method_options(f):
     return f
 
 
+def _load_tasks(spec):
+    try:
+        return spec.tasks.load()
+    except TaskError as err:
+        raise UserError(str(err))
+
+
 def build_spec(kw: dict):
     """The run spec from the flags (and --preset / --config): the library builds it."""
     from gpo.llm import LLMError
@@ -344,22 +351,19 @@ def optimize(**kw) -> None:
     from gpo.api import optimize_async, plan_with_time
 
     spec = build_spec(kw)
+    tasks = _load_tasks(spec)  # once per command
     if kw["dry_run"]:
         try:
-            planned = asyncio.run(plan_with_time(spec))
+            planned = asyncio.run(plan_with_time(spec, tasks))
         except TaskError as err:
             raise UserError(str(err))
         click.echo(json.dumps(planned, indent=2))
         if planned.get("hint"):
             click.echo(planned["hint"], err=True)
         return
-    try:
-        spec.tasks.load()
-    except TaskError as err:
-        raise UserError(str(err))
     run_dir = kw["run_dir"] or _default_run_dir()
     with Progress(kw["progress"]) as progress:
-        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [progress]), run_dir)
+        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [progress], tasks=tasks), run_dir)
     if kw["progress"] != "json":
         _print_results(results)
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
@@ -438,11 +442,8 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
         jobs = [(None, "")]
     out_dir = out_dir or str(Path("runs") / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    try:
-        spec.tasks.load()
-    except TaskError as err:
-        raise UserError(str(err))
-    results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir), out_dir)
+    tasks = _load_tasks(spec)
+    results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir, tasks), out_dir)
     first: dict[str, object] = {}
     for task, ev in results:
         versus = ""
