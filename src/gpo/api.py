@@ -32,6 +32,7 @@ from gpo.scoring.judge import Judge
 from gpo.scoring.render import Position, PromptFormat
 from gpo.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
 from gpo.tasks import Task
+from gpo.tasks.task import TaskError
 
 
 @dataclass

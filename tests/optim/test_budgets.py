@@ -89,13 +89,15 @@ def test_budgets_hold_across_resume(tmp_path, budget, field):
         assert (len(scorer.bodies), len(opt.bodies)) == sent  # the resume sent nothing
     assert first.stopped and again.stopped
     spent = json.loads((tmp_path / "run" / "meter.json").read_text())
-    assert spent["scorer"]["calls"] == sent[0] and spent.get("optimizer", {}).get("calls", 0) == sent[1]
+    # the meter never counts less than the servers received (a request cut off in flight by
+    # the end of the run counts as spent: it may have been paid)
+    assert spent["scorer"]["calls"] >= sent[0] and spent.get("optimizer", {}).get("calls", 0) >= sent[1]
     if field == "scorer":
-        assert sent[0] == 25
+        assert 0 < sent[0] <= 25 and spent["scorer"]["calls"] == 25
     elif field == "optimizer":
         assert sent[1] == 1
     elif field == "tokens":
-        tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in spent.values())
+        tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in spent.values())  # of answers received
         # tokens are known only when a call returns: the calls in flight when the cap was
         # reached (at most 8, the endpoint's concurrency; 10 or 13 tokens each) still count
         assert 300 <= tokens < 300 + 8 * 13

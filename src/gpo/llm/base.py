@@ -103,6 +103,10 @@ class LLM(ABC):
                 samples = await with_retries(
                     lambda: self._sample(request, indices), self.retry, what=self.describe()
                 )
+            except asyncio.CancelledError:
+                if self.meter is not None:  # it may have reached the model: counted as spent, answer lost
+                    self.meter.record(self.role, [], self.pricing)
+                raise
             except BaseException:
                 if self.meter is not None:
                     self.meter.release(self.role)
