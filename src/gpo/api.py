@@ -13,15 +13,13 @@ same scorer, extraction, budgets and run store.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from gpo.config import GPOConfig
-from gpo.llm import LLM, Pricing, Request, ResponseCache, build_llm, preflight
+from gpo.llm import LLM, Request, ResponseCache
 from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class

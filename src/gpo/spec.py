@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpo.config import PRESETS, Budget, GPOConfig
+from gpo.config import PRESETS, GPOConfig
 from gpo.errors import ConfigError, TaskError, suggest
 from gpo.llm import LLM, Pricing, ResponseCache, build_llm, preflight
 from gpo.optim.baselines import method_class

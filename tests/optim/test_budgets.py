@@ -9,8 +9,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
 
 from fakes import ScriptedEndpoint, ScriptedLLM, config, echo_scorer, plus_task, replies

@@ -10,13 +10,12 @@ import asyncio
 import pytest
 
 from fakes import HashEmbedder, ScriptedLLM, config, echo_scorer, last_user, plus_task, replies  # noqa: F401
-from gpo.config import Budget, GPOConfig
+from gpo.config import Budget
 from gpo.llm import ResponseCache
 from gpo.optim.gpo import GPO
 from gpo.optim.search import NoHooks
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
-from gpo.tasks import AnswerKind, Example, Task
 
 
 def run(cfg, optimizer, scorer=None, task=None, hooks=None, embedder=None):

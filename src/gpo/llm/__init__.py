@@ -109,7 +109,8 @@ def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = 
             raise FatalLLMError(f"--{role}-model: {model} is a file but not a GGUF model (it does not start with "
                                 f"'GGUF'); give a .gguf file, 'embedded', or a served model name with --{role}-base-url")
     in_process = not base_url and (model.lower() in EMBEDDED_ALIASES or model.endswith(".gguf") or model.startswith("vllm:"))
-    if not in_process and not (not base_url and Path(model).expanduser().is_file()):
+    local_file = not base_url and Path(model).expanduser().is_file()  # refused above unless a GGUF
+    if not in_process and not local_file:
         _check_api_key(base_url, api_key_env, role)
     if replicas and not in_process:
         raise FatalLLMError(f"replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}"

@@ -61,19 +61,15 @@ class Judge:
         """(score in [0, 1], the judge's reply) for each output."""
         firsts = [self.request(e, o) for e, o in zip(examples, outputs)]
         replies = [c.text for c in await self.llm.generate(firsts)]
+        scores = [parse_score(r) for r in replies]
         self.requests[task_id] += len(firsts)
-        missing = [i for i, r in enumerate(replies) if parse_score(r) is None]
+        missing = [i for i, score in enumerate(scores) if score is None]
         if missing:
             again = [Request.chat(firsts[i].message_dicts() + [{"role": "assistant", "content": replies[i]},
                                                                 {"role": "user", "content": ASK_AGAIN}],
                                   temperature=0.0, max_tokens=16) for i in missing]
             for i, c in zip(missing, await self.llm.generate(again)):
-                replies[i] = f"{replies[i]}\n[asked again] {c.text}"
+                replies[i], scores[i] = f"{replies[i]}\n[asked again] {c.text}", parse_score(c.text)
             self.requests[task_id] += len(again)
-        graded = []
-        for reply in replies:
-            score = parse_score(reply.rsplit("[asked again]", 1)[-1]) if "[asked again]" in reply else parse_score(reply)
-            if score is None:
-                self.unparsed[task_id] += 1
-            graded.append((score or 0.0, reply))
-        return graded
+        self.unparsed[task_id] += sum(score is None for score in scores)
+        return [(score or 0.0, reply) for score, reply in zip(scores, replies)]

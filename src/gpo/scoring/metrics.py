@@ -125,7 +125,6 @@ class Metric:
         return float(self.fn(output, example))
 
 
-NO_TARGET_METRICS = ("judge", "json", "regex", "python")  # metrics that may run on data without a target column
 METRIC_FORMS = "exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA_FILE, python:MODULE_OR_FILE:FUNCTION, judge"
 
 
@@ -135,6 +134,7 @@ def needs_target(metric: object) -> bool:
     return metric in ("exact", "rouge_l", "dyck", "word_sorting")
 
 
+@functools.lru_cache(maxsize=None)  # a spec is checked, then used: a user's module runs once
 def build_metric(spec: str) -> object:
     """A task's metric from its command-line form (see ``METRIC_FORMS``). ``exact``,
     ``rouge_l`` and ``judge`` stay names (the Evaluator knows them); the rest become
