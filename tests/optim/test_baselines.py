@@ -15,6 +15,7 @@ from fakes import ScriptedLLM, last_user
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm import ResponseCache
 from gpo.optim.baselines import METHODS, method_class
+from gpo.optim.schedule import StepSizeSchedule
 from gpo.optim.search import NoHooks
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
@@ -174,6 +175,16 @@ def test_pe2_reasons_over_failures_with_a_step_size_and_expands_the_beam():
     assert {r.n for r in later} == {2} and len(later) % 2 == 0  # two beam prompts, N / 2 each
     assert len(hooks.states[-1]["pool"]) == 2
     assert result.final_eval > result.initial_eval
+
+
+def test_pe2_step_size_follows_gpos_schedule_and_a_bad_decay_is_named():
+    _, _, opt, _, _ = run("pe2", config(num_search_epochs=2),
+                          options={"beam": 1, "step_size": 40, "decay": "linear", "final_step_size": 10})
+    budgets = [int(re.search(r"Change at most (\d+) words", last_user(r)).group(1)) for r in opt.requests]
+    assert budgets == StepSizeSchedule("linear", 40, 10, 4).values()  # 2 epochs x 2 steps, one request each
+    assert budgets == [32, 25, 17, 10]
+    with pytest.raises(ConfigError, match="option decay: unknown decay strategy 'steep'"):
+        run("pe2", config(), options={"decay": "steep"})
 
 
 def test_evoprompt_ga_initialises_then_breeds_from_the_population():

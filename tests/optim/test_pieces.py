@@ -6,10 +6,12 @@ import pytest
 
 from fakes import HashEmbedder
 from gpo.config import ConfigError, GPOConfig, preset
-from gpo.optim.gpo import steps_per_epoch
-from gpo.optim.momentum import select
+from gpo.optim.feedback import FeedbackGradient
+from gpo.optim.gpo import GPO, steps_per_epoch
+from gpo.optim.momentum import (Importance, KList, KListGradients, NewestGradient, NoMomentum, RealTime,
+                                RealTimeGradients, Recency, Relevance, select)
 from gpo.optim.schedule import StepSizeSchedule
-from gpo.optim.update import (UpdateSpec, build_update_prompt, current_block, extract_tagged, k_list_block,
+from gpo.optim.update import (UpdateRule, UpdateSpec, build_update_prompt, current_block, extract_tagged, k_list_block,
                               leak_reason, polish, word_edit_distance)
 from gpo.scoring.render import Position
 from gpo.tasks import Example
@@ -121,3 +123,38 @@ def test_config_validation_and_aliases():
     with pytest.raises(ConfigError, match="unknown option 'num_epochs'"):
         GPOConfig.from_dict({"num_epochs": 3})
     assert GPOConfig.from_dict({"momentum_select_num": 5}).momentum_selection_num == 5  # original key
+
+
+# ---------------------------------------------------------------------- GPO from its pieces
+
+EMB = HashEmbedder()
+
+
+@pytest.mark.parametrize("name,gradient,momentum,gradient_momentum,update", [
+    ("table2-prompt", None, NoMomentum(), NewestGradient(), UpdateRule("edit_without", False)),
+    ("table2-prompt-recency", None, KList(Recency(), 3), NewestGradient(), UpdateRule("edit_without", False)),
+    ("table2-prompt-relevance", None, KList(Relevance(EMB), 3), NewestGradient(), UpdateRule("edit_without", False)),
+    ("table2-prompt-summarization", None, RealTime(), NewestGradient(), UpdateRule("edit_without", False)),
+    ("table2-feedback-importance", FeedbackGradient(5), NoMomentum(), KListGradients(Importance(keep_newest=True), 3),
+     UpdateRule("edit", False)),
+    ("table2-feedback-summarization", FeedbackGradient(5), NoMomentum(), RealTimeGradients(), UpdateRule("edit", False)),
+    ("table3-generate-cosine-warmup", None, KList(Relevance(EMB), 3), NewestGradient(),
+     UpdateRule("generate_without", True)),
+])
+def test_gpo_is_built_once_from_its_pieces(name, gradient, momentum, gradient_momentum, update):
+    search = GPO(preset(name), None, None, EMB)
+    assert (search.gradient, search.momentum, search.gradient_momentum, search.update) == \
+        (gradient, momentum, gradient_momentum, update)
+
+
+def test_resampling_update_rule_and_its_word_budget_check():
+    rule = UpdateRule.from_config(GPOConfig(edit_budget_enforcement="resample", max_resample_rounds=3))
+    assert rule.resample_rounds == 3 and rule.states_step_size
+    assert rule.over_budget(5, 4) == "changes 5 words, budget 4" and rule.over_budget(4, 4) is None
+    assert UpdateRule.from_config(GPOConfig()).over_budget(50, 4) is None  # enforcement off: only stated
+    assert UpdateRule.from_config(GPOConfig(edit_budget_enforcement="reject", max_resample_rounds=3)).resample_rounds == 0
+
+
+def test_importance_selector_best_first_older_wins_ties():
+    scored = [("a", 0.5), ("b", 0.9), ("c", 0.5), ("d", 0.7)]
+    assert asyncio.run(Importance()(scored, 3)) == [1, 3, 0]  # best first; equal scores: older first

@@ -4,9 +4,16 @@ Fixed relative to the original (GPO_SPEC bug 18): the wrong prediction shows the
 model's full first answer *and* its final answer; "wrong" means any score below
 full marks, worst first (so ROUGE tasks get feedback too); and no call is made when
 there is nothing wrong.
+
+``FeedbackGradient`` is the piece GPO builds once from the config
+(``gradient_name='feedback'``); ``gradient(cfg)`` gives None when the config asks
+for no gradient.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
 
 from gpo.optim.update import END, START
 from gpo.scoring.evaluate import Evaluation
@@ -49,14 +56,23 @@ def feedback_prompt(current: str, evaluation: Evaluation, examples: list[Example
 ALL_CORRECT = "The current prompt answered every example of this batch correctly."
 
 
-def integrate_gradients_prompt(running: str, new: str) -> str:
-    """Real-time gradient momentum: merge the problems found so far with the new ones."""
-    return "\n\n".join(
-        [
-            "Your job is to combine two lists of problems with prompts into one: problems found with earlier "
-            "prompts, and problems found with the current prompt.",
-            f"Problems with earlier prompts:\n{running}",
-            f"Problems with the current prompt:\n{new}",
-            f"Write the combined list of problems between {START} and {END}.",
-        ]
-    )
+class Replying(Protocol):
+    async def reply(self, prompt: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class FeedbackGradient:
+    """The feedback gradient of the current prompt on a scored minibatch: one greedy
+    optimizer reply, or ``ALL_CORRECT`` without a call when nothing was wrong."""
+
+    max_examples: int = 5
+    requests: int = 1  # optimizer requests per step (at most)
+
+    async def __call__(self, current: str, evaluation: Evaluation, examples: list[Example], tools: Replying) -> str:
+        prompt = feedback_prompt(current, evaluation, examples, self.max_examples)
+        return ALL_CORRECT if prompt is None else await tools.reply(prompt)
+
+
+def gradient(cfg) -> FeedbackGradient | None:
+    """The gradient a GPOConfig names (``gradient_name``), or None."""
+    return FeedbackGradient(cfg.gradient_max_examples) if cfg.gradient_name == "feedback" else None

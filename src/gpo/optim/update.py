@@ -117,6 +117,38 @@ def build_update_prompt(
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class UpdateRule:
+    """GPO's update, built once from the config: edit or generate, with or without the
+    gradient (``method``, the paper's util_gradient_name); whether the meta-prompt states
+    the word budget (``learning_rate_name='w_lr'``); and what becomes of a candidate that
+    changes more words than the budget (``enforcement``: off, reject, or resample up to
+    ``resample_rounds`` more times)."""
+
+    method: str = "generate_without"
+    states_step_size: bool = True
+    enforcement: str = "off"
+    resample_rounds: int = 0
+
+    @classmethod
+    def from_config(cls, cfg) -> "UpdateRule":
+        return cls(cfg.util_gradient_name, cfg.learning_rate_name == "w_lr", cfg.edit_budget_enforcement,
+                   cfg.max_resample_rounds if cfg.edit_budget_enforcement == "resample" else 0)
+
+    def meta_prompt(self, position: Placement, momentum_kind: str, current: str, current_score: float,
+                    trajectory_block: str, exemplars: list[Example], gradient: str | None,
+                    step_size: int | None) -> str:
+        return build_update_prompt(UpdateSpec(self.method, position, momentum_kind), current, current_score,
+                                   trajectory_block, exemplars, gradient,
+                                   step_size if self.states_step_size else None)
+
+    def over_budget(self, edit_distance: int, step_size: int | None) -> str | None:
+        """Why a candidate breaks the word budget (when the budget is enforced), else None."""
+        if step_size is not None and self.enforcement != "off" and edit_distance > step_size:
+            return f"changes {edit_distance} words, budget {step_size}"
+        return None
+
+
 def extract_tagged(reply: str) -> str:
     """Text between <START> and <END> (variants like </END> accepted)."""
     m = _OPEN_TAG.search(reply)

@@ -2,7 +2,7 @@
 Optimizers").
 
 Each step shows the optimizer the best ``history`` prompts so far with their
-scores, in ascending order (the best last), plus a few task exemplars drawn
+scores, in ascending order (the best last; GPO's importance selector picks them), plus a few task exemplars drawn
 afresh each step, and asks for a new prompt that scores higher than all of them.
 N candidates per step at the optimizer temperature, all scored on eval; the
 scored prompts are the memory of the next step.
@@ -10,6 +10,7 @@ scored prompts are the memory of the next step.
 
 from __future__ import annotations
 
+from gpo.optim.momentum import Importance
 from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import StepRecord
 from gpo.optim.update import END, PLACEHOLDER, START, Placement, format_exemplars, k_list_block
@@ -37,8 +38,9 @@ class OPRO(PromptSearch):
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         cfg = self.config
-        best = self.ranked(state, list(state.scores))[: self.options["history"]]
-        history = [(p, state.scores[p]) for p in reversed(best)]
+        scored = list(state.scores.items())  # every prompt scored, oldest first
+        best = await Importance()(scored, self.options["history"])
+        history = [scored[i] for i in reversed(best)]
         pool = self.format_pool(task)
         exemplars = self.rng(task, g).sample(pool, min(self.options["exemplars"], len(pool)))
         meta = opro_prompt(history, exemplars, placement(task, cfg.instruction_pos))

@@ -5,7 +5,8 @@ engineering task, a context specification (the prompt's place in the model's
 input, shown on a task example), and a step-by-step reasoning template over the
 examples the prompt gets wrong (is the output right, does the prompt describe
 the task, should the prompt change, and how). It also shows the recent
-optimization history and a step size: change at most ``step_size`` words. Every
+optimization history and a step size: change at most ``step_size`` words, on GPO's
+step-size schedule (``decay``: fixed, linear or cosine down to ``final_step_size``). Every
 prompt of a ``beam`` is expanded into N / beam edits; the best ``beam`` on eval
 go on.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import math
 
+from gpo.config import ConfigError
 from gpo.optim.feedback import wrong_examples
+from gpo.optim.schedule import StepSizeSchedule
 from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import StepRecord
 from gpo.optim.update import END, PLACEHOLDER, START, Placement, format_exemplars, k_list_block
@@ -48,7 +51,18 @@ def pe2_prompt(current: str, score: float, history: list[tuple[str, float]], con
 
 class PE2(PromptSearch):
     name = "pe2"
-    defaults = {"beam": 2, "errors": 2, "history": 3, "step_size": 50}
+    defaults = {"beam": 2, "errors": 2, "history": 3, "step_size": 50, "decay": "fixed", "final_step_size": 10}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        try:
+            self.schedule(1)
+        except ValueError as err:
+            raise ConfigError(f"method 'pe2' option decay: {err}") from None
+
+    def schedule(self, total_steps: int) -> StepSizeSchedule:
+        o = self.options
+        return StepSizeSchedule(o["decay"], o["step_size"], o["final_step_size"], total_steps)
 
     def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
         N = self.config.num_generated_instructions_in_each_step
@@ -61,8 +75,9 @@ class PE2(PromptSearch):
         history = [(p.prompt, p.score) for p in state.trajectory.points[-o["history"]:]] if o["history"] else []
         context = self.format_examples(task, state)[:1]
         position = placement(task, cfg.instruction_pos)
+        step_size = self.schedule(self.total_steps(task))(len(state.trajectory.points))
         metas = [pe2_prompt(p, state.scores[p], history, context, wrong_examples(ev, train, o["errors"]),
-                            position, o["step_size"]) for p, ev in probed]
+                            position, step_size) for p, ev in probed]
         N = cfg.num_generated_instructions_in_each_step
         texts = await self.ask(state, metas, math.ceil(N / max(1, len(metas))), stable_seed(cfg.seed, task.id, self.name, g))
         candidates = self.screen(state, texts[:N], state.current)
