@@ -240,3 +240,33 @@ def test_momentum_over_gradients(update):
         assert "Problems found with the current prompt:\nToo vague." in updates[0]
         assert len(merges) == 2 and "Problems with earlier prompts:\nToo vague." in merges[0]
         assert "Problems found with the current prompt:\nMerged: Ignores counting." in updates[1]
+
+
+def test_stoppers_compose_a_callers_patience_with_the_run_budget():
+    from gpo.llm.meter import Meter
+    from gpo.optim.stoppers import NoImprovement
+
+    # step 0 finds the best (X ++++); steps 1 and 2 find nothing better: patience 2 ends the search there
+    table = [["x ++++"] * 4, ["y +"] * 4, ["z +"] * 4, ["w +++++"] * 4]
+    events = []
+    hooks = NoHooks()
+    hooks.event = lambda kind, **d: events.append((kind, d))
+    cfg = config(num_search_epochs=4)
+    opt = ScriptedLLM(script=replies(table))
+    gpo = GPO(cfg, opt, Evaluator(echo_scorer(), second_round=False), None, hooks, stoppers=[NoImprovement(2)])
+    result = asyncio.run(gpo.optimize(plus_task()))
+    assert result.search_ended == "no new best on eval for 2 steps" and result.steps_done == 3
+    assert result.total_steps == 8 and opt.usage.calls == 3 and result.final_prompt == "X ++++"
+    assert result.final_test is not None and result.stopped is None  # an ended search is still tested
+    assert [d["step"] for k, d in events if k == "search_ended"] == [3]
+
+    # both due after step 0 (one optimizer call of 1; no better prompt than the initial one):
+    # the run budget comes first, so the run stops and spends nothing on test
+    meter = Meter(max_optimizer_calls=1)
+    opt = ScriptedLLM(script=replies([["y +"] * 4] * 4))
+    opt.meter, opt.role = meter, "optimizer"
+    gpo = GPO(config(num_search_epochs=4, initial_instruction="Start +++++"), opt,
+              Evaluator(echo_scorer(), second_round=False), None, None, meter.exhausted, stoppers=[NoImprovement(1)])
+    result = asyncio.run(gpo.optimize(plus_task()))
+    assert result.stopped == "optimizer calls 1 of 1" and result.steps_done == 1
+    assert result.search_ended is None and result.final_test is None

@@ -1,8 +1,8 @@
 """What every prompt optimizer in gpo shares: the search loop around a ``step``.
 
 An optimizer (GPO or a baseline) scores the initial prompt on eval, then runs
-steps until its step count, a run budget or its per-task search budget ends the
-search; the final prompt is the best on eval and only then is the test split
+steps until its step count ends the search or a stopper (gpo.optim.stoppers: a run
+budget, the per-task search budget, a caller's own) halts it; the final prompt is the best on eval and only then is the test split
 scored. The loop checkpoints after every step through ``Hooks``, so a killed run
 resumes where it stopped, and with the response cache nothing is paid twice.
 
@@ -19,12 +19,13 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol, Sequence
 
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm.base import LLM, Request
 from gpo.llm.meter import BudgetSpent
 from gpo.llm.embed import Embedder
+from gpo.optim.stoppers import SPENT, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
 from gpo.scoring.evaluate import Evaluation, Evaluator
@@ -140,9 +141,6 @@ class NoHooks:
     def save_evaluation(self, task: Task, name: str, evaluation) -> None: ...
 
 
-SPENT = "scorer budget spent"
-
-
 class PromptSearch:
     """Base of every optimizer. Subclasses set ``name`` (and ``defaults`` for their own
     options) and implement ``step``; ``initial_prompt`` and ``total_steps`` may change."""
@@ -160,13 +158,16 @@ class PromptSearch:
         hooks: Hooks | None = None,
         budget_exceeded: Callable[[], str | None] | None = None,
         options: dict | None = None,
+        stoppers: Sequence[Stopper] = (),
     ):
         self.config = config
         self.optimizer = optimizer
         self.evaluator = evaluator
         self.embedder = embedder
         self.hooks = hooks or NoHooks()
-        self.budget_exceeded = budget_exceeded or (lambda: None)
+        cap = config.budget.scorer_calls_per_task
+        self.stop = any_of(RunBudget(budget_exceeded or (lambda: None)),
+                           *([SearchBudget(cap)] if cap is not None else []), *stoppers)
         self.options = self.parse_options(options or {})
         self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
 
@@ -199,13 +200,14 @@ class PromptSearch:
         total = self.total_steps(task)
         stopped = ended = None
         while state.next_step < total:
-            stopped = self.budget_exceeded()
-            if stopped:
-                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=state.next_step)
-                break
-            if self.search_budget_spent(task, state):
-                ended = f"{SPENT} ({self.spent(task, state)} of {self.config.budget.scorer_calls_per_task})"
-                self.hooks.event("search_ended", task=task.id, reason=ended, step=state.next_step)
+            halt = self.stop(self, task, state)
+            if halt is not None:
+                if halt.run_budget:
+                    stopped = halt.reason
+                else:
+                    ended = halt.reason
+                self.hooks.event("budget_stop" if halt.run_budget else "search_ended", task=task.id,
+                                 reason=halt.reason, step=state.next_step)
                 break
             g = state.next_step
             self._begin(task)
@@ -355,11 +357,6 @@ class PromptSearch:
     def remaining(self, task: Task, state: SearchState) -> float:
         cap = self.config.budget.scorer_calls_per_task
         return float("inf") if cap is None else cap - self.spent(task, state)
-
-    def search_budget_spent(self, task: Task, state: SearchState) -> bool:
-        """True once scoring one more prompt on eval would not fit the per-task budget."""
-        one_prompt = len(task.split("eval")) * self.evaluator.requests_per_example(task)
-        return self.remaining(task, state) < one_prompt
 
     # ------------------------------------------------------------------ helpers
     def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None) -> Request:
