@@ -136,6 +136,7 @@ async def optimize_async(
         async with limit:
             store.event("task_start", task=task.id)
             result = await optimizer.optimize(task)
+            store.event("task_usage", task=task.id, paid=rt.meter.task_spent(task.id))
             store.event("usage", **usage_summary(rt))
             return result
 

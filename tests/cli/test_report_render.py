@@ -37,6 +37,11 @@ def scripted_run(run_dir: Path) -> Path:
     store.event("task_done", **{**result.as_dict(), "task": "test/plus"})
     store.event("usage", optimizer={"calls": 3, "cache_hits": 0, "prompt_tokens": 10, "completion_tokens": 5, "cost": 0.0},
                 scorer={"calls": 9, "cache_hits": 1, "prompt_tokens": 90, "completion_tokens": 50, "cost": 0.0})
+    for task, calls in (("test/plus", 9), ("test/other", 4)):  # what api.optimize writes after each task
+        store.event("task_usage", task=task, paid={
+            "scorer": {"calls": calls, "samples": calls, "prompt_tokens": 10 * calls, "completion_tokens": calls,
+                       "cost": 0.01 * calls},
+            "optimizer": {"calls": 1, "samples": 4, "prompt_tokens": 100, "completion_tokens": 20, "cost": 0.5}})
     store.close()
     return run_dir
 
@@ -48,6 +53,8 @@ def test_report_contents(tmp_path):
     assert "candidate selection" in html and "every candidate scored on the whole eval split" in html
     assert "final prompt adopted" in html and "best: the highest eval mean" in html
     assert html.count("95% CI") >= 2 and "p = " in html  # eval and test gains with their uncertainty
+    assert "Paid, per task" in html
+    assert "<td>test/other</td><td>5</td><td>164</td><td>0.5400</td>" in html  # scorer 4 calls + optimizer 1
 
 
 def test_report_renders_in_headless_chromium(tmp_path):

@@ -64,6 +64,37 @@ def test_the_meter_refuses_the_next_call_once_tokens_or_cost_are_reached():
         asyncio.run(llm.complete(Request.chat("b")))
 
 
+def test_the_meter_keeps_an_account_per_task_when_tasks_are_searched_together():
+    from dataclasses import replace
+
+    opt, scorer = ScriptedLLM(script=replies([["x ++++"] * 2] * 4), delay=0.001), echo_scorer()
+    scorer.delay = 0.001  # the two searches interleave
+    meter = Meter()
+    metered(meter, optimizer=opt, scorer=scorer)
+    evaluator = Evaluator(scorer, second_round=False)
+    search = GPO(config(num_generated_instructions_in_each_step=2), opt, evaluator, None, None, meter.exhausted)
+    small = replace(plus_task(n_train=8, n_eval=6), name="small")
+    tasks = [plus_task(), small]
+
+    async def both():
+        return await asyncio.gather(*(search.optimize(t) for t in tasks))
+
+    asyncio.run(both())
+    big, little = (meter.task_spent(t.id) for t in tasks)
+    assert big["scorer"]["calls"] == evaluator.requests[tasks[0].id] == 10 + 8 * 2 + 10 * 1 + 10 * 2
+    assert little["scorer"]["calls"] == evaluator.requests[small.id] == 6 + 8 + 6 + 6 * 2
+    assert big["optimizer"]["calls"] == 2 and little["optimizer"]["calls"] == 1
+    for role in ("scorer", "optimizer"):
+        assert big[role]["calls"] + little[role]["calls"] == meter.spent[role].calls
+        assert big[role]["completion_tokens"] + little[role]["completion_tokens"] == meter.spent[role].completion_tokens
+    restored = Meter()
+    restored.restore(json.loads(json.dumps(meter.to_dict())))
+    assert restored.task_spent(small.id) == little and restored.to_dict() == meter.to_dict()
+    old = Meter()  # a meter.json written before per-task accounts: the run's roles only
+    old.restore({"scorer": {"calls": 3, "samples": 3, "prompt_tokens": 30, "completion_tokens": 15, "cost": 0.5}})
+    assert old.spent["scorer"].calls == 3 and old.cost["scorer"] == 0.5 and old.tasks == {}
+
+
 @pytest.mark.parametrize("budget,field", [
     (Budget(max_scorer_calls=25), "scorer"),
     (Budget(max_optimizer_calls=1), "optimizer"),
@@ -86,7 +117,9 @@ def test_budgets_hold_across_resume(tmp_path, budget, field):
         (again,) = resume(tmp_path / "run")
         assert (len(scorer.bodies), len(opt.bodies)) == sent  # the resume sent nothing
     assert first.stopped and again.stopped
-    spent = json.loads((tmp_path / "run" / "meter.json").read_text())
+    saved = json.loads((tmp_path / "run" / "meter.json").read_text())
+    spent = saved["run"]
+    assert saved["tasks"]["synthetic/navigate"] == spent  # one task: its account is the run's, across the resume
     # the meter never counts less than the servers received (a request cut off in flight by
     # the end of the run counts as spent: it may have been paid)
     assert spent["scorer"]["calls"] >= sent[0] and spent.get("optimizer", {}).get("calls", 0) >= sent[1]

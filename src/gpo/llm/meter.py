@@ -8,20 +8,66 @@ concurrent requests cannot overshoot either. Tokens and cost are only known afte
 their caps refuse every call once reached, and the calls already in flight then (at most
 the role's concurrency) may pass them a little.
 
+Every paid call is also charged to the task it was made for: the search runs each task
+inside ``charge_to(task_id)`` (a context variable, so tasks searched concurrently keep
+their own accounts), and ``task_spent(task_id)`` gives that task's calls, samples,
+tokens and cost by role. The caps stay the run's.
+
 The meter is saved with the run (``meter.json``, after every call) and restored by
-``gpo resume``, so every budget holds across resumes.
+``gpo resume``, so every budget holds across resumes, and each task's account too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from gpo.errors import BudgetSpent  # noqa: F401 - raised here, re-exported
 from gpo.llm.types import Pricing, Sample, Usage
 
 SCORING_ROLES = ("scorer", "judge")  # their calls count against the scorer-call cap
+
+_task: ContextVar[str | None] = ContextVar("gpo_meter_task", default=None)
+
+
+@contextmanager
+def charge_to(task_id: str) -> Iterator[None]:
+    """Charge the paid calls made inside (and in asyncio tasks started inside) to ``task_id``."""
+    token = _task.set(task_id)
+    try:
+        yield
+    finally:
+        _task.reset(token)
+
+
+@dataclass
+class Account:
+    """What was paid for, by role: calls, samples, tokens (Usage) and US dollars."""
+
+    spent: dict[str, Usage] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+
+    def add(self, role: str, paid: Usage, dollars: float) -> None:
+        u = self.spent.setdefault(role, Usage())
+        u.calls += paid.calls
+        u.samples += paid.samples
+        u.prompt_tokens += paid.prompt_tokens
+        u.completion_tokens += paid.completion_tokens
+        self.cost[role] = self.cost.get(role, 0.0) + dollars
+
+    def to_dict(self) -> dict:
+        return {role: u.as_dict() | {"cost": self.cost.get(role, 0.0)} for role, u in self.spent.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Account":
+        account = cls()
+        for role, usage in d.items():
+            account.spent[role] = Usage(**{k: v for k, v in usage.items() if k != "cost"})
+            account.cost[role] = float(usage.get("cost", 0.0))
+        return account
 
 
 @dataclass
@@ -30,12 +76,24 @@ class Meter:
     max_optimizer_calls: int | None = None
     max_tokens: int | None = None
     max_cost: float | None = None
-    spent: dict[str, Usage] = field(default_factory=dict)  # role -> what it was paid for
-    cost: dict[str, float] = field(default_factory=dict)  # role -> US dollars
+    run: Account = field(default_factory=Account)  # the whole run, by role
+    tasks: dict[str, Account] = field(default_factory=dict)  # each task's share
     on_change: Callable[[dict], None] | None = None  # persistence (the run store)
 
     def __post_init__(self) -> None:
         self._reserved: Counter[str] = Counter()
+
+    @property
+    def spent(self) -> dict[str, Usage]:
+        return self.run.spent
+
+    @property
+    def cost(self) -> dict[str, float]:
+        return self.run.cost
+
+    def task_spent(self, task_id: str) -> dict:
+        """One task's paid calls, samples, tokens and cost, by role."""
+        return self.tasks[task_id].to_dict() if task_id in self.tasks else {}
 
     # ---------------------------------------------------------------- the caps
     def _calls(self, roles: Sequence[str]) -> int:
@@ -75,23 +133,24 @@ class Meter:
     def record(self, role: str, samples: list[Sample], pricing: Pricing | None) -> None:
         """A reserved call came back with these samples."""
         self.release(role)
-        u = self.spent.setdefault(role, Usage())
         paid = Usage(calls=1, samples=len(samples), prompt_tokens=sum(s.prompt_tokens for s in samples),
                      completion_tokens=sum(s.completion_tokens for s in samples))
-        u.calls += 1
-        u.samples += paid.samples
-        u.prompt_tokens += paid.prompt_tokens
-        u.completion_tokens += paid.completion_tokens
-        self.cost[role] = self.cost.get(role, 0.0) + (pricing.cost(paid) if pricing else 0.0)
+        dollars = pricing.cost(paid) if pricing else 0.0
+        self.run.add(role, paid, dollars)
+        if (task := _task.get()) is not None:
+            self.tasks.setdefault(task, Account()).add(role, paid, dollars)
         if self.on_change is not None:
             self.on_change(self.to_dict())
 
     # ---------------------------------------------------------------- saved with the run
     def to_dict(self) -> dict:
-        return {role: u.as_dict() | {"cost": self.cost.get(role, 0.0)} for role, u in self.spent.items()}
+        return {"run": self.run.to_dict(), "tasks": {t: a.to_dict() for t, a in self.tasks.items()}}
 
     def restore(self, saved: dict | None) -> None:
-        """Continue from what an earlier process of the same run spent."""
-        for role, d in (saved or {}).items():
-            self.spent[role] = Usage(**{k: v for k, v in d.items() if k != "cost"})
-            self.cost[role] = float(d.get("cost", 0.0))
+        """Continue from what an earlier process of the same run spent (a meter.json from
+        before per-task accounts holds the run's roles only)."""
+        saved = saved or {}
+        if "run" not in saved:
+            saved = {"run": saved, "tasks": {}}
+        self.run = Account.from_dict(saved["run"])
+        self.tasks = {t: Account.from_dict(a) for t, a in saved["tasks"].items()}

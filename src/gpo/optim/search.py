@@ -23,7 +23,7 @@ from typing import Callable, ClassVar, Protocol, Sequence
 
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm.base import LLM, Request
-from gpo.llm.meter import BudgetSpent
+from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.llm.embed import Embedder
 from gpo.optim.stoppers import SPENT, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
@@ -189,6 +189,11 @@ class PromptSearch:
 
     # ------------------------------------------------------------------ the loop
     async def optimize(self, task: Task) -> TaskResult:
+        """Search one task (resuming from its checkpoint); the run's meter charges its paid calls to it."""
+        with charge_to(task.id):
+            return await self._optimize(task)
+
+    async def _optimize(self, task: Task) -> TaskResult:
         saved = self.hooks.load_state(task)
         try:
             state = self.State.from_dict(saved) if saved else await self._start(task)

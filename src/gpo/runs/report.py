@@ -126,6 +126,20 @@ img{max-width:100%;display:block;margin:.6em 0} del{background:#fbd5d5;text-deco
 """
 
 
+def _task_accounts(events: list[dict]) -> list[str]:
+    """What each task's search paid for (the meter's account of it; cache hits are free)."""
+    paid = {e["task"]: e["paid"] for e in events if e["event"] == "task_usage"}  # the latest of each task
+    if len(paid) < 2:
+        return []
+    rows = ["<h3>Paid, per task</h3><table><tr><th>task</th><th>calls</th><th>tokens</th><th>cost (USD)</th></tr>"]
+    for task, roles in paid.items():
+        calls = sum(r["calls"] for r in roles.values())
+        tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in roles.values())
+        rows.append(f"<tr><td>{html.escape(task)}</td><td>{calls}</td><td>{tokens}</td>"
+                    f"<td>{sum(r['cost'] for r in roles.values()):.4f}</td></tr>")
+    return rows + ["</table>"]
+
+
 def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     spec = read_spec(run_dir)
@@ -190,6 +204,7 @@ def write_report(run_dir: str | Path) -> Path:
                 body.append(f"<tr><td>&nbsp;&nbsp;{html.escape(name)}</td><td>{m['calls']}</td><td></td>"
                             f"<td>{m['prompt_tokens']}</td><td>{m['completion_tokens']}</td><td></td></tr>")
         body.append("</table>")
+        body += _task_accounts(events)
         if u.get("judge", {}).get("unparsed"):
             body.append(f"<p>Judge replies without a score (asked again once, then scored 0): "
                         f"{u['judge']['unparsed']}</p>")

@@ -4,7 +4,7 @@
       run.json                 resolved run spec (no secrets: keys are named by env var only)
       environment.json         versions of Python, gpo and the model libraries
       events.jsonl             append-only log: every step, candidate, score, usage
-      meter.json               what the run has spent by role, for budgets across resumes
+      meter.json               what the run, and each task, has spent by role (budgets across resumes)
       cache.sqlite             response cache (unless the run shares one elsewhere)
       tasks/<task>/state.json  optimizer checkpoint, rewritten atomically after every step
       tasks/<task>/evals/...   per-example records of every evaluation
