@@ -38,7 +38,7 @@ from gpo.config import preset
 from gpo.optim.search import stable_seed
 from gpo.runs.store import safe_name
 from gpo.scoring.evaluate import Evaluation
-from gpo.scoring.racing import least_cost, race
+from gpo.scoring.racing import least_scorings, race
 from gpo.scoring.stats import compare
 
 LITE_BBH = ["navigate", "object_counting", "word_sorting", "movie_recommendation"]
@@ -110,7 +110,7 @@ def replay_table(steps: list[dict], args) -> str:
         same = sum(o[0] for o in outcomes) / len(outcomes)
         fine = sum(o[1] for o in outcomes) / len(outcomes)
         share = statistics.mean(o[2] for o in outcomes)
-        floor = statistics.mean(least_cost(len(s["scores"]), n := len(next(iter(s["scores"].values()))), block)
+        floor = statistics.mean(least_scorings(len(s["scores"]), n := len(next(iter(s["scores"].values()))), block)
                                 / (len(s["scores"]) * n) for s in steps)
         lines.append(f"| {block} | {len(steps)} | {args.orders} | {100 * same:.1f}% | {100 * fine:.1f}% | "
                      f"{100 * share:.1f}% | {100 * floor:.1f}% | {k:.1f} |")

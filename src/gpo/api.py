@@ -37,17 +37,18 @@ from gpo.tasks.task import TaskError
 class Runtime:
     """The live objects a run needs, built once from a RunSpec."""
 
-    optimizer: LLM
-    scorer: LLM
+    optimizer_llm: LLM
+    scorer_llm: LLM
     evaluator: Evaluator
     embedder: Embedder | None
     cache: ResponseCache
-    judge: LLM | None = None  # metric "judge" only
+    judge_llm: LLM | None = None  # metric "judge" only
     meter: Meter = field(default_factory=Meter)  # the run budgets, held on every backend call
 
     def roles(self) -> dict[str, LLM]:
         """Every model role of the run, by name."""
-        return {"optimizer": self.optimizer, "scorer": self.scorer, **({"judge": self.judge} if self.judge else {})}
+        judge = {"judge": self.judge_llm} if self.judge_llm else {}
+        return {"optimizer": self.optimizer_llm, "scorer": self.scorer_llm, **judge}
 
     async def aclose(self) -> None:
         for llm in self.roles().values():
@@ -73,11 +74,11 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedde
     score (``gpo evaluate``): no embedding model is loaded whatever the method would need."""
     cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
     cache = ResponseCache(cache_path)
-    optimizer = spec.optimizer.build(cache)
-    scorer = spec.scorer.build(cache)
+    optimizer_llm = spec.optimizer.build(cache)
+    scorer_llm = spec.scorer.build(cache)
     cfg = spec.config
-    judge = spec.judge_model.build(cache) if spec.tasks.metric == "judge" else None
-    evaluator = build_evaluator(spec, scorer, judge)
+    judge_llm = spec.judge_model.build(cache) if spec.tasks.metric == "judge" else None
+    evaluator = build_evaluator(spec, scorer_llm, judge_llm)
     embedder: Embedder | None = None
     if need_embedder and method_class(spec.method).needs_embedder(cfg):
         if spec.embedder.startswith("openai:"):
@@ -87,18 +88,22 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedde
             embedder = SentenceTransformerEmbedder(None if spec.embedder == "all-MiniLM-L6-v2" else spec.embedder)
     b = spec.config.budget
     meter = Meter(b.max_scorer_calls, b.max_optimizer_calls, b.max_tokens, b.max_cost)
-    rt = Runtime(optimizer, scorer, evaluator, embedder, cache, judge, meter)
+    rt = Runtime(optimizer_llm, scorer_llm, evaluator, embedder, cache, judge_llm, meter)
     for role, llm in rt.roles().items():
         llm.meter, llm.role = meter, role
     return rt
 
 
-def build_optimizer(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget=None) -> PromptSearch:
-    """The spec's method on the runtime's models (without a runtime: for planning only)."""
+def build_search(spec: RunSpec, rt: Runtime | None = None, hooks=None, budget=None) -> PromptSearch:
+    """The spec's method (the prompt optimizer) on the runtime's models (without a runtime:
+    for planning only)."""
     cls = method_class(spec.method)
     if rt is None:
         return cls(spec.config, None, None, options=spec.method_options)  # type: ignore[arg-type]
-    return cls(spec.config, rt.optimizer, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
+    return cls(spec.config, rt.optimizer_llm, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
+
+
+build_optimizer = build_search  # its name in 0.1 (it builds the search, not the optimizer model)
 
 
 def usage_summary(rt: Runtime) -> dict:
@@ -109,7 +114,7 @@ def usage_summary(rt: Runtime) -> dict:
         out[role] = llm.usage.as_dict() | {"cost": llm.cost}
         if llm.usage_by_member():
             out[role]["members"] = llm.usage_by_member()
-    if rt.judge is not None and rt.evaluator.judge is not None:
+    if rt.judge_llm is not None and rt.evaluator.judge is not None:
         out["judge"]["unparsed"] = sum(rt.evaluator.judge.unparsed.values())
     return out
 
@@ -128,14 +133,14 @@ async def optimize_async(
     if resume:
         rt.meter.restore(store.load_meter())  # budgets count what earlier processes of the run spent
     rt.meter.on_change = store.save_meter
-    optimizer = build_optimizer(spec, rt, store, rt.meter.exhausted)
+    search = build_search(spec, rt, store, rt.meter.exhausted)
     store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:
         async with limit:
             store.event("task_start", task=task.id)
-            result = await optimizer.optimize(task)
+            result = await search.optimize(task)
             store.event("task_usage", task=task.id, paid=rt.meter.task_spent(task.id))
             store.event("usage", **usage_summary(rt))
             return result
@@ -144,7 +149,7 @@ async def optimize_async(
         planned = plan(spec, tasks)
         store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
                     selection=spec.config.selection, resume=resume,
-                    **await estimate_time(spec, planned, rt.scorer, rt.optimizer, tasks[0]))
+                    **await estimate_time(spec, planned, rt.scorer_llm, rt.optimizer_llm, tasks[0]))
         results = list(await asyncio.gather(*(one(t) for t in tasks)))
         store.write_results([r.as_dict() for r in results])
         stopped = [r.stopped for r in results if r.stopped]
@@ -217,7 +222,7 @@ def read_prompt_file(path: str | Path) -> list[dict]:
 def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     """Planned scorer and optimizer calls and an upper estimate of tokens (and cost) for a run."""
     cfg = spec.config
-    method = build_optimizer(spec)
+    method = build_search(spec)
     cap = cfg.budget.scorer_calls_per_task
     totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
               "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
@@ -259,23 +264,23 @@ LONG_RUN_S = 3600
 PROBE_TOKENS = 32
 
 
-async def estimate_time(spec: RunSpec, planned: dict, scorer: LLM, optimizer: LLM, task: Task) -> dict:
+async def estimate_time(spec: RunSpec, planned: dict, scorer_llm: LLM, optimizer_llm: LLM, task: Task) -> dict:
     """Wall time of a plan on this machine. Models that run in process are timed now on a
     few requests (outside the cache and the usage counts); an endpoint's speed is known
     only once the run is going (the progress view's ETA uses it)."""
     out: dict = {"estimated_wall_s": None}
     seconds, timed = 0.0, []
-    if scorer.in_process:
-        evaluator = build_evaluator(spec, scorer)
+    if scorer_llm.in_process:
+        evaluator = build_evaluator(spec, scorer_llm)
         n = min(2, len(task.split("eval")))
-        requests = evaluator.first_requests(task, build_optimizer(spec).initial_prompt(task), "eval", range(n))
-        per_request = sum([await scorer.time_request(r) for r in requests]) / max(1, n)
+        requests = evaluator.first_requests(task, build_search(spec).initial_prompt(task), "eval", range(n))
+        per_request = sum([await scorer_llm.time_request(r) for r in requests]) / max(1, n)
         seconds += per_request * planned["scorer_calls"]
         timed.append(f"scorer {per_request:.2f} s a request")
-    if optimizer.in_process:
+    if optimizer_llm.in_process:
         probe = Request.chat("Write one short instruction for a language model.", temperature=0.0,
                              max_tokens=PROBE_TOKENS)
-        per_token = await optimizer.time_request(probe) / PROBE_TOKENS
+        per_token = await optimizer_llm.time_request(probe) / PROBE_TOKENS
         seconds += per_token * planned["optimizer_tokens"][1]
         timed.append(f"optimizer {1 / per_token:.0f} tokens/s")
     if not timed:
@@ -283,11 +288,11 @@ async def estimate_time(spec: RunSpec, planned: dict, scorer: LLM, optimizer: LL
         return out
     out["estimated_wall_s"] = round(seconds)
     out["timing"] = ", ".join(timed) + (" (timed on this machine; endpoints not included)"
-                                        if not (scorer.in_process and optimizer.in_process) else " (timed on this machine)")
+                                        if not (scorer_llm.in_process and optimizer_llm.in_process) else " (timed on this machine)")
     if seconds > LONG_RUN_S:
         out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
                        f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
-                       "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+                       "(--scorer_llm-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
     return out
 
 
@@ -303,9 +308,9 @@ async def plan_with_time(spec: RunSpec, tasks: list[Task] | None = None) -> dict
     """``plan`` plus the wall-time estimate (the dry run's answer)."""
     tasks = tasks if tasks is not None else spec.tasks.load()
     planned = plan(spec, tasks)
-    scorer, optimizer = spec.scorer.build(None), spec.optimizer.build(None)
+    scorer_llm, optimizer_llm = spec.scorer.build(None), spec.optimizer.build(None)
     try:
-        return planned | await estimate_time(spec, planned, scorer, optimizer, tasks[0])
+        return planned | await estimate_time(spec, planned, scorer_llm, optimizer_llm, tasks[0])
     finally:
-        await scorer.aclose()
-        await optimizer.aclose()
+        await scorer_llm.aclose()
+        await optimizer_llm.aclose()

@@ -101,7 +101,7 @@ def test_full_scores_every_candidate_on_the_whole_split():
     result, gpo, scorer = run(config(selection="full"))
     task = planted_task()
     for text in ("Acc=0.2", "Acc=0.5", "Acc=0.8"):
-        assert gpo.evaluator.cost(task, text, "eval") == 0  # every eval example already scored
+        assert gpo.evaluator.requests_needed(task, text, "eval") == 0  # every eval example already scored
     assert result.scorer_requests == 48 * 4
 
 

@@ -56,7 +56,7 @@ def test_examples_already_scored_are_not_sent_again_and_requests_are_counted_per
     task = synthetic_task("navigate", sizes={"eval": 6})
     scorer = ScriptedLLM(script=chatty_scorer)
     evaluator = Evaluator(scorer)
-    assert evaluator.cost(task, "p", "eval", [0, 1, 2]) == 6  # 3 examples, two rounds each
+    assert evaluator.requests_needed(task, "p", "eval", [0, 1, 2]) == 6  # 3 examples, two rounds each
 
     async def go():
         part = await evaluator.evaluate(task, "p", "eval", [1, 3])
@@ -67,7 +67,7 @@ def test_examples_already_scored_are_not_sent_again_and_requests_are_counted_per
     assert scorer.usage.calls == 12  # 6 examples x 2 rounds: examples 1 and 3 were not asked twice
     assert [r.index for r in whole.records] == list(range(6))
     assert whole.records[1] is part.records[0] and whole.records[3] is part.records[1]
-    assert evaluator.cost(task, "p", "eval") == 0 and evaluator.cost(task, "q", "eval") == 12
+    assert evaluator.requests_needed(task, "p", "eval") == 0 and evaluator.requests_needed(task, "q", "eval") == 12
     assert evaluator.requests[task.id] == 12 and evaluator.tokens[task.id] == 12 * 15  # fake: 10 + 5 tokens
 
 

@@ -94,9 +94,9 @@ class GPO(PromptSearch):
     name = "gpo"
     State = GPOState
 
-    def __init__(self, config: GPOConfig, optimizer: LLM, evaluator: Evaluator,
+    def __init__(self, config: GPOConfig, optimizer_llm: LLM, evaluator: Evaluator,
                  embedder: Embedder | None = None, *args, **kwargs):
-        super().__init__(config, optimizer, evaluator, embedder, *args, **kwargs)
+        super().__init__(config, optimizer_llm, evaluator, embedder, *args, **kwargs)
         self.gradient = gradient(self.config)
         self.momentum = prompt_momentum(self.config, embedder)
         self.gradient_momentum = gradient_momentum(self.config, embedder)

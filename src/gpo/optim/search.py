@@ -29,7 +29,7 @@ from gpo.optim.stoppers import SPENT, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
 from gpo.scoring.evaluate import Evaluation, Evaluator
-from gpo.scoring.racing import Stop, example_order, least_cost, race
+from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.scoring.stats import Comparison
 from gpo.errors import suggest
 from gpo.tasks.task import Example, Task
@@ -152,7 +152,7 @@ class PromptSearch:
     def __init__(
         self,
         config: GPOConfig,
-        optimizer: LLM,
+        optimizer_llm: LLM,
         evaluator: Evaluator,
         embedder: Embedder | None = None,
         hooks: Hooks | None = None,
@@ -161,7 +161,7 @@ class PromptSearch:
         stoppers: Sequence[Stopper] = (),
     ):
         self.config = config
-        self.optimizer = optimizer
+        self.optimizer_llm = optimizer_llm  # the model that writes prompts (a PromptSearch is the optimizer)
         self.evaluator = evaluator
         self.embedder = embedder
         self.hooks = hooks or NoHooks()
@@ -370,7 +370,7 @@ class PromptSearch:
 
     async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
         """The optimizer's raw replies to several requests (sent together), counted against the task."""
-        replies = await self.optimizer.generate(requests)
+        replies = await self.optimizer_llm.generate(requests)
         for reply in replies:
             state.optimizer_samples += len(reply.samples)
             state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
@@ -414,17 +414,17 @@ class PromptSearch:
         order, as far as the search budget allows; prompts that do not fit are left out."""
         batch, fits, planned = self.minibatch(task, g), [], 0
         for p in prompts:
-            cost = self.evaluator.cost(task, p, "train", batch)
-            if planned + cost <= self.remaining(task, state):
-                planned += cost
+            need = self.evaluator.requests_needed(task, p, "train", batch)
+            if planned + need <= self.remaining(task, state):
+                planned += need
                 fits.append(p)
         evaluations = await self.evaluator.evaluate_many(task, fits, "train", batch)
         return list(zip(fits, evaluations))
 
     async def score(self, task: Task, state: SearchState, candidates: list[Candidate], g: int) -> None:
         """Score the usable, new candidates on eval (together), as many as the search budget
-        allows in generation order (under ``full`` each at its whole-split cost; under
-        ``race`` the least a race of them can cost, and the race keeps within the budget);
+        allows in generation order (under ``full`` each at its whole-split request count; under
+        ``race`` the fewest requests a race of them can take, and the race keeps within the budget);
         the rest are marked. With ``selection='race'`` the candidates
         significantly worse than the leader stop early and are marked; every other usable
         candidate gets its whole-split eval score. Each is reported as an event."""
@@ -433,14 +433,14 @@ class PromptSearch:
         for c in candidates:
             if c.rejected is not None or c.reused or c.text in (f.text for f in fresh):
                 continue
-            cost = self.evaluator.cost(task, c.text, "eval")
+            need = self.evaluator.requests_needed(task, c.text, "eval")
             if racing and fresh:  # a race needs one whole split, then a first block for each other candidate
                 per = self.evaluator.requests_per_example(task)
-                cost = per * least_cost(len(fresh) + 1, len(task.split("eval")), self.config.race_block) - planned
-            if planned + cost > self.remaining(task, state):
+                need = per * least_scorings(len(fresh) + 1, len(task.split("eval")), self.config.race_block) - planned
+            if planned + need > self.remaining(task, state):
                 c.rejected = SPENT
                 continue
-            planned += cost
+            planned += need
             fresh.append(c)
         stops = await self.race(task, state, [c.text for c in fresh], g) if racing else {}
         finished = [c.text for c in fresh if c.text not in stops]

@@ -115,7 +115,7 @@ class Evaluator:
         self.requests: Counter[str] = Counter()  # task id -> scorer requests sent (cache hits included)
         self.tokens: Counter[str] = Counter()  # task id -> prompt + completion tokens of those requests
 
-    def cost(self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None) -> int:
+    def requests_needed(self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None) -> int:
         """Scorer requests that scoring this would send (0 for examples already scored)."""
         chosen = range(len(task.split(split))) if indices is None else indices
         todo = sum(1 for i in chosen if (task.id, split, instruction, i) not in self._records)

@@ -64,7 +64,7 @@ def example_order(n: int, seed: int) -> list[int]:
     return order
 
 
-def least_cost(k: int, n: int, block: int) -> int:
+def least_scorings(k: int, n: int, block: int) -> int:
     """Scorings a race of k candidates needs at the least: one first block each, then the rest
     of the split for one (what a search budget must hold to admit k candidates)."""
     first = block_ends(n, block)[0] if n else 0

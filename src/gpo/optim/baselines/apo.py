@@ -101,7 +101,7 @@ class APO(PromptSearch):
             arm = untried[0] if untried else max(
                 new, key=lambda p: sums[p] / pulls[p] + o["ucb_c"] * math.sqrt(math.log(t) / pulls[p]))
             indices = sorted(rng.sample(range(n_eval), m))
-            if self.evaluator.cost(task, arm, "eval", indices) > self.remaining(task, state) - reserve:
+            if self.evaluator.requests_needed(task, arm, "eval", indices) > self.remaining(task, state) - reserve:
                 break
             ev = await self.evaluator.evaluate(task, arm, "eval", indices)
             sums[arm] += sum(r.score for r in ev.records)

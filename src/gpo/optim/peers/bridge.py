@@ -61,14 +61,14 @@ class Bridge:
     def score(self, prompt: str, split: str, indices: list[int]) -> list[Record]:
         """The records of ``prompt`` on these examples of ``split``, in their order."""
         evaluator, task = self.search.evaluator, self.task
-        cost = evaluator.cost(task, prompt, split, indices)
-        if self.sent() + cost > self.share:
+        need = evaluator.requests_needed(task, prompt, split, indices)
+        if self.sent() + need > self.share:
             raise BudgetSpent(f"{SPENT} ({self.sent()} of {self.share:.0f} for the peer)")
         if prompt not in self.proposed:
             self.proposed.append(prompt)
-        self.idle = 0 if cost else self.idle + 1
+        self.idle = 0 if need else self.idle + 1
         ev = self._run(evaluator.evaluate(task, prompt, split, indices))
-        if split == "eval" and evaluator.cost(task, prompt, "eval") == 0 and prompt not in self.state.scores:
+        if split == "eval" and evaluator.requests_needed(task, prompt, "eval") == 0 and prompt not in self.state.scores:
             self.register(prompt)
         return ev.records
 
