@@ -20,6 +20,8 @@ def test_nothing_given_is_the_quickstart():
     assert spec.tasks.sizes == SMALL_SIZES and spec.tasks.tasks == ["navigate"] and spec.scoring.max_tokens == 64
     # where and how a run goes (budgets, scale) leave it the quickstart; a choice of what to optimize does not
     assert RunSpec.from_sources(overrides={"max_scorer_calls": 60}).config.num_search_epochs == 2
+    patient = RunSpec.from_sources(overrides={"patience": 1}).config  # a stop, like a budget
+    assert patient.num_search_epochs == 2 and patient.patience == 1
     assert RunSpec.from_sources(overrides={"opt_batch_size": 4}).config.num_search_epochs != 2
 
 

@@ -36,6 +36,8 @@ HELP = {
     "extraction": "lenient (default): gpo's answer parsing; original: the original code's, quirks included "
                   "(what the paper measured; every paper preset uses it).",
     "warmup_fraction": "Warm up over this share of each task's steps (the paper: 0.05) instead of --warmup-steps.",
+    "patience": "End a task's search after this many steps without a new best on eval; its best prompt "
+                "is still tested (default 0: never).",
     "adopt": "best (default): the final prompt is the highest on eval; significant: only if it beats "
              "the initial prompt on eval at --race-alpha, else the initial prompt stays.",
 }

@@ -86,6 +86,7 @@ class GPOConfig:
     max_resample_rounds: int = 2
     test_each_step: bool = False  # score every step's prompt on test too (reporting only)
     train_probe: bool = True  # score U on the train batch every step (GPO_SPEC 5.4.1); off: only when the feedback gradient needs it
+    patience: int = 0  # end a task's search after this many steps without a new best on eval (0: never)
     # how a step's candidates are scored and the final prompt adopted (gpo.scoring.racing, .stats)
     selection: str = "race"  # race: stop candidates significantly worse than the leader; full: score all on all of eval
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
@@ -113,6 +114,8 @@ class GPOConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"{name}={value!r} is not allowed{suggest(str(value), allowed)}; choose from {', '.join(allowed)}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be 0 (off) or more steps, got {self.patience}")
         positive = ("num_search_epochs", "opt_batch_size", "num_generated_instructions_in_each_step", "format_data_num")
         for name in positive:
             if getattr(self, name) < 1:

@@ -43,7 +43,7 @@ SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
     *USER_TASK_KEYS, *BUDGET_FIELDS}
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file",
-                *SCALE_KEYS, *BUDGET_FIELDS}
+                "patience", *SCALE_KEYS, *BUDGET_FIELDS}
 
 
 @dataclass

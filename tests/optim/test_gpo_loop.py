@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from fakes import HashEmbedder, ScriptedLLM, config, echo_scorer, last_user, plus_task, replies  # noqa: F401
-from gpo.config import Budget
+from gpo.config import Budget, ConfigError
 from gpo.llm import ResponseCache
 from gpo.optim.gpo import GPO
 from gpo.optim.search import NoHooks
@@ -259,6 +259,13 @@ def test_stoppers_compose_a_callers_patience_with_the_run_budget():
     assert result.total_steps == 8 and opt.usage.calls == 3 and result.final_prompt == "X ++++"
     assert result.final_test is not None and result.stopped is None  # an ended search is still tested
     assert [d["step"] for k, d in events if k == "search_ended"] == [3]
+
+    # --patience is the same stopper, built from the config
+    again = asyncio.run(GPO(config(num_search_epochs=4, patience=2), ScriptedLLM(script=replies(table)),
+                            Evaluator(echo_scorer(), second_round=False)).optimize(plus_task()))
+    assert (again.search_ended, again.steps_done, again.final_prompt) == (result.search_ended, 3, "X ++++")
+    with pytest.raises(ConfigError, match="patience must be 0"):
+        config(patience=-1)
 
     # both due after step 0 (one optimizer call of 1; no better prompt than the initial one):
     # the run budget comes first, so the run stops and spends nothing on test

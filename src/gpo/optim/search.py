@@ -25,7 +25,7 @@ from gpo.config import ConfigError, GPOConfig
 from gpo.llm.base import LLM, Request
 from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.llm.embed import Embedder
-from gpo.optim.stoppers import SPENT, RunBudget, SearchBudget, Stopper, any_of
+from gpo.optim.stoppers import SPENT, NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
 from gpo.scoring.evaluate import Evaluation, Evaluator
@@ -167,7 +167,8 @@ class PromptSearch:
         self.hooks = hooks or NoHooks()
         cap = config.budget.scorer_calls_per_task
         self.stop = any_of(RunBudget(budget_exceeded or (lambda: None)),
-                           *([SearchBudget(cap)] if cap is not None else []), *stoppers)
+                           *([SearchBudget(cap)] if cap is not None else []),
+                           *([NoImprovement(config.patience)] if config.patience else []), *stoppers)
         self.options = self.parse_options(options or {})
         self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
 

@@ -11,8 +11,8 @@ adds a caller's own (``PromptSearch(..., stoppers=[NoImprovement(3)])``):
   The run stops and spends nothing more: the test split is not scored.
 - ``SearchBudget``: the task's search budget (``--scorer-calls-per-task``) cannot pay
   for one more prompt on eval. The search ends; its best prompt is still tested.
-- ``NoImprovement``: ``patience`` steps in a row without a new best on eval. The
-  search ends; its best prompt is still tested.
+- ``NoImprovement``: ``patience`` steps in a row without a new best on eval
+  (``--patience``). The search ends; its best prompt is still tested.
 
 The meter refuses any single call past a run cap, so a run budget holds even inside a
 step; the stoppers decide whether to begin one.
