@@ -70,7 +70,7 @@ class NoImprovement:
         points = state.trajectory.points
         best = max(range(len(points)), key=lambda i: points[i].score)  # the earliest best
         if len(points) - 1 - best >= self.patience:
-            return Halt(f"no new best on eval for {self.patience} steps")
+            return Halt(f"no new best on eval for {self.patience} step{'s' if self.patience != 1 else ''}")
         return None
 
 
