@@ -292,7 +292,7 @@ async def estimate_time(spec: RunSpec, planned: dict, scorer_llm: LLM, optimizer
     if seconds > LONG_RUN_S:
         out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
                        f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
-                       "(--scorer_llm-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+                       "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
     return out
 
 

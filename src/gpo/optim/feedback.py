@@ -13,7 +13,7 @@ for no gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from gpo.optim.update import END, START
 from gpo.scoring.evaluate import Evaluation
@@ -66,7 +66,7 @@ class FeedbackGradient:
     optimizer reply, or ``ALL_CORRECT`` without a call when nothing was wrong."""
 
     max_examples: int = 5
-    requests: int = 1  # optimizer requests per step (at most)
+    requests: ClassVar[int] = 1  # optimizer requests per step (at most)
 
     async def __call__(self, current: str, evaluation: Evaluation, examples: list[Example], tools: Replying) -> str:
         prompt = feedback_prompt(current, evaluation, examples, self.max_examples)

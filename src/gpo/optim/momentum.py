@@ -25,7 +25,7 @@ rewrites every step, scored on eval). Over gradients the same two kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import ClassVar, Protocol, Sequence
 
 from gpo.llm.embed import Embedder
 from gpo.optim.trajectory import GradientEntry, Point
@@ -120,8 +120,8 @@ class Direction:
 class NoMomentum:
     """The update sees the current prompt and its score only."""
 
-    requests: int = 0  # optimizer requests per step
-    scores: bool = False  # whether it scores a prompt on eval every step
+    requests: ClassVar[int] = 0  # optimizer requests per step (at most)
+    scores: ClassVar[bool] = False  # whether it scores a prompt on eval every step
 
     async def __call__(self, points: list[Point], current: tuple[str, float], summary: Summary,
                        tools: Optimizing) -> tuple[Direction, Summary]:
@@ -134,8 +134,8 @@ class KList:
 
     select: Selector
     k: int
-    requests: int = 0
-    scores: bool = False
+    requests: ClassVar[int] = 0
+    scores: ClassVar[bool] = False
 
     async def __call__(self, points: list[Point], current: tuple[str, float], summary: Summary,
                        tools: Optimizing) -> tuple[Direction, Summary]:
@@ -163,8 +163,8 @@ class RealTime:
     it every step, and the summary is scored on eval. At the first step there is no summary
     yet: the block shows the current prompt, and no summary is asked to be studied."""
 
-    requests: int = 1
-    scores: bool = True
+    requests: ClassVar[int] = 1
+    scores: ClassVar[bool] = True
 
     async def __call__(self, points: list[Point], current: tuple[str, float], summary: Summary,
                        tools: Optimizing) -> tuple[Direction, Summary]:
@@ -205,7 +205,7 @@ def integrate_gradients_prompt(running: str, new: str) -> str:
 class NewestGradient:
     """No gradient momentum: the update sees this step's gradient."""
 
-    requests: int = 0
+    requests: ClassVar[int] = 0
 
     async def __call__(self, gradients: list[GradientEntry], running: str | None,
                        tools: Optimizing) -> tuple[str, str | None]:
@@ -218,7 +218,7 @@ class KListGradients:
 
     select: Selector
     k: int
-    requests: int = 0
+    requests: ClassVar[int] = 0
 
     async def __call__(self, gradients: list[GradientEntry], running: str | None,
                        tools: Optimizing) -> tuple[str, str | None]:
@@ -230,7 +230,7 @@ class KListGradients:
 class RealTimeGradients:
     """A running list of problems the optimizer LLM merges each new gradient into."""
 
-    requests: int = 1
+    requests: ClassVar[int] = 1
 
     async def __call__(self, gradients: list[GradientEntry], running: str | None,
                        tools: Optimizing) -> tuple[str, str | None]:
