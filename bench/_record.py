@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+DATA_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo")  # the benchmarks' default --data-dir
 
 
 def machine() -> str:

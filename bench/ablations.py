@@ -37,7 +37,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 from bench.compare import add_model_options, by_dataset, one_run, run_plan
 
 from gpo.config import CELLS, PRESETS
@@ -142,7 +142,7 @@ if __name__ == "__main__":
     p.add_argument("--tasks", nargs="+", default=["bbh:navigate"], help="dataset:task (or a bare dataset)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--paper-scale", action="store_true", help="the paper's scale (see the module docstring)")
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--train", type=int, default=4, help="cap (0: whole split)")
     p.add_argument("--eval", type=int, default=8)
     p.add_argument("--test", type=int, default=16)

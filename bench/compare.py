@@ -38,7 +38,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -311,7 +311,7 @@ if __name__ == "__main__":
     p.add_argument("--methods", nargs="+", default=LITE_METHODS)
     p.add_argument("--tasks", nargs="+", default=LITE_TASKS, help="dataset:task (or a bare dataset: gsm8k, wsc, webnlg)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--train", type=int, default=8, help="cap (0: whole split)")
     p.add_argument("--eval", type=int, default=16)
     p.add_argument("--test", type=int, default=16)

@@ -15,7 +15,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.llm import LocalLLM, Request
 from gpo.llm.local import load_llama
@@ -68,7 +68,7 @@ llama.cpp context, requests run one at a time whatever the concurrency."""
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--task", default="navigate")
     p.add_argument("--n", type=int, default=24)
     p.add_argument("--max-tokens", type=int, default=128)

@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -104,7 +104,7 @@ calls and 64 samples against 1 call and 8 samples). Wall time {(time.time() - st
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--train", type=int, default=8)
     p.add_argument("--eval", type=int, default=12)
     p.add_argument("--test", type=int, default=24)

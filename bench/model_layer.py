@@ -26,8 +26,10 @@ from pathlib import Path
 from bench._record import record
 from tests.fakes import ScriptedEndpoint  # a real HTTP server on 127.0.0.1, scripted answers
 
-from gpo.llm import LocalLLM, OpenAILLM, Request, ResponseCache, Sample, default_gguf_path
+from gpo.llm import LocalLLM, OpenAILLM, Request, ResponseCache, default_gguf_path
 from gpo.llm.cache import cache_key
+
+ROOT = Path(__file__).resolve().parents[1]  # the benches run as `python -m bench.<name>` from here
 
 
 def serve(latency: float) -> None:
@@ -61,7 +63,7 @@ def bare_sdk(url: str, n: int, concurrency: int) -> float:
 def orchestration(n=256, concurrency=32, latency=0.2, repeats=3) -> tuple[float, float, float]:
     """The endpoint runs in another process, so it does not share the client's GIL."""
     ideal = n / concurrency * latency
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(latency)], stdout=subprocess.PIPE,
+    server = subprocess.Popen([sys.executable, "-m", "bench.model_layer", "--serve", str(latency)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = server.stdout.readline().strip()
     ratios, bare = [], []
@@ -129,7 +131,8 @@ def embedded_speed(rounds=3) -> tuple[float, float, float]:
     rss = 0.0
     for _ in range(rounds):
         for path in ("direct", "gpo"):
-            out = subprocess.run([sys.executable, __file__, "--embedded", path], capture_output=True, text=True, check=True)
+            out = subprocess.run([sys.executable, "-m", "bench.model_layer", "--embedded", path], cwd=ROOT,
+                                 capture_output=True, text=True, check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             best[path] = max(best[path], res["tps"])
             if path == "gpo":
@@ -141,13 +144,11 @@ def cache_lookups(entries=100_000, lookups=20_000) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         cache = ResponseCache(Path(tmp) / "c.sqlite")
         keys = [cache_key("b", "m", {"messages": [["user", f"prompt {i}"]]}, 0) for i in range(entries)]
-        start = time.perf_counter()
         with cache._lock:
             cache._db.execute("BEGIN")
             cache._db.executemany("INSERT INTO responses VALUES (?,?,?,?,?,?,?,?)",
                                   [(k, "b", "m", f"text {i}", "stop", 10, 5, 0.0) for i, k in enumerate(keys)])
             cache._db.execute("COMMIT")
-        fill = time.perf_counter() - start
         sample = random.Random(0).sample(keys, lookups)
         start = time.perf_counter()
         for k in sample:

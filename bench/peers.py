@@ -32,9 +32,8 @@ from __future__ import annotations
 import argparse
 import functools
 from collections import defaultdict
-from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 from bench.compare import add_model_options, by_dataset, one_run, run_plan
 
 from gpo.optim.baselines import method_class
@@ -111,7 +110,7 @@ if __name__ == "__main__":
     p.add_argument("--methods", nargs="+", default=["gpo", *PEERS, *GPO_AND_BASELINES[1:]])
     p.add_argument("--tasks", nargs="+", default=["bbh:navigate", "mmlu:high_school_geography"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--train", type=int, default=4, help="cap (0: whole split)")
     p.add_argument("--eval", type=int, default=8)
     p.add_argument("--test", type=int, default=16)

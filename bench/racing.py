@@ -31,7 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -211,7 +211,7 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the record searches")
     p.add_argument("--live-seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--live-tasks", nargs="+", default=LITE_BBH)
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--eval", type=int, default=0, help="cap on eval (0: the whole split)")
     p.add_argument("--test", type=int, default=32, help="test cap for --live")
     p.add_argument("--steps", type=int, default=3, help="steps per task for the records")

@@ -17,9 +17,8 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.llm import LLM, LocalLLM, Request, Sample, build_llm
 from gpo.scoring import Evaluator
@@ -147,7 +146,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--task", default="navigate")
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=256)

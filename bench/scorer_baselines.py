@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from pathlib import Path
 
-from bench._record import record
+from bench._record import DATA_DIR, record
 
 from gpo.llm import LocalLLM, ResponseCache
 from gpo.scoring import Evaluator
@@ -55,7 +54,7 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo"))
+    p.add_argument("--data-dir", default=DATA_DIR)
     p.add_argument("--max-eval", type=int, default=48)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--cache", default="bench/.cache/scorer.sqlite")
