@@ -115,11 +115,7 @@ class LLM(ABC):
                 self._in_flight -= 1
         if self.meter is not None:
             self.meter.record(self.role, samples, self.pricing)
-        self.usage.calls += 1
-        self.usage.samples += len(samples)
-        for s in samples:
-            self.usage.prompt_tokens += s.prompt_tokens
-            self.usage.completion_tokens += s.completion_tokens
+        self.usage.add(Usage.of_call(samples))
         return samples
 
     def _key(self, request: Request, index: int) -> str:

@@ -51,11 +51,7 @@ class Account:
     cost: dict[str, float] = field(default_factory=dict)
 
     def add(self, role: str, paid: Usage, dollars: float) -> None:
-        u = self.spent.setdefault(role, Usage())
-        u.calls += paid.calls
-        u.samples += paid.samples
-        u.prompt_tokens += paid.prompt_tokens
-        u.completion_tokens += paid.completion_tokens
+        self.spent.setdefault(role, Usage()).add(paid)
         self.cost[role] = self.cost.get(role, 0.0) + dollars
 
     def to_dict(self) -> dict:
@@ -133,8 +129,7 @@ class Meter:
     def record(self, role: str, samples: list[Sample], pricing: Pricing | None) -> None:
         """A reserved call came back with these samples."""
         self.release(role)
-        paid = Usage(calls=1, samples=len(samples), prompt_tokens=sum(s.prompt_tokens for s in samples),
-                     completion_tokens=sum(s.completion_tokens for s in samples))
+        paid = Usage.of_call(samples)
         dollars = pricing.cost(paid) if pricing else 0.0
         self.run.add(role, paid, dollars)
         if (task := _task.get()) is not None:

@@ -144,12 +144,7 @@ class Pool(LLM):
         self.replaced += 1
 
     def _count(self, name: str, samples: list[Sample]) -> None:
-        u = self.member_usage[name]
-        u.calls += 1
-        u.samples += len(samples)
-        for s in samples:
-            u.prompt_tokens += s.prompt_tokens
-            u.completion_tokens += s.completion_tokens
+        self.member_usage[name].add(Usage.of_call(samples))
 
     def usage_by_member(self) -> dict[str, dict]:
         return {name: u.as_dict() for name, u in self.member_usage.items()}

@@ -105,6 +105,19 @@ class Usage:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    @classmethod
+    def of_call(cls, samples: Sequence["Sample"]) -> "Usage":
+        """One backend call that returned these samples (none: a call cut off in flight)."""
+        return cls(calls=1, samples=len(samples), prompt_tokens=sum(s.prompt_tokens for s in samples),
+                   completion_tokens=sum(s.completion_tokens for s in samples))
+
+    def add(self, other: "Usage") -> None:
+        self.calls += other.calls
+        self.samples += other.samples
+        self.cache_hits += other.cache_hits
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
 
 @dataclass(frozen=True)
 class Pricing:
