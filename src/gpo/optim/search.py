@@ -2,9 +2,10 @@
 
 An optimizer (GPO or a baseline) scores the initial prompt on eval, then runs
 steps until its step count ends the search or a stopper (gpo.optim.stoppers: a run
-budget, the per-task search budget, a caller's own) halts it; the final prompt is the best on eval and only then is the test split
-scored. The loop checkpoints after every step through ``Hooks``, so a killed run
-resumes where it stopped, and with the response cache nothing is paid twice.
+budget, the per-task search budget, a caller's own) halts it; the final prompt is the
+best on eval and only then is the test split scored. The loop checkpoints after every
+step through ``Hooks``, so a killed run resumes where it stopped, and with the response
+cache nothing is paid twice.
 
 Subclasses implement ``step`` with the helpers here: ``ask`` (one optimizer
 request, n samples, replies extracted and polished), ``screen`` (leaks,
@@ -208,10 +209,7 @@ class PromptSearch:
         while state.next_step < total:
             halt = self.stop(self, task, state)
             if halt is not None:
-                if halt.run_budget:
-                    stopped = halt.reason
-                else:
-                    ended = halt.reason
+                stopped, ended = (halt.reason, None) if halt.run_budget else (None, halt.reason)
                 self.hooks.event("budget_stop" if halt.run_budget else "search_ended", task=task.id,
                                  reason=halt.reason, step=state.next_step)
                 break
