@@ -80,6 +80,7 @@ class BatchDecoder:
         self._pending: collections.deque[_Job] = collections.deque()
         self._scheduled = False
         self.dropped = 0  # requests given up because their caller cancelled them
+        self.live = 0  # sequences in the batch now (read by tests and progress; written by the loop)
         self.n_batch = max(512, min(2048, n_ctx))
         self.slot = min(n_ctx, CTX_PER_SEQUENCE)
         # The loaded model's own settings (threads, attention kernel, KV types), then ours.
@@ -173,6 +174,7 @@ class BatchDecoder:
                     continue
                 seq_id = next(i for i in range(self.parallel) if i not in live)
                 live[seq_id] = _Sequence(job, seq_id, list(job.tokens), sampler=_sampler(job))
+            self.live = len(live)
 
     def _step(self, live: dict[int, _Sequence]) -> None:
         """One decode call: the next token of every sequence that is generating, and as
@@ -245,6 +247,7 @@ class BatchDecoder:
         import llama_cpp
 
         live.pop(seq.seq_id, None)
+        self.live = len(live)
         llama_cpp.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
         llama_cpp.llama_sampler_free(seq.sampler)
         if seq.job.future.done():  # cancelled by its caller
