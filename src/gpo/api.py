@@ -24,10 +24,11 @@ from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.optim.baselines import method_class
 from gpo.optim.search import PromptSearch, TaskResult
-from gpo.runs.store import RunStore, read_spec
+from gpo.errors import RunDirError
+from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
 from gpo.scoring.judge import Judge
-from gpo.scoring.render import Position, PromptFormat
+from gpo.scoring.render import Position, PromptFormat, render
 from gpo.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
 from gpo.tasks import Task
 from gpo.tasks.task import TaskError
@@ -119,12 +120,37 @@ def usage_summary(rt: Runtime) -> dict:
     return out
 
 
+def claim_run_dir(spec: RunSpec, run_dir: str | Path, overwrite: bool = False) -> bool:
+    """Whether ``run_dir`` already holds this very run (then it is resumed, never redone).
+    A directory holding a run with other settings is refused (``RunDirError`` naming the
+    settings that differ) unless ``overwrite``, which removes the old run whole."""
+    old = existing_spec(run_dir)
+    if old is None:
+        return False
+    if overwrite:
+        clear_run(run_dir)
+        return False
+    differ = spec.differences(old)
+    if differ:
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+        raise RunDirError(f"{run_dir} holds a run with other settings ({shown} differ): start afresh there with "
+                          f"--overwrite (overwrite=True; nothing of the old run is kept), or choose another run "
+                          f"directory; to continue the old run, gpo resume {run_dir}")
+    return True
+
+
 async def optimize_async(
     spec: RunSpec, run_dir: str | Path, listeners: Iterable[Callable[[dict], None]] = (), resume: bool = False,
-    tasks: list[Task] | None = None,
+    tasks: list[Task] | None = None, overwrite: bool = False,
 ) -> list[TaskResult]:
-    """Optimize every task of the spec into ``run_dir`` (``tasks``: already loaded ones)."""
+    """Optimize every task of the spec into ``run_dir`` (``tasks``: already loaded ones).
+
+    A ``run_dir`` that already holds this run (the same settings) is resumed, as
+    ``resume`` does; one holding a run with other settings is refused unless
+    ``overwrite`` (see ``claim_run_dir``)."""
     tasks = tasks if tasks is not None else spec.tasks.load()
+    reused = not resume and claim_run_dir(spec, run_dir, overwrite)
+    resume = resume or reused
     store = RunStore(run_dir)
     store.listeners.extend(listeners)
     if not resume:
@@ -134,7 +160,7 @@ async def optimize_async(
         rt.meter.restore(store.load_meter())  # budgets count what earlier processes of the run spent
     rt.meter.on_change = store.save_meter
     search = build_search(spec, rt, store, rt.meter.exhausted)
-    store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method)
+    store.event("run_start", tasks=[t.id for t in tasks], resume=resume, method=spec.method, reused=reused)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:
@@ -167,8 +193,8 @@ async def optimize_async(
         store.close()
 
 
-def optimize(spec: RunSpec, run_dir: str | Path, listeners=()) -> list[TaskResult]:
-    return asyncio.run(optimize_async(spec, run_dir, listeners))
+def optimize(spec: RunSpec, run_dir: str | Path, listeners=(), overwrite: bool = False) -> list[TaskResult]:
+    return asyncio.run(optimize_async(spec, run_dir, listeners, overwrite=overwrite))
 
 
 def resume(run_dir: str | Path, listeners=()) -> list[TaskResult]:
@@ -219,8 +245,45 @@ def read_prompt_file(path: str | Path) -> list[dict]:
     return rows
 
 
+# Token upper bounds. A token is at least one UTF-8 byte (byte-level tokenizers), so bytes
+# bound tokens; a chat message adds at most MESSAGE_TOKENS of template. Instructions are
+# bounded by max_prompt_words (longer candidates are rejected) of at most WORD_BYTES each.
+MESSAGE_TOKENS = 16
+WORD_BYTES = 16
+META_PROMPT_BYTES = 4000  # the fixed text of the longest meta-prompt template
+
+
+def _request_bytes(request: Request) -> int:
+    if request.messages is None:
+        return len((request.prompt or "").encode("utf-8")) + MESSAGE_TOKENS
+    return sum(len(text.encode("utf-8")) + MESSAGE_TOKENS for _, text in request.messages)
+
+
+def _bounds(spec: RunSpec, task: Task) -> dict:
+    """Upper bounds on one call's tokens, by role: (prompt, completion)."""
+    cfg, scoring = spec.config, spec.scoring
+    instruction = " ".join(["w" * (WORD_BYTES - 1)] * cfg.max_prompt_words)
+    fmt = build_prompt_format(spec)
+    demos = task.splits.get("few_shot", [])
+    examples = [e for s in ("train", "eval", "test") for e in task.split(s)] or task.split("eval")
+    first = max((_request_bytes(render(instruction, e, fmt, demos, task.template)) for e in examples), default=0)
+    longest = max((len((e.input + e.target).encode("utf-8")) for e in examples), default=0)
+    second = first + scoring.max_tokens + len((task.second_round or "").encode("utf-8")) + 2 * MESSAGE_TOKENS
+    shown = cfg.format_data_num + cfg.opt_batch_size + cfg.momentum_selection_num + 3
+    optimizer_prompt = (META_PROMPT_BYTES + shown * (longest + scoring.max_tokens + len(instruction))
+                        + cfg.optimizer_max_tokens)
+    judge_prompt = len((spec.tasks.judge_rubric or "").encode("utf-8")) + longest + scoring.max_tokens + 4 * MESSAGE_TOKENS
+    return {"first": (first, scoring.max_tokens), "second": (second, scoring.second_round_max_tokens),
+            "optimizer": (optimizer_prompt, cfg.optimizer_max_tokens), "judge": (judge_prompt, scoring.judge_max_tokens)}
+
+
 def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
-    """Planned scorer and optimizer calls and an upper estimate of tokens (and cost) for a run."""
+    """Planned scorer and optimizer calls, and upper bounds on tokens and cost, for a run.
+
+    Calls are upper bounds (cache hits, racing and early stops make runs cheaper); tokens
+    are bounded from the configured maxima (the scorer's, second round's, optimizer's and
+    judge's ``max_tokens``, resample rounds) and from the longest prompt each role can be
+    sent (``_bounds``), so every figure a run spends is at most its planned figure."""
     cfg = spec.config
     method = build_search(spec)
     cap = cfg.budget.scorer_calls_per_task
@@ -239,24 +302,30 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         test = method.planned_test_prompts(task) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
         scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
+        samples = steps * per_step_samples
+        bound = _bounds(spec, task)
+        worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
+        totals["scorer_tokens"][0] += scorer_calls * max(bound["first"][0], worst[0])
+        totals["scorer_tokens"][1] += scorer_calls * max(bound["first"][1], worst[1])
+        totals["optimizer_tokens"][0] += opt_calls * bound["optimizer"][0]
+        totals["optimizer_tokens"][1] += samples * bound["optimizer"][1]
         if judge_calls:
             totals["judge_calls"] = totals.get("judge_calls", 0) + judge_calls
-        avg_in = sum(len(e.input) for e in task.split("eval")) / max(n_eval, 1) / 4 + 40  # ~4 chars a token
-        totals["scorer_tokens"][0] += int(scorer_calls * avg_in)
-        totals["scorer_tokens"][1] += scorer_calls * spec.scoring.max_tokens
-        totals["optimizer_tokens"][0] += opt_calls * int(600 + cfg.format_data_num * avg_in)
-        totals["optimizer_tokens"][1] += steps * per_step_samples * 100
+            tokens = totals.setdefault("judge_tokens", [0, 0])
+            tokens[0] += judge_calls * bound["judge"][0]
+            tokens[1] += judge_calls * bound["judge"][1]
         totals["scorer_calls"] += scorer_calls
         totals["optimizer_calls"] += opt_calls
-        totals["optimizer_samples"] += steps * per_step_samples
+        totals["optimizer_samples"] += samples
         per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls})
-    cost = sum(
-        (tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6
-        for role, tok in ((spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"]))
-    )
-    note = "upper estimate: cache hits, early stops and duplicate candidates make real runs cheaper"
+    priced = [(spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"])]
+    if "judge_tokens" in totals:
+        priced.append((spec.judge_model, totals["judge_tokens"]))
+    cost = sum((tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6 for role, tok in priced)
+    note = ("upper bounds: calls as if nothing were cached or stopped early, tokens from the configured maxima "
+            "(tokens counted as bytes, at most); real runs spend less")
     if cfg.selection == "race":
-        note += "; with selection=race it is an upper bound: candidates significantly worse than a step's leader stop early"
+        note += "; with selection=race candidates significantly worse than a step's leader stop early"
     return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4), "note": note}
 
 

@@ -19,13 +19,25 @@ from pathlib import Path
 
 import click
 
-from gpo.config import CHOICES, PRESETS, ConfigError, GPOConfig
+from gpo.config import CHOICES, PRESETS, GPOConfig
+from gpo.errors import USER_ERRORS
 from gpo.tasks.task import TaskError
 
 class UserError(click.ClickException):
     """Printed as one line, exit code 2, no traceback."""
 
     exit_code = 2
+
+
+class Commands(click.Group):
+    """The ``gpo`` group: every error gpo raises on purpose (``gpo.errors.USER_ERRORS``),
+    from any command, reaches the user as one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as err:
+            raise UserError(" ".join(str(err).split()) or type(err).__name__) from None
 
 
 HELP = {
@@ -38,8 +50,9 @@ HELP = {
     "warmup_fraction": "Warm up over this share of each task's steps (the paper: 0.05) instead of --warmup-steps.",
     "patience": "End a task's search after this many steps without a new best on eval; its best prompt "
                 "is still tested (default 0: never).",
-    "adopt": "best (default): the final prompt is the highest on eval; significant: only if it beats "
-             "the initial prompt on eval at --race-alpha, else the initial prompt stays.",
+    "adopt": "significant (default): the best prompt on eval replaces the initial one only if it is "
+             "significantly better there at --race-alpha; best: the highest eval mean, the paper's rule "
+             "(its presets use it).",
 }
 
 
@@ -99,10 +112,14 @@ def _model_options(f):
 
 def _task_options(f):
     opts = [
-        click.option("--dataset", default=None, help="bbh, mmlu, gsm8k, webnlg, wsc (needs --data-dir), 'synthetic', or 'user'."),
+        click.option("--dataset", default=None, help="bbh, mmlu, gsm8k, webnlg, wsc (needs --data-dir), 'synthetic', 'user' or 'hf'."),
         click.option("--task", "tasks", multiple=True, help="Task name(s); repeat or comma-separate; 'all' for every task."),
         click.option("--data-dir", default=None, type=click.Path(), help="Folder with the GPO data layout (bbh/, mmlu/, ...)."),
         click.option("--data-file", "data_files", multiple=True, help="User data: FILE, or SPLIT=FILE (train/eval/test/format/few_shot)."),
+        click.option("--hf-name", default=None, metavar="DIR|NAME",
+                     help="--dataset hf: a Hugging Face dataset saved with save_to_disk (or a hub name, where reachable)."),
+        click.option("--hf-split", "hf_split", multiple=True, metavar="SPLIT=NAME",
+                     help="--dataset hf: which dataset split is gpo's train, eval or test, e.g. eval=validation."),
         click.option("--input-col", default=None, help="Column holding the question (user data)."),
         click.option("--target-col", default=None, help="Column holding the answer (user data)."),
         click.option("--answer-kind", default=None, type=click.Choice(["boolean", "multiple_choice", "numeric", "exact", "generation"])),
@@ -147,21 +164,14 @@ def _method_options(f):
 
 
 def _load_tasks(spec):
-    try:
-        return spec.tasks.load()
-    except TaskError as err:
-        raise UserError(str(err))
+    return spec.tasks.load()  # errors reach the user as one line (Commands)
 
 
 def build_spec(kw: dict):
     """The run spec from the flags (and --preset / --config): the library builds it."""
-    from gpo.llm import LLMError
     from gpo.spec import RunSpec
 
-    try:
-        return RunSpec.from_sources(kw.get("preset"), kw.get("config_file"), kw)
-    except (ConfigError, TaskError, LLMError) as err:
-        raise UserError(str(err))
+    return RunSpec.from_sources(kw.get("preset"), kw.get("config_file"), kw)
 
 
 # ---------------------------------------------------------------- progress
@@ -196,6 +206,9 @@ class Progress:
         if self.mode == "json":
             click.echo(json.dumps(event, ensure_ascii=False))
             return
+        if event["event"] == "run_start" and event.get("reused"):
+            click.echo("this run directory holds this same run (the same settings): continuing it, as "
+                       "gpo resume would; finished work comes from its checkpoints and cache", err=True)
         task = event.get("task")
         if task:
             st = self.state.setdefault(task, {"step": 0, "total": None, "best": None, "status": "running"})
@@ -256,8 +269,6 @@ def plan_line(event: dict) -> str:
 def run_with_interrupts(coro_factory, run_dir: str):
     """Run; the first Ctrl-C stops cleanly (state is saved after every step, every
     paid response is in the cache), a second aborts at once."""
-    from gpo.llm import LLMError
-
     loop = asyncio.new_event_loop()
     main = loop.create_task(coro_factory())
     presses = {"n": 0}
@@ -279,7 +290,9 @@ def run_with_interrupts(coro_factory, run_dir: str):
     except asyncio.CancelledError:
         click.echo(f"stopped. Resume with: gpo resume {run_dir}", err=True)
         sys.exit(130)
-    except (LLMError, TaskError, ConfigError) as err:
+    except USER_ERRORS as err:
+        if not (Path(run_dir) / "run.json").is_file():  # refused before the run began: nothing to resume
+            raise
         raise UserError(f"{err} (resume with: gpo resume {run_dir})")
     finally:
         _drain(loop)
@@ -307,6 +320,22 @@ def _gain(comparison: dict | None) -> str:
     return f" ({Comparison.from_dict(comparison).describe()})" if comparison else ""
 
 
+def _outcome(r) -> str:
+    """What happened to the prompt, in plain words: a significant gain and the new prompt,
+    or the initial prompt kept, and why."""
+    from gpo.scoring.stats import Comparison
+
+    if r.not_adopted:
+        return (f"no significant gain on eval: kept the initial prompt {r.final_prompt!r} (the best candidate, "
+                f"{r.not_adopted['prompt']!r}, was{_gain(r.not_adopted['comparison'])})")
+    if r.final_prompt == r.initial_prompt:
+        return f"no candidate scored higher on eval: kept the initial prompt {r.final_prompt!r}"
+    significant = r.eval_comparison and Comparison.from_dict(r.eval_comparison).significant
+    if significant:
+        return f"new prompt (a significant gain on eval): {r.final_prompt!r}"
+    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {r.final_prompt!r}"
+
+
 def _print_results(results) -> None:
     click.echo()
     for r in results:
@@ -315,10 +344,7 @@ def _print_results(results) -> None:
                    f"{_gain(r.eval_comparison)}{stop}")
         if r.final_test is not None:
             click.echo(f"  test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
-        if r.not_adopted:
-            click.echo(f"  kept the initial prompt (--adopt significant): the best on eval, {r.not_adopted['prompt']!r}, "
-                       f"was{_gain(r.not_adopted['comparison'])}")
-        click.echo(f"  best prompt: {r.final_prompt!r}")
+        click.echo("  " + _outcome(r))
     if any(r.final_test is not None for r in results):
         click.echo("(eval gains are measured on the split the prompt was chosen on, so they lean optimistic; "
                    "test is the unbiased check)")
@@ -326,7 +352,7 @@ def _print_results(results) -> None:
 
 # ---------------------------------------------------------------- commands
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gpo")
 def main() -> None:
     """GPO: optimize prompts with an LLM as the optimizer (Tang et al.).
@@ -344,7 +370,10 @@ def main() -> None:
 @_method_options
 @_config_options
 @_budget_options
-@click.option("--run-dir", default=None, help="Where the run is written (default runs/<timestamp>).")
+@click.option("--run-dir", default=None, help="Where the run is written (default runs/<timestamp>). A directory "
+              "holding this same run resumes it; one holding another run is refused (see --overwrite).")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="If --run-dir holds a run with other settings, remove it and start afresh (nothing is kept).")
 @click.option("--concurrent-tasks", type=int, default=4, show_default=True, help="Tasks optimized at the same time.")
 @click.option("--dry-run", is_flag=True, help="Print the planned calls and tokens, then stop.")
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live", help="live view, quiet, or JSON-lines events on stdout.")
@@ -355,17 +384,15 @@ def optimize(**kw) -> None:
     spec = build_spec(kw)
     tasks = _load_tasks(spec)  # once per command
     if kw["dry_run"]:
-        try:
-            planned = asyncio.run(plan_with_time(spec, tasks))
-        except TaskError as err:
-            raise UserError(str(err))
+        planned = asyncio.run(plan_with_time(spec, tasks))
         click.echo(json.dumps(planned, indent=2))
         if planned.get("hint"):
             click.echo(planned["hint"], err=True)
         return
     run_dir = kw["run_dir"] or _default_run_dir()
     with Progress(kw["progress"]) as progress:
-        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [progress], tasks=tasks), run_dir)
+        results = run_with_interrupts(
+            lambda: optimize_async(spec, run_dir, [progress], tasks=tasks, overwrite=kw["overwrite"]), run_dir)
     if kw["progress"] != "json":
         _print_results(results)
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
@@ -374,10 +401,7 @@ def optimize(**kw) -> None:
 def _gpus(value) -> list[int] | None:
     from gpo.spec import parse_gpus
 
-    try:
-        return parse_gpus(value)
-    except ConfigError as err:
-        raise UserError(str(err))
+    return parse_gpus(value)
 
 
 @main.command()
@@ -390,13 +414,9 @@ def resume(run_dir: str, progress: str, **scale) -> None:
     The scale options may differ from the first run's (other servers, more replicas):
     they change where answers come from, not what is asked."""
     from gpo.api import RunSpec, optimize_async
-    from gpo.llm import LLMError
     from gpo.runs.store import read_spec
 
-    try:
-        spec = RunSpec.from_dict(read_spec(run_dir))
-    except FileNotFoundError as err:
-        raise UserError(str(err))
+    spec = RunSpec.from_dict(read_spec(run_dir))
     for name in ("scorer", "optimizer"):
         role = getattr(spec, name)
         for key, value in {"parallel": scale[f"{name}_parallel"], "replicas": scale[f"{name}_replicas"],
@@ -404,10 +424,7 @@ def resume(run_dir: str, progress: str, **scale) -> None:
                            "replica_cpus": scale["replica_cpus"], "gpus": _gpus(scale["gpus"])}.items():
             if value is not None:
                 setattr(role, key, value)
-        try:
-            role.check(name)
-        except LLMError as err:
-            raise UserError(str(err))
+        role.check(name)
     with Progress(progress) as view:
         results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view], resume=True), run_dir)
     if progress != "json":
@@ -506,10 +523,7 @@ def tasks(dataset: str | None) -> None:
             names = list(GENERATORS)
             profiles = {n: task_profile("bbh", n) for n in names}
         else:
-            try:
-                names = task_names(ds)
-            except TaskError as err:
-                raise UserError(str(err))
+            names = task_names(ds)
             profiles = {n: task_profile(ds, n) for n in names}
         click.echo(f"{ds} ({len(names)} tasks)")
         for n in names:

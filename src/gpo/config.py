@@ -48,6 +48,13 @@ class Budget:
     # optimizers fairly and a rerun from the cache ends at the same place.
     scorer_calls_per_task: int | None = None
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0:
+                flag = "--" + f.name.replace("_", "-")
+                raise ConfigError(f"{flag} must be more than 0, got {value!r} (leave it out for no limit)")
+
 
 @dataclass
 class GPOConfig:
@@ -91,7 +98,9 @@ class GPOConfig:
     selection: str = "race"  # race: stop candidates significantly worse than the leader; full: score all on all of eval
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
     race_block: int = 8  # examples per racing block (at least 8)
-    adopt: str = "best"  # best: the highest eval mean; significant: only if better than the initial prompt at race_alpha
+    # significant (default): the best on eval replaces the initial prompt only if it is significantly
+    # better there (at race_alpha); best: the highest eval mean, the paper's rule (its presets use it)
+    adopt: str = "significant"
     # how a reply becomes an answer (gpo.scoring.extract, .original)
     extraction: str = "lenient"  # lenient: gpo's parsing; original: the original code's, for reproducing the paper
     seed: int = 0
@@ -199,9 +208,10 @@ class GPOConfig:
 # Named settings. ``gpo`` is the default recipe (GPO.sh) and races candidates; ``quickstart``
 # is the same recipe, small (what `gpo optimize` runs with nothing else). Every other
 # preset reproduces a condition of the paper: it scores every candidate on the whole eval
-# split and parses answers as the original code did (``PAPER``). ``CELLS`` says, for each
+# split, parses answers as the original code did and adopts the best prompt on eval
+# whether or not its gain is significant (``PAPER``). ``CELLS`` says, for each
 # preset, what it reproduces; ``gpo presets`` lists them.
-PAPER = dict(selection="full", extraction="original")
+PAPER = dict(selection="full", extraction="original", adopt="best")
 PRESETS: dict[str, dict] = {}
 CELLS: dict[str, str] = {}
 

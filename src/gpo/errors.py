@@ -45,3 +45,14 @@ class CacheError(RuntimeError):
 
 class BudgetSpent(Exception):
     """A run budget is spent; the search stops cleanly with what it has."""
+
+
+class RunDirError(ValueError):
+    """A run directory cannot be used as asked: it holds a run with other settings, or one
+    of its files is damaged. The message names the directory or file and what to do."""
+
+
+# What the command line shows as one line (no traceback): every error above that gpo
+# raises on purpose. A BudgetSpent that escapes a search (the budget was spent before
+# anything could be kept) is one of them.
+USER_ERRORS = (ConfigError, TaskError, LLMError, CacheError, BudgetSpent, RunDirError)

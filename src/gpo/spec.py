@@ -23,7 +23,7 @@ from gpo.errors import ConfigError, TaskError, suggest
 from gpo.llm import LLM, Pricing, ResponseCache, build_llm, preflight
 from gpo.optim.baselines import method_class
 from gpo.scoring.metrics import build_metric, needs_target
-from gpo.tasks import Task, load_gpo_task, load_user_task, resolve_tasks, synthetic_task
+from gpo.tasks import Task, load_gpo_task, load_hf_task, load_user_task, resolve_tasks, synthetic_task
 from gpo.tasks.template import Template, read_template
 
 DEFAULT_SYNTHETIC = "navigate"
@@ -38,9 +38,11 @@ ROLE_KEYS = {f"{role}_{key}" for role in ("optimizer", "scorer", "judge")
              for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas")}
 # the run settings a config file may hold beside GPO's options (the flags' names)
 SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
-    "preset", "data_files", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
+    "preset", "data_files", "hf_name", "hf_split", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
     "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option",
     *USER_TASK_KEYS, *BUDGET_FIELDS}
+# where and how fast a role's answers come, not what is asked: a rerun of a run may change them
+PLACEMENT_FIELDS = ("concurrency", "parallel", "gpus", "replicas", "ray_address", "replica_cpus")
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file",
                 "patience", *SCALE_KEYS, *BUDGET_FIELDS}
@@ -80,7 +82,9 @@ class ModelSpec:
 
 @dataclass
 class TaskSpec:
-    """Which tasks: ``synthetic`` (generated, default), ``gpo`` (the paper's data) or ``user`` files."""
+    """Which tasks: ``synthetic`` (generated, default), ``gpo`` (the paper's data), ``user``
+    files, or ``hf``: a Hugging Face dataset (``hf_name``: saved with ``save_to_disk``, or a
+    hub name where the hub can be reached; ``hf_splits``: gpo split -> the dataset's split)."""
 
     source: str = "synthetic"
     dataset: str | None = None  # gpo: bbh | mmlu | gsm8k | webnlg | wsc
@@ -98,6 +102,8 @@ class TaskSpec:
     optimize: str = "instruction"  # or "system": the system prompt is the parameter
     metric: str | None = None  # exact, contains, rouge_l, regex:P, json[:SCHEMA], python:MOD:FN, judge
     judge_rubric: str | None = None  # metric "judge": the rubric's text
+    hf_name: str | None = None  # hf: a dataset folder (save_to_disk) or a hub name
+    hf_splits: dict[str, str] | None = None  # hf: gpo split -> dataset split (default: by name, or cut one)
 
     def load(self) -> list[Task]:
         if self.source != "user" and (self.template or self.system_template or self.metric or self.optimize != "instruction"):
@@ -121,8 +127,14 @@ class TaskSpec:
                                     target_optional=metric is not None and not needs_target(metric))]
             if template is not None and template.optimize == "system":
                 tasks[0].initial_instruction = self.system_template
+        elif self.source == "hf":
+            if not self.hf_name:
+                raise TaskError("source 'hf' needs hf_name (--hf-name: a dataset folder saved with datasets, or a hub name)")
+            name = self.tasks[0] if self.tasks and self.tasks != ["all"] else Path(self.hf_name).name
+            tasks = [load_hf_task(name, self.hf_name, input_col=self.input_col, target_col=self.target_col,
+                                  split_map=self.hf_splits, kind=self.kind, seed=self.seed)]
         else:
-            raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo or user")
+            raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo, user or hf")
         if self.max_examples:
             for t in tasks:
                 for split, cap in self.max_examples.items():
@@ -194,6 +206,17 @@ class RunSpec:
             judge=ModelSpec(**d["judge"]) if d.get("judge") else None,
         )
 
+    def differences(self, other: dict) -> list[str]:
+        """The settings (dotted, e.g. ``config.initial_instruction``) in which a spec as
+        ``to_dict`` wrote it (a run directory's run.json) asks for another run than this
+        one. Placement (concurrency, parallel decoding, GPUs, replicas, tasks at a time)
+        changes how fast answers come, not which, and is not a difference."""
+        mine, theirs = _flat(self.to_dict()), _flat(RunSpec.from_dict(other).to_dict())
+        placement = {f"{role}.{k}" for role in ("optimizer", "scorer", "judge") for k in PLACEMENT_FIELDS}
+        placement.add("concurrent_tasks")
+        return sorted(k for k in mine.keys() | theirs.keys()
+                      if k not in placement and mine.get(k) != theirs.get(k))
+
     @property
     def judge_model(self) -> ModelSpec:
         return self.judge or self.optimizer
@@ -204,6 +227,17 @@ class RunSpec:
         """A spec from a preset, a config file and overrides, layered in that order (see the
         module docstring); the models are checked unless ``check_models`` is False."""
         return from_sources(preset, config_file, overrides, check_models)
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and other values stay as they are)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 # ---------------------------------------------------------------- from the sources
@@ -319,6 +353,15 @@ def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> Ta
         spec = TaskSpec(source="user", files=files, tasks=tasks or ["user"], input_col=o.get("input_col") or "input",
                         target_col=o.get("target_col") or "target", kind=o.get("answer_kind"), seed=seed,
                         **_user_task_fields(o))
+    elif dataset == "hf":
+        if not o.get("hf_name"):
+            raise ConfigError("--dataset hf needs --hf-name (a folder saved with datasets' save_to_disk, or a hub name)")
+        hf_name = str(o["hf_name"])
+        if Path(hf_name).exists():
+            hf_name = str(Path(hf_name).resolve())
+        spec = TaskSpec(source="hf", hf_name=hf_name, hf_splits=_pairs(o.get("hf_split"), "--hf-split") or None,
+                        tasks=tasks or ["all"], input_col=o.get("input_col") or "input",
+                        target_col=o.get("target_col") or "target", kind=o.get("answer_kind"), seed=seed)
     else:
         data_dir = o.get("data_dir")
         if not data_dir:

@@ -101,6 +101,7 @@ def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = 
     """Fail before a run starts, in one line, where a model cannot work: a GGUF path that is
     missing or not a GGUF, a remote endpoint whose API-key variable is unset, scale-out
     settings this machine cannot honour."""
+    _check_urls(base_url, role)
     if not base_url and model.lower() not in EMBEDDED_ALIASES and not model.startswith("vllm:"):
         path = Path(model).expanduser()
         if model.endswith(".gguf") and not path.is_file():
@@ -125,6 +126,17 @@ def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = 
         from gpo.llm.local import check_gpu_offload
 
         check_gpu_offload(tuple(gpus))
+
+
+def _check_urls(base_url: str | None, role: str) -> None:
+    """Every endpoint in a base URL (comma-separated for a fleet) is an http(s) URL with a host."""
+    from urllib.parse import urlparse
+
+    for url in (u.strip() for u in (base_url or "").split(",") if u.strip()):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise FatalLLMError(f"--{role}-base-url: {url!r} is not a URL; expected one like "
+                                f"http://127.0.0.1:8000/v1 or https://api.openai.com/v1")
 
 
 def _check_api_key(base_url: str | None, api_key_env: str | None, role: str) -> None:

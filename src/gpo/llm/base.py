@@ -99,13 +99,32 @@ class LLM(ABC):
                 self.meter.admit(self.role)  # BudgetSpent: nothing is sent
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            on_wire = [False]  # an attempt is being sent or answered now
+
+            async def attempt() -> list[Sample]:
+                on_wire[0] = True
+                try:
+                    samples = await self._sample(request, indices)
+                except asyncio.CancelledError:
+                    raise  # still on the wire when cancelled
+                except BaseException:
+                    on_wire[0] = False  # answered with an error: backing off now, or giving up
+                    raise
+                on_wire[0] = False
+                return samples
+
             try:
-                samples = await with_retries(
-                    lambda: self._sample(request, indices), self.retry, what=self.describe()
-                )
+                samples = await with_retries(attempt, self.retry, what=self.describe())
             except asyncio.CancelledError:
-                if self.meter is not None:  # it may have reached the model: counted as spent, answer lost
-                    self.meter.record(self.role, [], self.pricing)
+                # Cancelled while a request was on the wire: it may have reached the model and
+                # be billed, so it counts as spent (the answer is lost). Cancelled between
+                # attempts (backing off after a refused connection, a 429 or an error):
+                # nothing was answered, and nothing is counted.
+                if self.meter is not None:
+                    if on_wire[0]:
+                        self.meter.record(self.role, [], self.pricing)
+                    else:
+                        self.meter.release(self.role)
                 raise
             except BaseException:
                 if self.meter is not None:

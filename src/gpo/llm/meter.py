@@ -13,6 +13,11 @@ inside ``charge_to(task_id)`` (a context variable, so tasks searched concurrentl
 their own accounts), and ``task_spent(task_id)`` gives that task's calls, samples,
 tokens and cost by role. The caps stay the run's.
 
+What counts as spent is what may be billed: a call that returned, and a call cancelled
+while its request was on the wire (it may have reached the model). A call that failed for
+good (refused connections, 429s and errors on every attempt), or was cancelled between
+attempts, is not counted: it cannot have been answered.
+
 The meter is saved with the run (``meter.json``, after every call) and restored by
 ``gpo resume``, so every budget holds across resumes, and each task's account too.
 """
@@ -103,11 +108,15 @@ class Meter:
                 return False
             return used >= cap if role is None else (role in roles and used + 1 > cap)
 
+        def flying(roles: Sequence[str]) -> str:
+            n = sum(self._reserved[r] for r in roles)
+            return f", {n} of them still in flight" if n else ""
+
         scoring, optimizer = self._calls(SCORING_ROLES), self._calls(("optimizer",))
         if full(scoring, self.max_scorer_calls, SCORING_ROLES):
-            return f"scorer calls {scoring} of {self.max_scorer_calls}"
+            return f"scorer calls {scoring} of {self.max_scorer_calls}{flying(SCORING_ROLES)}"
         if full(optimizer, self.max_optimizer_calls, ("optimizer",)):
-            return f"optimizer calls {optimizer} of {self.max_optimizer_calls}"
+            return f"optimizer calls {optimizer} of {self.max_optimizer_calls}{flying(('optimizer',))}"
         tokens = sum(u.prompt_tokens + u.completion_tokens for u in self.spent.values())
         if self.max_tokens is not None and tokens >= self.max_tokens:
             return f"tokens {tokens} of {self.max_tokens}"

@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from gpo.errors import RunDirError
 from gpo.files import atomic_write_text
 
 
@@ -76,7 +78,8 @@ class RunStore:
         path = self._task_dir(task) / "state.json"
         if not path.is_file():
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path, f"remove it to search task {task.id} again from its start (the responses "
+                               "paid for are in the cache, so nothing is paid twice)")
 
     def save_evaluation(self, task, name: str, evaluation) -> None:
         evaluation.write(self._task_dir(task) / "evals" / f"{name}.jsonl")
@@ -88,7 +91,10 @@ class RunStore:
 
     def load_meter(self) -> dict | None:
         path = self.dir / "meter.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not path.is_file():
+            return None
+        return read_json(path, "it holds what the run has spent against its budgets; restore it, or remove it "
+                               "to count the budgets afresh")
 
     def write_results(self, rows: list[dict]) -> Path:
         path = self.dir / "optimized_prompts.jsonl"
@@ -99,11 +105,39 @@ class RunStore:
         self._events.close()
 
 
+def read_json(path: Path, what_to_do: str) -> dict:
+    """A JSON file of a run directory; a damaged one is named, with what to do, in one line
+    (``RunDirError``). Nothing is overwritten."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RunDirError(f"{path} is damaged (not UTF-8 text); nothing was changed: {what_to_do}") from None
+    except json.JSONDecodeError as err:
+        raise RunDirError(f"{path} is damaged (not valid JSON: {err.msg} at line {err.lineno}); "
+                          f"nothing was changed: {what_to_do}") from None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is damaged (expected a JSON object); nothing was changed: {what_to_do}")
+    return data
+
+
 def read_spec(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a gpo run directory (no run.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
+        raise RunDirError(f"{run_dir} is not a gpo run directory (no run.json)")
+    return read_json(path, "restore it from a backup, or start the run afresh in another directory")
+
+
+def existing_spec(run_dir: str | Path) -> dict | None:
+    """The spec of the run a directory holds, or None where it holds none."""
+    return read_spec(run_dir) if (Path(run_dir) / "run.json").is_file() else None
+
+
+def clear_run(run_dir: str | Path) -> None:
+    """Remove the run a directory holds, keeping nothing of it (``--overwrite``). Only a
+    directory holding a run.json is removed; a response cache kept elsewhere is not touched."""
+    path = Path(run_dir)
+    if (path / "run.json").is_file():
+        shutil.rmtree(path)
 
 
 def read_events(run_dir: str | Path) -> list[dict]:

@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 def read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark, as some editors write, is skipped
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -45,7 +45,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:  # spreadsheets write a byte-order mark
         reader = csv.DictReader(f)
         return [row | {"__line__": i} for i, row in enumerate(reader, 2)]
 
@@ -175,7 +175,15 @@ def load_user_task(
         examples = examples_of(Path(files))
         if not examples:
             raise TaskError(f"{files}: no examples")
-        splits = seeded_split(examples, fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}, seed)
+        fractions = fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}
+        splits = seeded_split(examples, fractions, seed)
+        empty = [s for s in ("train", "eval", "test") if s in splits and not splits[s]]
+        if empty:
+            cut = ", ".join(f"{s} {len(splits[s])}" for s in splits)
+            shares = "/".join(f"{s} {fractions[s]:g}" for s in fractions)
+            raise TaskError(f"{files}: {len(examples)} rows are too few to split by {shares} (that gives {cut}, "
+                            f"so {' and '.join(empty)} would be empty); give more rows, or one file per split "
+                            f"(--data-file train=FILE --data-file eval=FILE --data-file test=FILE)")
     else:
         unknown = set(files) - set(SPLITS)
         if unknown:
@@ -197,6 +205,10 @@ def _user_example(row: Mapping[str, Any], input_col: str, target_col: str, path:
                   template: Template | None, target_optional: bool) -> Example:
     if target_optional and target_col not in row:
         row = {**row, target_col: ""}
+    if not target_optional and target_col in row and str(row[target_col] or "").strip() == "":
+        raise TaskError(f"{path}, line {row.get('__line__', '?')}: the {target_col!r} column is empty; every row "
+                        f"needs a target to score against (fill it in or drop the row; metrics such as judge, json "
+                        f"or regex need none)")
     if template is None:
         return to_example(row, input_col, target_col, path)
     raw_target = _field(row, target_col, path)
