@@ -71,7 +71,7 @@ class GPOState(SearchState):
 @dataclass
 class StepTools:
     """What GPO's pieces may do inside one step of one task: ask the optimizer LLM for a
-    greedy reply (gradients, summaries), and score a prompt on eval."""
+    greedy reply (gradients, summaries), and score a prompt on eval within the search budget."""
 
     search: "GPO"
     task: Task
@@ -81,8 +81,13 @@ class StepTools:
         texts = await self.search.ask_raw(self.state, [self.search.request(prompt, temperature=0.0)])
         return polish(extract_tagged(texts[0][0]))
 
-    async def score(self, prompt: str) -> float:
-        evaluation = await self.search.evaluator.evaluate(self.task, prompt, "eval")
+    async def score(self, prompt: str) -> float | None:
+        """The prompt's eval score; None when the task's search budget cannot pay for it
+        (asked before anything is sent, like every scoring of a search)."""
+        search, task = self.search, self.task
+        if search.evaluator.requests_needed(task, prompt, "eval") > search.remaining(task, self.state):
+            return None
+        evaluation = await search.evaluator.evaluate(task, prompt, "eval")
         return self.state.scores.setdefault(prompt, evaluation.score)
 
 
@@ -124,7 +129,8 @@ class GPO(PromptSearch):
         requests = 1 + (self.gradient.requests if self.gradient else 0) + self.momentum.requests \
             + self.gradient_momentum.requests
         examples = batch + N * n_eval + (n_eval if self.momentum.scores else 0)
-        return examples, requests, N + requests - 1
+        rounds = self.update.resample_rounds  # each may ask again for as many as were unusable
+        return examples, requests + rounds, N * (1 + rounds) + requests - 1
 
     def schedule(self, task: Task) -> StepSizeSchedule | None:
         """The step-size (word budget) schedule over this task's steps; None: no budget."""

@@ -103,7 +103,7 @@ class Optimizing(Protocol):
 
     async def reply(self, prompt: str) -> str: ...
 
-    async def score(self, prompt: str) -> float: ...
+    async def score(self, prompt: str) -> float | None: ...  # None: the search budget cannot pay for it
 
 
 # ---------------------------------------------------------------------- momentum over prompts
@@ -172,6 +172,8 @@ class RealTime:
             return Direction(current_block(*current), "-"), current
         text = await tools.reply(summarise_prompts_prompt(*summary, *current)) or current[0]
         score = await tools.score(text)
+        if score is None:  # the search budget cannot score the new summary: this step goes without, the old one stays
+            return Direction(current_block(*current), "-"), summary
         return Direction(real_time_block(text, score), "real-time"), (text, score)
 
 
