@@ -136,6 +136,7 @@ def test_budgets_hold_across_resume(tmp_path, budget, field):
         assert 0.002 <= sum(r["cost"] for r in spent.values()) < 0.002 + 8 * 0.00013  # $10 per million tokens
 
 
+@pytest.mark.model  # the quickstart on the embedded model, in gpo processes
 def test_quickstart_with_a_scorer_budget_sends_at_most_that_many_requests_across_a_resume(tmp_path):
     run = tmp_path / "run"
     gpo = [sys.executable, "-m", "gpo.cli"]
@@ -153,3 +154,31 @@ def test_quickstart_with_a_scorer_budget_sends_at_most_that_many_requests_across
         per_process.append(usage[-1]["scorer"]["calls"] if usage else 0)
     assert per_process[0] == 60 and per_process[1] == 0
     assert any(e["event"] == "budget_stop" and e.get("mid_step") for e in events)
+
+
+def test_a_step_cut_short_keeps_no_half_changed_state_with_hooks_that_keep_nothing():
+    """With the library's default hooks (nothing kept), a mid-step budget stop restores the
+    state from before that step: the step's candidates are not in the search's memory."""
+    from gpo.optim.search import NoHooks
+
+    class Saves(NoHooks):  # sees each checkpoint, keeps nothing (load_state is None)
+        def __init__(self):
+            self.states = []
+
+        def save_state(self, task, state):
+            self.states.append(json.loads(json.dumps(state)))
+
+    opt = ScriptedLLM(script=replies([["x +", "y ++", "z +++"], ["w ++++", "v +++++", "u"]]))
+    scorer = echo_scorer()
+    meter = Meter(max_scorer_calls=10 + 8 + 30 + 8 + 15)  # step 1 is cut short while scoring its candidates
+    metered(meter, optimizer=opt, scorer=scorer)
+    hooks = Saves()
+    cfg = config(num_generated_instructions_in_each_step=3, num_search_epochs=2)
+    result = asyncio.run(GPO(cfg, opt, Evaluator(scorer, second_round=False), None, hooks, meter.exhausted)
+                         .optimize(plus_task()))
+    assert result.stopped and result.steps_done == 1
+    after_step_0, final = hooks.states[-2], hooks.states[-1]
+    assert after_step_0["next_step"] == 1
+    assert {k: v for k, v in final.items() if k not in ("done", "result")} == \
+           {k: v for k, v in after_step_0.items() if k not in ("done", "result")}
+    assert not any(text in final["seen"] for text in ("W ++++", "V +++++"))  # step 1's candidates are dropped

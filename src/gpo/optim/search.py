@@ -28,7 +28,7 @@ from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.llm.embed import Embedder
 from gpo.optim.stoppers import SPENT, NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
-from gpo.optim.update import extract_tagged, leak_reason, polish, word_edit_distance
+from gpo.optim.update import extract_tagged, leak_reason, not_an_instruction, polish, word_edit_distance
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.scoring.stats import Comparison
@@ -48,6 +48,13 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def stable_seed(*parts) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
+    """How many of a step's candidates were set aside, by kind of reason (the text before
+    any detail: 'not an instruction', 'too long', 'stopped by racing', ...)."""
+    kinds = [c.rejected.split(":")[0].split(" (")[0] for c in candidates if c.rejected]
+    return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
 
 
 @dataclass
@@ -172,6 +179,7 @@ class PromptSearch:
                            *([NoImprovement(config.patience)] if config.patience else []), *stoppers)
         self.options = self.parse_options(options or {})
         self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
+        self._asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
 
     @classmethod
     def parse_options(cls, options: dict) -> dict:
@@ -214,13 +222,15 @@ class PromptSearch:
                                  reason=halt.reason, step=state.next_step)
                 break
             g = state.next_step
+            before = state.to_dict()  # a step cut short leaves no half-changed state, whatever the hooks keep
             self._begin(task)
+            self._asked[id(state)] = []
             try:
                 record = await self.step(task, state, g)
             except BudgetSpent as err:  # a request would have passed a run budget: the step is dropped
                 stopped = str(err)
                 self.hooks.event("budget_stop", task=task.id, reason=stopped, step=g, mid_step=True)
-                state = self.State.from_dict(self.hooks.load_state(task) or state.to_dict())
+                state = self.State.from_dict(before)
                 break
             self._settle(task, state)
             state.trajectory.steps.append(record)
@@ -228,7 +238,8 @@ class PromptSearch:
             self.hooks.event("step", task=task.id, method=self.name, epoch=record.epoch, step=record.step,
                              global_step=g, total_steps=total, chosen=record.chosen, score=record.chosen_score,
                              best=state.trajectory.best().score, step_size=record.step_size,
-                             candidates=len(record.candidates), scorer_requests=state.scorer_requests)
+                             candidates=len(record.candidates), scorer_requests=state.scorer_requests,
+                             rejected=rejection_counts(record.candidates))
             self.hooks.save_state(task, state.to_dict())
         return await self._finish(task, state, total, stopped, ended)
 
@@ -370,6 +381,8 @@ class PromptSearch:
     async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
         """The optimizer's raw replies to several requests (sent together), counted against the task."""
         replies = await self.optimizer_llm.generate(requests)
+        self._asked.setdefault(id(state), []).extend(
+            text for r in requests for _, text in (r.messages or (("user", r.prompt or ""),)))
         for reply in replies:
             state.optimizer_samples += len(reply.samples)
             state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
@@ -385,13 +398,15 @@ class PromptSearch:
                check: Callable[[Candidate], str | None] | None = None,
                this_step: set[str] | None = None) -> list[Candidate]:
         """Each text as a Candidate, in generation order, either usable or marked with why not:
-        leaked scaffolding, too long, repeated within the step, failing ``check``, or seen
-        before (re-used with its stored score when it was scored). Pass ``this_step`` to
-        carry the step's texts across several calls."""
+        leaked scaffolding, too long, not an instruction (a transcript, a form, or a copy of
+        the step's meta-prompts or their examples), repeated within the step, failing
+        ``check``, or seen before (re-used with its stored score when it was scored). Pass
+        ``this_step`` to carry the step's texts across several calls."""
         out, this_step = [], (set() if this_step is None else this_step)
+        shown = self._shown(state)
         for text in texts:
             c = Candidate(text=text, edit_distance=word_edit_distance(reference, text))
-            c.rejected = leak_reason(text, self.config.max_prompt_words)
+            c.rejected = leak_reason(text, self.config.max_prompt_words) or not_an_instruction(text, shown)
             failed = None
             if c.rejected is None and text in this_step:
                 c.rejected = "duplicate in this step"
@@ -407,6 +422,15 @@ class PromptSearch:
                 state.seen.append(text)
             out.append(c)
         return out
+
+    def _shown(self, state: SearchState) -> str:
+        """This step's meta-prompts with the prompts they quote cut out: what a reply copies
+        when it continues the meta-prompt or repeats an example instead of writing a prompt."""
+        text = "\n".join(self._asked.get(id(state), []))
+        for prompt in sorted({*state.seen, *state.scores, *state.chosen}, key=len, reverse=True):
+            if prompt:
+                text = text.replace(prompt, "\n")
+        return text
 
     async def probe(self, task: Task, state: SearchState, prompts: list[str], g: int) -> list[tuple[str, Evaluation]]:
         """Score prompts on step g's train minibatch (for gradients and error examples), in

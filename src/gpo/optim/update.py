@@ -205,6 +205,34 @@ def leak_reason(text: str, max_words: int | None = None) -> str | None:
     return None
 
 
+# a line that opens with a short capitalised label and a colon ("Premise: ...", "Syntax: ..."):
+# two different ones make a form or a transcript, not an instruction
+_ANY_LABEL = re.compile(r"^\s*([A-Z][A-Za-z]{0,15}(?: [A-Za-z]{1,15})?):(?:\s|$)", re.M)
+# speaker turns of an invented dialogue
+_TURN = re.compile(r"^\s*(User|Assistant|System|Human|AI|Q|A)\s*:", re.M)
+COPY_WORDS = 8  # a run this long copied from the meta-prompt or its examples
+
+
+def not_an_instruction(text: str, shown: str = "") -> str | None:
+    """Why a reply is not an instruction, else None: it invents a transcript (speaker
+    turns), reads like a form (two or more different 'Label:' lines), or copies a run of
+    ``COPY_WORDS`` words from ``shown`` (the meta-prompt without the prompts it quotes, and
+    the examples it shows): a reply that continues the meta-prompt or repeats an example."""
+    turn = _TURN.search(text)
+    if turn:
+        return f"not an instruction: invents a transcript ('{turn.group(1)}:' turn)"
+    labels = list(dict.fromkeys(m.group(1) for m in _ANY_LABEL.finditer(text)))
+    if len(labels) >= 2:
+        return f"not an instruction: reads like a form ({', '.join(repr(l + ':') for l in labels[:3])} lines)"
+    words = text.split()
+    if shown and len(words) >= COPY_WORDS:
+        seen = shown.split()
+        grams = {tuple(seen[i:i + COPY_WORDS]) for i in range(len(seen) - COPY_WORDS + 1)}
+        if any(tuple(words[i:i + COPY_WORDS]) in grams for i in range(len(words) - COPY_WORDS + 1)):
+            return f"not an instruction: copies {COPY_WORDS}+ words of the meta-prompt or its examples"
+    return None
+
+
 def word_edit_distance(a: str, b: str) -> int:
     """Levenshtein distance over words: how many words were inserted, deleted or replaced."""
     x, y = a.split(), b.split()

@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 
 from gpo.optim.baselines import method_class
+from gpo.optim.search import rejection_counts
+from gpo.optim.trajectory import Candidate
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.stats import Comparison
 
@@ -140,6 +142,22 @@ def _task_accounts(events: list[dict]) -> list[str]:
     return rows + ["</table>"]
 
 
+def _rejections(state: dict) -> list[str]:
+    """How many candidates were set aside, and why, over the task's steps."""
+    counts: dict[str, int] = {}
+    steps = state["trajectory"]["steps"]
+    for step in steps:
+        for kind, n in rejection_counts([Candidate(**c) for c in step["candidates"]]).items():
+            counts[kind] = counts.get(kind, 0) + n
+    total = sum(len(step["candidates"]) for step in steps)
+    if not total:
+        return []
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{n}</td></tr>" for k, n in counts.items())
+    return [f"<h3>Candidates set aside</h3><p>{sum(counts.values())} of {total} candidates were not scored in full "
+            f"(a reply that is not an instruction is screened out before it is scored).</p>"
+            f"<table><tr><th>reason</th><th>candidates</th></tr>{rows}</table>"]
+
+
 def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     spec = read_spec(run_dir)
@@ -192,6 +210,7 @@ def write_report(run_dir: str | Path) -> Path:
             diff = html.escape(p["prompt"]) if i == 0 else _word_diff(points[i - 1]["prompt"], p["prompt"])
             body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
         body.append("</table>")
+        body += _rejections(state)
     usage = [e for e in events if e["event"] == "usage"]
     if usage:
         u = usage[-1]
