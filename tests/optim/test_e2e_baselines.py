@@ -8,6 +8,8 @@ import pytest
 from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import GPOConfig
 
+pytestmark = pytest.mark.model  # the embedded model in both roles
+
 SIZES = {"train": 4, "eval": 3, "test": 3, "format": 3, "few_shot": 2}
 
 
@@ -21,7 +23,7 @@ def test_baseline_end_to_end_on_the_embedded_model(method, cache, tmp_path):
     spec = RunSpec(
         tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes=SIZES),
         config=GPOConfig(num_search_epochs=1, opt_batch_size=4, num_generated_instructions_in_each_step=2,
-                         optimizer_max_tokens=48, momentum_selection_name="recency"),
+                         optimizer_max_tokens=48, momentum_selection_name="recency", adopt="best"),
         scoring=ScoringSpec(max_tokens=24, second_round_max_tokens=8), method=method, cache=cache,
         method_options={"beam": 2} if method in ("apo", "pe2") else {},
     )
@@ -40,12 +42,19 @@ def test_baseline_end_to_end_on_the_embedded_model(method, cache, tmp_path):
 
 
 def test_fixed_rows_end_to_end(cache, tmp_path):
-    scores = {}
-    for method in ("empty", "cot"):
+    """The fixed rows search nothing: each scores its one prompt (empty, or step by step)
+    on eval and test, and what it reports is what its saved records hold."""
+    for method, prompt in (("empty", ""), ("cot", "Let's think step by step.")):
         spec = RunSpec(tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes=SIZES), method=method,
                        scoring=ScoringSpec(max_tokens=24, second_round_max_tokens=8), cache=cache)
         (result,) = optimize(spec, tmp_path / method)
-        assert result.final_prompt == ("" if method == "empty" else "Let's think step by step.")
-        assert result.optimizer_samples == 0 and result.final_test is not None
-        scores[method] = result.final_eval
-    assert set(scores) == {"empty", "cot"}
+        assert result.initial_prompt == result.final_prompt == prompt
+        assert result.optimizer_samples == 0 and result.steps_done == 0
+        evals = tmp_path / method / "tasks/synthetic__navigate/evals"
+        for split, reported in (("eval", result.final_eval), ("test", result.final_test)):
+            lines = (evals / split / ("initial.jsonl")).read_text().splitlines()
+            summary, records = json.loads(lines[0])["summary"], [json.loads(l) for l in lines[1:]]
+            assert summary["instruction"] == prompt and summary["n"] == SIZES[split] == len(records)
+            assert reported == summary["score"] == sum(r["score"] for r in records) / len(records)
+            # the prompt really reached the scorer: in the first-round request, or not at all
+            assert all((prompt in r["prompt"]) if prompt else ("step by step" not in r["prompt"]) for r in records)

@@ -3,10 +3,14 @@
 import asyncio
 import json
 
-from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize
+import pytest
+
+from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize, plan
 from gpo.config import preset
 from gpo.llm import LocalLLM
 from gpo.scoring import Evaluator
+
+pytestmark = pytest.mark.model  # the embedded model in both roles
 
 SIZES = {"train": 4, "eval": 4, "test": 4, "format": 3, "few_shot": 2}
 
@@ -14,10 +18,19 @@ SIZES = {"train": 4, "eval": 4, "test": 4, "format": 3, "few_shot": 2}
 def test_gpo_preset_end_to_end_and_test_score_reproduces(tmp_path):
     spec = RunSpec(
         tasks=TaskSpec(source="synthetic", tasks=["boolean_expressions"], sizes=SIZES),
-        config=preset("gpo", num_search_epochs=2, opt_batch_size=4, num_generated_instructions_in_each_step=2, optimizer_max_tokens=96),
+        config=preset("gpo", num_search_epochs=2, opt_batch_size=4, num_generated_instructions_in_each_step=2,
+                      optimizer_max_tokens=96, adopt="best"),
         scoring=ScoringSpec(max_tokens=32, second_round_max_tokens=8),
     )
     (result,) = optimize(spec, tmp_path / "run")
+    # the plan is an upper bound on every figure the run spent (real tokens of the real model)
+    planned, spent = plan(spec), json.loads((tmp_path / "run/meter.json").read_text())["run"]
+    assert 0 < spent["scorer"]["calls"] <= planned["scorer_calls"]
+    assert 0 < spent["optimizer"]["samples"] <= planned["optimizer_samples"]
+    assert spent["optimizer"]["calls"] <= planned["optimizer_calls"]
+    for role in ("scorer", "optimizer"):
+        assert spent[role]["prompt_tokens"] <= planned[f"{role}_tokens"][0], role
+        assert spent[role]["completion_tokens"] <= planned[f"{role}_tokens"][1], role
     state = json.loads((tmp_path / "run/tasks/synthetic__boolean_expressions/state.json").read_text())
     points = state["trajectory"]["points"]
     assert len(points) == 3 and len(state["trajectory"]["steps"]) == 2
@@ -39,7 +52,7 @@ def test_racing_end_to_end_every_recorded_eval_score_is_whole_split(tmp_path):
     spec = RunSpec(
         tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes={**SIZES, "eval": 16}),
         config=preset("gpo", num_search_epochs=1, opt_batch_size=4, num_generated_instructions_in_each_step=3,
-                      optimizer_max_tokens=64, train_probe=False),
+                      optimizer_max_tokens=64, train_probe=False, adopt="best"),
         scoring=ScoringSpec(max_tokens=16, second_round=False),
     )
     (result,) = optimize(spec, tmp_path / "run")

@@ -105,9 +105,45 @@ def test_full_scores_every_candidate_on_the_whole_split():
     assert result.scorer_requests == 48 * 4
 
 
-def test_racing_applies_to_every_searching_method():
-    for name, cls in METHODS.items():
-        assert "score" not in vars(cls), f"{name} scores candidates outside the shared (racing) path"
+def half_hopeless():
+    """A fake optimizer whose samples alternate: a prompt that scores 1 on every plus-task
+    example (ten '+'), then one that scores 0 (none)."""
+    count = {"n": 0}
+
+    def script(request, i):
+        count["n"] += 1
+        prompt = f"plus {'none' if count['n'] % 2 == 0 else '+' * 10} v{request.seed}-{i}"
+        return f"<START>{prompt}<END>"
+
+    return script
+
+
+SEARCHING = [m for m, cls in METHODS.items() if m not in ("empty", "cot") and cls.__module__.startswith("gpo.optim.baselines")
+             or m in ("gpo", "sgdm")]
+
+
+@pytest.mark.parametrize("method", SEARCHING)
+def test_racing_applies_to_every_searching_method(method):
+    """Behaviour, not structure: under selection=race a hopeless candidate stops after the
+    first block of eval examples, and under full scoring the same run scores it in full."""
+    from fakes import config, echo_scorer, plus_task
+    from test_baselines import Recorder
+
+    runs = {}
+    for selection in ("race", "full"):
+        opt, scorer = ScriptedLLM(model="opt", script=half_hopeless()), echo_scorer()
+        cfg = config(num_search_epochs=1, selection=selection)
+        options = {"apo": {"beam": 8}, "pe2": {"beam": 2}}.get(method)  # apo: no UCB cut before the race
+        search = METHODS[method](cfg, opt, Evaluator(scorer, PromptFormat(), second_round=False), None, Recorder(),
+                                 options=options)
+        asyncio.run(search.optimize(plus_task(n_eval=48)))
+        candidates = [c for st in search.hooks.states[-1]["trajectory"]["steps"] for c in st["candidates"]]
+        runs[selection] = candidates
+    raced = [c for c in runs["race"] if c["race_examples"] is not None]
+    assert raced and all(c["race_examples"] < 48 and c["rejected"].startswith("stopped by racing") for c in raced)
+    assert all("none" in c["text"] for c in raced)  # only hopeless ones stop
+    assert not any(c["race_examples"] for c in runs["full"])
+    assert any("none" in c["text"] and c["score"] == 0.0 for c in runs["full"])  # full scores them to the end
 
 
 def test_race_on_stored_records_matches_block_schedule():
@@ -183,7 +219,7 @@ def test_adopt_significant_keeps_the_initial_prompt_unless_the_gain_is_significa
     assert kept.final_prompt == "start" and kept.final_eval == 0.0
     assert kept.not_adopted["prompt"] == "Acc=0.07" and kept.not_adopted["comparison"]["p"] == pytest.approx(0.25)
     assert kept.eval_comparison["diff"] == 0.0 and kept.test_comparison["diff"] == 0.0
-    best, _, _ = run(config(**one), opt=optimizer(["acc=0.07"]))  # adopt=best takes the higher mean
+    best, _, _ = run(config(adopt="best", **one), opt=optimizer(["acc=0.07"]))  # adopt=best takes the higher mean
     assert best.final_prompt == "Acc=0.07" and not best.eval_comparison["significant"]
 
 

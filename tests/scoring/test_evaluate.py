@@ -3,6 +3,8 @@
 import asyncio
 import json
 
+import pytest
+
 from fakes import ScriptedLLM, last_user
 from gpo.llm import LocalLLM
 from gpo.scoring import Evaluator, Position, PromptFormat
@@ -94,12 +96,16 @@ def test_records_are_written(tmp_path):
     assert {"prompt", "raw_answer", "parsed_answer", "target", "score"} <= set(lines[1])
 
 
+@pytest.mark.model
 def test_embedded_model_scores_a_real_task():
     task = synthetic_task("boolean_expressions", sizes={"eval": 6})
     scorer = LocalLLM()
     evaluator = Evaluator(scorer, max_tokens=48)
     ev = asyncio.run(evaluator.evaluate(task, "Answer True or False.", "eval"))
-    assert ev.n == 6 and 0.0 <= ev.score <= 1.0
+    assert ev.n == 6 == scorer.usage.calls // 2  # two rounds for each example, each sent once
+    # each example's score is its parsed answer against the target, and the split's score their mean
+    assert all(r.score == float(r.parsed_answer == r.target.lower()) for r in ev.records)
+    assert ev.score == sum(r.score for r in ev.records) / 6
     assert all(r.raw_answer_second_round is not None for r in ev.records)
     assert all(r.parsed_answer in ("true", "false") or r.score == 0 for r in ev.records)
     again = asyncio.run(Evaluator(scorer, max_tokens=48).evaluate(task, "Answer True or False.", "eval"))
@@ -107,7 +113,6 @@ def test_embedded_model_scores_a_real_task():
 
 
 def test_prompt_files_in_the_papers_shape_and_ours(tmp_path):
-    import pytest
 
     from gpo.api import read_prompt_file
     from gpo.tasks import TaskError

@@ -260,6 +260,7 @@ def test_cli_template_metric_flags_are_for_user_data_only():
     assert proc.returncode != 0 and "--metric: for your own data (--dataset user)" in proc.stderr
 
 
+@pytest.mark.model  # the embedded model in a gpo process
 def test_a_multi_field_csv_through_a_template_on_the_embedded_model(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run(GPO_CLI + USER + [

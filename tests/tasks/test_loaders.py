@@ -135,3 +135,33 @@ def test_hugging_face_dataset_from_a_local_directory(tmp_path):
     assert t.sizes()["train"] == 6 and t.sizes()["eval"] == 2 and t.split("test")[0].target == "10"
     with pytest.raises(TaskError, match="no column 'prompt'"):
         load_hf_task("arith", tmp_path / "arith", input_col="prompt", target_col="answer")
+
+
+def test_hugging_face_tasks_are_reachable_from_a_spec_and_the_command_line(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="optional extra gpo[hub]")
+    import subprocess
+    import sys
+
+    from gpo.spec import RunSpec
+
+    ds = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"q": [f"Is {i} even?" for i in range(8)],
+                                             "a": ["yes" if i % 2 == 0 else "no" for i in range(8)]}),
+        "dev": datasets.Dataset.from_dict({"q": ["Is 10 even?", "Is 11 even?"], "a": ["yes", "no"]}),
+        "holdout": datasets.Dataset.from_dict({"q": ["Is 12 even?"], "a": ["yes"]}),
+    })
+    ds.save_to_disk(str(tmp_path / "parity"))
+    spec = RunSpec.from_sources(overrides={"dataset": "hf", "hf_name": str(tmp_path / "parity"), "input_col": "q",
+                                           "target_col": "a", "hf_split": ["train=train", "eval=dev", "test=holdout"]},
+                                check_models=False)
+    (task,) = RunSpec.from_dict(spec.to_dict()).tasks.load()  # and as run.json keeps it
+    assert task.dataset == "hf" and task.name == "parity" and task.kind is AnswerKind.BOOLEAN
+    assert task.sizes()["train"] == 8 and [e.target for e in task.split("eval")] == ["yes", "no"]
+    assert task.split("test")[0].input == "Is 12 even?"
+    gpo = [sys.executable, "-m", "gpo.cli", "optimize", "--dataset", "hf"]
+    missing = subprocess.run(gpo, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "--dataset hf needs --hf-name" in missing.stderr
+    bad_split = subprocess.run(gpo + ["--hf-name", str(tmp_path / "parity"), "--hf-split", "eval=validation",
+                                      "--input-col", "q", "--target-col", "a"], capture_output=True, text=True, timeout=120)
+    assert bad_split.returncode == 2 and "no split 'validation'" in bad_split.stderr
+    assert "Traceback" not in missing.stderr + bad_split.stderr
