@@ -78,6 +78,7 @@ def avoid_amx_kernels() -> None:
         return params
 
     without_extra_buffers.gpo_no_extra_bufts = True
+    without_extra_buffers.__wrapped__ = defaults
     bindings.llama_model_default_params = without_extra_buffers
 
 
