@@ -29,16 +29,12 @@ a rerun skips finished cells, and the response cache makes repeated requests fre
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
-import json
 import shlex
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 from bench._record import DATA_DIR, record
-from bench.compare import add_model_options, by_dataset, one_run, run_plan
+from bench.compare import add_model_options, build_spec, by_dataset, planned, run_plan
 
 from gpo.config import CELLS, PRESETS
 from gpo.scoring.stats import compare, wilson
@@ -58,24 +54,14 @@ def collect(args, cells: list[str]) -> tuple[dict[str, list[dict]], float]:
     for cell in cells:
         for seed in args.seeds:
             for dataset, names in by_dataset(args.tasks).items():
-                sid = settings_id(args, names)  # other settings: other rows and run directories
-                in_own_dir = argparse.Namespace(**{**vars(args), "runs": str(Path(args.runs) / sid)})
-                run = functools.partial(one_run, in_own_dir, "gpo", seed, dataset, names, False, preset_name=cell)
-                key = f"{cell}|{seed}|{dataset}|{sid}"
-                plan.append((key, {"cell": cell, "seed": seed, "dataset": dataset}, run))
+                spec = build_spec(args, "gpo", seed, dataset, names, False, preset_name=cell)
+                plan.append(planned(args, f"{cell}|{seed}|{dataset}", {"cell": cell, "seed": seed, "dataset": dataset},
+                                    spec))
     done = run_plan(args.results, plan)
     by_cell: dict[str, list[dict]] = defaultdict(list)
     for key, fields, _ in plan:
         by_cell[fields["cell"]] += done[key]["results"]
     return by_cell, sum(done[key]["wall_s"] for key, _, _ in plan) / 60
-
-
-def settings_id(args, names: list[str]) -> str:
-    """A short fingerprint of everything but the cell, seed and dataset that shapes a run."""
-    keys = ("train", "eval", "test", "budget", "epochs", "batch", "candidates", "scorer_max_tokens", "second_round",
-            "optimizer_max_tokens", "optimizer_model", "optimizer_base_url", "scorer_model", "scorer_base_url")
-    text = json.dumps([sorted(names)] + [getattr(args, k) for k in keys])
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def table(cells: list[str], by_cell: dict[str, list[dict]]) -> str:

@@ -8,8 +8,8 @@ Every method gets the same scorer, splits, answer extraction, initial prompt and
 search budget (``Budget.scorer_calls_per_task``: requests counted as a fresh run
 pays them, so a rerun served from the cache ends in the same place). Results go
 to a JSON-lines file as each run finishes, so an interrupted benchmark keeps
-what it has; rerunning skips finished runs, and the response cache makes the
-rest free. ``--report-only`` rebuilds the tables from that file.
+what it has; rerunning the same command skips finished runs (each run is keyed by a
+fingerprint of all its settings, so other flags never reuse them) and rebuilds the tables.
 
 Lite scale, embedded SmolLM2 in both roles, 2 CPU cores (the defaults):
 
@@ -30,15 +30,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import shlex
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from bench._record import DATA_DIR, record
+from bench._record import DATA_DIR, fingerprint, record
 
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -71,18 +69,17 @@ def run_key(method: str, seed: int, dataset: str, few_shot: bool) -> str:
     return f"{method}|{seed}|{dataset}|{'few-shot' if few_shot else 'instruction'}"
 
 
-def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_shot: bool,
-            preset_name: str = "gpo") -> list[dict]:
-    """One method (or one preset of GPO) on one dataset's tasks; the rows of its results, with
-    per-example test scores of the initial and final prompts. A preset other than ``gpo`` keeps
-    its own candidate selection (the paper's presets score every candidate)."""
+def build_spec(args, method: str, seed: int, dataset: str, names: list[str], few_shot: bool,
+               preset_name: str = "gpo") -> RunSpec:
+    """One method (or one preset of GPO) on one dataset's tasks. A preset other than ``gpo``
+    keeps its own candidate selection (the paper's presets score every candidate)."""
     caps = {k: v for k, v in (("train", args.train), ("eval", args.eval), ("test", args.test)) if v}
     selection = dict(selection=args.selection, race_block=args.race_block) if preset_name == "gpo" else {}
     cfg = preset(preset_name, seed=seed, num_search_epochs=args.epochs, opt_batch_size=args.batch,
                  num_generated_instructions_in_each_step=args.candidates, optimizer_max_tokens=args.optimizer_max_tokens,
                  evaluate_generated_ins_on_few_shot=few_shot, few_shot_number=args.shots, train_probe=False,
                  budget={"scorer_calls_per_task": args.budget or None}, **selection)
-    spec = RunSpec(
+    return RunSpec(
         tasks=TaskSpec(source="gpo", dataset=dataset, tasks=names, data_dir=args.data_dir, max_examples=caps or None),
         config=cfg, method=method,
         optimizer=ModelSpec(args.optimizer_model, args.optimizer_base_url, concurrency=args.concurrency),
@@ -90,8 +87,17 @@ def one_run(args, method: str, seed: int, dataset: str, names: list[str], few_sh
         scoring=ScoringSpec(max_tokens=args.scorer_max_tokens, second_round=args.second_round),
         cache=args.cache, concurrent_tasks=args.concurrent_tasks,
     )
-    key = run_key(method if preset_name == "gpo" else preset_name, seed, dataset, few_shot)
-    run_dir = Path(args.runs) / key.replace("|", "-")
+
+
+def planned(args, label: str, fields: dict, spec: RunSpec) -> tuple[str, dict, Callable[[], list[dict]]]:
+    """A (key, fields, run) entry of a bench's plan. The key, and the run's directory, carry a
+    fingerprint of every setting of the run, so a rerun with other flags reuses nothing."""
+    key = f"{label}|{fingerprint(spec)}"
+    return key, fields, functools.partial(one_run, spec, Path(args.runs) / key.replace("|", "-"))
+
+
+def one_run(spec: RunSpec, run_dir: Path) -> list[dict]:
+    """The rows of a run's results, with per-example test scores of the initial and final prompts."""
     rows = []
     for r in optimize(spec, run_dir):
         tests = run_dir / "tasks" / safe_name(f"{r.dataset}/{r.task}") / "evals" / "test"
@@ -136,8 +142,8 @@ def collect(args) -> list[dict]:
             for method in methods:
                 for seed in ([args.seeds[0]] if method in FIXED else args.seeds):
                     fields = {"method": method, "seed": seed, "dataset": dataset, "few_shot": few_shot}
-                    run = functools.partial(one_run, args, method, seed, dataset, names, few_shot)
-                    plan.append((run_key(method, seed, dataset, few_shot), fields, run))
+                    spec = build_spec(args, method, seed, dataset, names, few_shot)
+                    plan.append(planned(args, run_key(method, seed, dataset, few_shot), fields, spec))
     done = run_plan(args.results, plan)
     return [done[key] for key, _, _ in plan]
 
@@ -246,7 +252,7 @@ def gains_table(rows: list[dict], methods: list[str], seeds: list[int]) -> str:
                 initial[(task, row["seed"])] = scores["initial"]  # the same prompt (CoT) for every search
     keys = sorted(initial)
     if not keys:
-        return "(no per-example test scores in the results file: rerun without --report-only to record them)"
+        return "(no per-example test scores in the results file)"
 
     def pooled(method: str) -> list[float] | None:
         if not all(k in finals[method] for k in keys):
@@ -284,13 +290,9 @@ def main(args) -> None:
     for m in args.methods:
         method_class(m)  # unknown names fail before anything runs
     start = time.time()
-    rows = [json.loads(l) for l in Path(args.results).read_text().splitlines()] if args.report_only else collect(args)
+    rows = collect(args)
     wall = sum(r["wall_s"] for r in rows) / 60
-    argv = [a for a in sys.argv[1:] if a not in ("--report-only", "--no-record")]
-    rebuilt = " (tables rebuilt from its results file with `--report-only`)" if args.report_only else ""
-    body = f"""Command: `python -m bench.compare {shlex.join(argv)}`{rebuilt}
-
-Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
+    body = f"""Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped at train
 {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'} (file order); search budget
 {args.budget or 'unlimited'} scorer requests per task; at most {args.epochs} epochs of batch {args.batch},
 {args.candidates} candidates per step, candidate selection {args.selection}; scorer ≤ {args.scorer_max_tokens} tokens, second round
@@ -332,7 +334,6 @@ if __name__ == "__main__":
     p.add_argument("--cache", default="bench/.cache/compare.sqlite")
     p.add_argument("--runs", default="bench/.cache/compare_runs")
     p.add_argument("--results", default="bench/.cache/compare_results.jsonl")
-    p.add_argument("--report-only", action="store_true")
     p.add_argument("--no-record", action="store_true", help="print only; do not write BENCHMARKS.md")
     p.add_argument("--section", default="compare-lite")
     p.add_argument("--title", default="Optimizers compared on the same engine, lite scale (issue 6)")

@@ -185,7 +185,10 @@ def main() -> None:
 Orchestration: best of 3 runs, endpoint in a separate process, exactly 32 requests in flight at the peak.
 Token rates: each path in a fresh process (warm-up pass, then a timed pass), alternating, best of 3, over the
 same {len(PROMPTS)} prompts, greedy, ≤ 96 tokens each, both re-evaluating each prompt from scratch."""
-    record("model-layer", "Model layer (issue 2)", body)
+    record("model-layer", "Model layer (issue 2)", body, targets=[
+        (f"orchestration wall / ideal {ratio:.3f} ≤ 1.10", ratio <= 1.10),
+        (f"tokens/s through gpo / direct {gpo_tps / direct_tps:.3f} ≥ 0.95", gpo_tps / direct_tps >= 0.95),
+    ])
 
 
 if __name__ == "__main__":

@@ -30,11 +30,10 @@ Paper scale, against OpenAI-compatible endpoints:
 from __future__ import annotations
 
 import argparse
-import functools
 from collections import defaultdict
 
 from bench._record import DATA_DIR, record
-from bench.compare import add_model_options, by_dataset, one_run, run_plan
+from bench.compare import add_model_options, build_spec, by_dataset, planned, run_plan
 
 from gpo.optim.baselines import method_class
 from gpo.scoring.stats import compare, wilson
@@ -50,8 +49,9 @@ def collect(args) -> dict[str, list[dict]]:
     for method in args.methods:
         for seed in args.seeds:
             for dataset, names in by_dataset(args.tasks).items():
-                run = functools.partial(one_run, args, method, seed, dataset, names, False)
-                plan.append((f"{method}|{seed}|{dataset}", {"method": method, "seed": seed, "dataset": dataset}, run))
+                spec = build_spec(args, method, seed, dataset, names, False)
+                plan.append(planned(args, f"{method}|{seed}|{dataset}",
+                                    {"method": method, "seed": seed, "dataset": dataset}, spec))
     done = run_plan(args.results, plan)
     runs: dict[str, list[dict]] = defaultdict(list)
     for key, fields, _ in plan:
@@ -63,7 +63,9 @@ def pooled(rows: list[dict], which: str) -> list[float]:
     return [x for row in rows for r in row["results"] for x in (r.get("test_scores") or {}).get(which, [])]
 
 
-def table(methods: list[str], runs: dict[str, list[dict]]) -> str:
+def table(methods: list[str], runs: dict[str, list[dict]]) -> tuple[str, dict, dict]:
+    """The table, each method's test gain over the initial prompt, and its difference from gpo."""
+    gains, versus_gpo = {}, {}
     lines = ["| method | test % (95% CI) | gain over the initial prompt (points) | against gpo (points) "
              "| scorer requests | optimizer samples | optimizer tokens | wall (min) |", "|---|---|---|---|---|---|---|---|"]
     gpo = pooled(runs["gpo"], "final") if "gpo" in runs else None
@@ -72,13 +74,17 @@ def table(methods: list[str], runs: dict[str, list[dict]]) -> str:
         finals, initials = pooled(rows, "final"), pooled(rows, "initial")
         results = [r for row in rows for r in row["results"]]
         low, high = wilson(int(sum(finals)), len(finals))
-        versus = "-" if m == "gpo" or not gpo or len(gpo) != len(finals) else compare(gpo, finals, seed=1).describe()
+        gains[m] = compare(initials, finals, seed=1)
+        versus = "-"
+        if m != "gpo" and gpo and len(gpo) == len(finals):
+            versus_gpo[m] = compare(gpo, finals, seed=1)
+            versus = versus_gpo[m].describe()
         lines.append(
             f"| {m} | {100 * sum(finals) / len(finals):.1f} ({100 * low:.1f}-{100 * high:.1f}) "
-            f"| {compare(initials, finals, seed=1).describe()} | {versus} "
+            f"| {gains[m].describe()} | {versus} "
             f"| {sum(r['scorer_requests'] for r in results)} | {sum(r['optimizer_samples'] for r in results)} "
             f"| {sum(r['optimizer_tokens'] for r in results):,} | {sum(row['wall_s'] for row in rows) / 60:.1f} |")
-    return "\n".join(lines)
+    return "\n".join(lines), gains, versus_gpo
 
 
 def main(args) -> None:
@@ -86,20 +92,25 @@ def main(args) -> None:
         method_class(m)  # unknown names fail before anything runs
     runs = collect(args)
     n = len(pooled(runs[args.methods[0]], "initial"))
+    shown, gains, versus_gpo = table(args.methods, runs)
+    better = [m for m, g in gains.items() if g.significant and g.diff > 0]
+    worse = [m for m, g in gains.items() if g.significant and g.diff < 0]
+    apart = [m for m, g in versus_gpo.items() if g.significant]
+    selection = "raced on eval" if args.selection == "race" else "each scored on the whole eval split"
     body = f"""Scorer {args.scorer_model}, optimizer {args.optimizer_model}; tasks {', '.join(args.tasks)}; splits capped
 at train {args.train or 'all'} / eval {args.eval or 'all'} / test {args.test or 'all'}; seeds
 {', '.join(map(str, args.seeds))}; a search budget of {args.budget} scorer requests per task for every method
 (counted by gpo, the initial prompt's eval scoring included); gpo and its baselines: at most {args.epochs} epochs
-of batch {args.batch}, {args.candidates} candidates per step, candidates raced on eval. Scorer ≤
+of batch {args.batch}, {args.candidates} candidates per step, candidates {selection}. Scorer ≤
 {args.scorer_max_tokens} tokens, second round {'on' if args.second_round else 'off'}. Every final prompt is scored
 by gpo's Evaluator on the same {n} pooled test examples (tasks × seeds; the seeds reuse the same examples, so
 intervals are somewhat narrower than independent examples would give). "not significant" where p ≥ 0.05.
 
-{table(args.methods, runs)}
+{shown}
 
-At this model size the optimizer (SmolLM2-135M) rarely writes a prompt that helps, so the table
-shows that every peer runs end to end on the same engine and budget, and how each spends it. It
-does not rank the methods: read the intervals before the means."""
+Reading, from the table: a significant test gain over the initial prompt for {len(better)} of {len(gains)}
+methods ({', '.join(better) or 'none'}), a significant loss for {len(worse)} ({', '.join(worse) or 'none'});
+{len(apart)} of {len(versus_gpo)} differ significantly from gpo ({', '.join(apart) or 'none'})."""
     print(body)
     if not args.no_record:
         record(args.section, args.title, body)

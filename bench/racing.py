@@ -31,7 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench._record import DATA_DIR, record
+from bench._record import DATA_DIR, fingerprint, record
 
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -101,7 +101,9 @@ def replay(step: dict, block: int, alpha: float, seed: int) -> tuple[bool, bool,
     return same, same or not (worse.significant and worse.diff < 0), result.examples_scored / (len(prompts) * n)
 
 
-def replay_table(steps: list[dict], args) -> str:
+def replay_table(steps: list[dict], args) -> tuple[str, dict[int, tuple[float, float]]]:
+    """The table, and per block (same or not significantly worse, share of full's requests)."""
+    figures = {}
     lines = ["| block | steps raced | orders each | same winner | same or not significantly worse | "
              "requests vs full (mean) | least possible | candidates per step |", "|---|---|---|---|---|---|---|---|"]
     k = statistics.mean(len(s["scores"]) for s in steps)
@@ -112,12 +114,13 @@ def replay_table(steps: list[dict], args) -> str:
         share = statistics.mean(o[2] for o in outcomes)
         floor = statistics.mean(least_scorings(len(s["scores"]), n := len(next(iter(s["scores"].values()))), block)
                                 / (len(s["scores"]) * n) for s in steps)
+        figures[block] = (fine, share)
         lines.append(f"| {block} | {len(steps)} | {args.orders} | {100 * same:.1f}% | {100 * fine:.1f}% | "
                      f"{100 * share:.1f}% | {100 * floor:.1f}% | {k:.1f} |")
     return "\n".join(lines) + (
         "\n\n\"Least possible\": every candidate but the winner stopped after its first block, the most racing "
         "can save with this many candidates. The rest of the gap is the candidates themselves: where they score "
-        "alike (or all 0), no paired test can separate them and racing rightly scores them in full.")
+        "alike (or all 0), no paired test can separate them and racing rightly scores them in full."), figures
 
 
 def per_step_detail(steps: list[dict], args) -> str:
@@ -130,16 +133,18 @@ def per_step_detail(steps: list[dict], args) -> str:
     return "\n".join(lines)
 
 
-def live(args) -> str:
-    """Race and full at an equal search budget: final prompts' test scores, paired."""
+def live(args) -> tuple[str, dict[str, float]]:
+    """Race and full at an equal search budget: final prompts' test scores, paired; and
+    each rule's mean search requests per task."""
     finals: dict[str, dict[tuple, list[float]]] = {"race": {}, "full": {}}
     initials: dict[tuple, list[float]] = {}
     used: dict[str, list[int]] = {"race": [], "full": []}
     for seed in args.live_seeds:
         for rule in ("race", "full"):
-            run_dir = Path(args.runs) / f"live-{rule}-{seed}"
+            run = spec(args, rule, seed, args.live_epochs, args.budget, args.test, args.live_tasks)
+            run_dir = Path(args.runs) / f"live-{rule}-{seed}-{fingerprint(run)}"  # other flags: other runs
             t0 = time.time()
-            results = optimize(spec(args, rule, seed, args.live_epochs, args.budget, args.test, args.live_tasks), run_dir)
+            results = optimize(run, run_dir)
             print(f"live {rule} seed {seed}: {time.time() - t0:.0f}s", flush=True)
             for r in results:
                 tdir = run_dir / "tasks" / safe_name(f"bbh/{r.task}") / "evals" / "test"
@@ -156,21 +161,28 @@ def live(args) -> str:
         lines.append(f"| {rule} | {100 * statistics.mean(pooled[rule]):.1f} | {gain.describe()} | "
                      f"{statistics.mean(used[rule]):.0f} |")
     versus = compare(pooled["full"], pooled["race"], alpha=args.alpha, seed=2)
-    return "\n".join(lines) + f"\n\nRace against full, paired on the same test examples: {versus.describe()}."
+    return ("\n".join(lines) + f"\n\nRace against full, paired on the same test examples: {versus.describe()}.",
+            {rule: statistics.mean(used[rule]) for rule in used})
 
 
 def main(args) -> None:
     start = time.time()
     run_dirs = []
     for seed in args.seeds:
-        run_dir = Path(args.runs) / f"records-{seed}"
+        run = spec(args, "full", seed, args.steps, None, 4, args.tasks)
+        run_dir = Path(args.runs) / f"records-{seed}-{fingerprint(run)}"  # other flags: other runs
         t0 = time.time()
-        optimize(spec(args, "full", seed, args.steps, None, 4, args.tasks), run_dir)
+        optimize(run, run_dir)
         print(f"records seed {seed}: {time.time() - t0:.0f}s", flush=True)
         run_dirs.append(run_dir)
     steps = [s for d in run_dirs for s in step_records(d)]
     if not steps:
         raise SystemExit("no step had two or more candidates scored on the whole split; raise --candidates or --steps")
+    table, figures = replay_table(steps, args)
+    fine, share = figures[args.blocks[0]]
+    targets = [(f"block {args.blocks[0]}: the same or a not significantly worse decision in {100 * fine:.1f}% of "
+                f"steps, ≥ 90%", fine >= 0.9),
+               (f"block {args.blocks[0]}: {100 * share:.1f}% of full's requests, ≤ 40%", share <= 0.4)]
     body = f"""Scorer {args.scorer_model}, optimizer {args.optimizer_model}; bbh {', '.join(args.tasks)}; eval
 {args.eval or 'whole split (48)'} examples; GPO (the default recipe) with {args.candidates} candidates per step,
 {args.steps} steps per task, batch {args.batch}, seeds {', '.join(map(str, args.seeds))}; scorer ≤
@@ -182,13 +194,16 @@ not significantly worse": racing's winner is full's, or is not significantly wor
 (paired exact test). Requests: the (candidate, example) scorings racing asks for, as a share of full's.
 Target: the same decision in at least 90% of steps with at most 40% of the requests.
 
-{replay_table(steps, args)}
+{table}
 
 Per step (block {args.blocks[0]}):
 
 {per_step_detail(steps, args)}
 """
     if args.live:
+        live_table, used = live(args)
+        targets.append((f"at an equal search budget race sent {used['race']:.0f} search requests per task against "
+                        f"full's {used['full']:.0f}, no more", used["race"] <= used["full"]))
         body += f"""
 **Live, at an equal search budget** of {args.budget} scorer requests per task (eval whole split, test capped at
 {args.test} examples, up to {args.live_epochs} steps), seeds {', '.join(map(str, args.live_seeds))}, bbh
@@ -196,13 +211,13 @@ Per step (block {args.blocks[0]}):
 scores are pooled over tasks and seeds (each seed reuses the same test examples, so the pooled interval is
 somewhat narrower than independent examples would give):
 
-{live(args)}
+{live_table}
 """
     body += f"\nWall time {(time.time() - start) / 60:.0f} min on this machine (cached responses are reused on a rerun)."
     if args.no_record:
         print(body)
     else:
-        record("racing", "Racing against full scoring (issue 11)", body)
+        record("racing", "Racing against full scoring (issue 11)", body, targets=targets)
 
 
 if __name__ == "__main__":

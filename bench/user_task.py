@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
-from bench._record import record
+from bench._record import fingerprint, record
 
 from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
@@ -41,9 +40,8 @@ def main(args) -> None:
         config=cfg, scoring=ScoringSpec(max_tokens=24, judge_max_tokens=args.judge_max_tokens),
         cache=args.cache, concurrent_tasks=1,
     )
-    run_dir = Path(args.runs) / f"seed{args.seed}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    (result,) = optimize(spec, run_dir)
+    run_dir = Path(args.runs) / f"seed{args.seed}-{fingerprint(spec)}"  # other flags: other runs
+    (result,) = optimize(spec, run_dir, overwrite=True)  # a fresh run each time
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     usage = [e for e in events if e["event"] == "usage"][-1]
     test = Comparison.from_dict(result.test_comparison).describe() if result.test_comparison else "n/a"
