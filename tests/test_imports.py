@@ -10,7 +10,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
 # lower layers first; a module may import only its own layer and those before it
-LAYERS = ["gpo.errors", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.config", "gpo.optim", "gpo.runs", "gpo.spec", "gpo.api", "gpo.cli"]
+LAYERS = ["gpo.errors", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.config", "gpo.optim", "gpo.runs", "gpo.spec", "gpo.api", "gpo.cli"]
 
 
 def module_name(path: Path) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from gpo.aio import first_failure
 from gpo.llm import LLM, Request, ResponseCache
 from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
@@ -52,6 +53,7 @@ class Runtime:
         return {"optimizer": self.optimizer_llm, "scorer": self.scorer_llm, **judge}
 
     async def aclose(self) -> None:
+        await self.evaluator.cancel_pending()  # their requests are counted before the clients close
         for llm in self.roles().values():
             await llm.aclose()
         self.cache.close()
@@ -176,7 +178,7 @@ async def optimize_async(
         store.event("plan", scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
                     selection=spec.config.selection, resume=resume,
                     **await estimate_time(spec, planned, rt.scorer_llm, rt.optimizer_llm, tasks[0]))
-        results = list(await asyncio.gather(*(one(t) for t in tasks)))
+        results = await first_failure(one(t) for t in tasks)  # a task that fails stops the others
         store.write_results([r.as_dict() for r in results])
         stopped = [r.stopped for r in results if r.stopped]
         store.event("usage", **usage_summary(rt))

@@ -153,7 +153,10 @@ def test_quickstart_with_a_scorer_budget_sends_at_most_that_many_requests_across
         usage = [e for e in events[a:b] if e["event"] == "usage"]
         per_process.append(usage[-1]["scorer"]["calls"] if usage else 0)
     assert per_process[0] == 60 and per_process[1] == 0
-    assert any(e["event"] == "budget_stop" and e.get("mid_step") for e in events)
+    # where the cap falls (mid-step, between steps, before test scoring) depends on how many
+    # proposals the model's replies leave to score, which differs between machines; that the
+    # run stopped on it does not (the mid-step stop at the cap: the scripted tests above)
+    assert [e for e in events if e["event"] == "budget_stop"]
 
 
 def test_a_step_cut_short_keeps_no_half_changed_state_with_hooks_that_keep_nothing():
@@ -182,3 +185,25 @@ def test_a_step_cut_short_keeps_no_half_changed_state_with_hooks_that_keep_nothi
     assert {k: v for k, v in final.items() if k not in ("done", "result")} == \
            {k: v for k, v in after_step_0.items() if k not in ("done", "result")}
     assert not any(text in final["seen"] for text in ("W ++++", "V +++++"))  # step 1's candidates are dropped
+
+
+@pytest.mark.parametrize("latency", [0.05, 0.2])
+def test_requests_in_flight_when_a_budget_stops_the_run_are_counted(tmp_path, latency):
+    """When one request of a batch is refused by the budget, its siblings already sent finish
+    (and are counted and cached) before the step is dropped and the run closes its clients:
+    before, the run closed the HTTP client under them, the meter released them as unsent
+    although the server had them, and the resume sent more than the cap."""
+    with ScriptedEndpoint(latency=latency) as scorer, ScriptedEndpoint() as opt:
+        spec = RunSpec(
+            tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes={"train": 4, "eval": 8, "test": 8}),
+            config=config(initial_instruction="Think.", num_search_epochs=3, opt_batch_size=4,
+                          num_generated_instructions_in_each_step=2, budget=Budget(max_scorer_calls=21)),
+            scorer=ModelSpec("m", base_url=scorer.url), optimizer=ModelSpec("m", base_url=opt.url),
+        )
+        (first,) = optimize(spec, tmp_path / "run")
+        sent = len(scorer.bodies)
+        counted = json.loads((tmp_path / "run" / "meter.json").read_text())["run"]["scorer"]["calls"]
+        (again,) = resume(tmp_path / "run")
+        assert len(scorer.bodies) == sent  # the resume sent nothing
+    assert first.stopped and again.stopped
+    assert counted == sent == 21

@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from gpo.aio import settled
 from gpo.llm.cache import ResponseCache, cache_key
 from gpo.llm.meter import Meter
 from gpo.llm.retry import RetryPolicy, with_retries
@@ -73,8 +74,10 @@ class LLM(ABC):
         return time.perf_counter() - start
 
     async def generate(self, requests: Sequence[Request]) -> list[Completion]:
-        """Answer every request, concurrently up to the backend's limit, in order."""
-        return list(await asyncio.gather(*(self.complete(r) for r in requests)))
+        """Answer every request, concurrently up to the backend's limit, in order. Where one
+        fails (a budget refusal), the others still finish, and are counted and cached,
+        before the failure is raised."""
+        return await settled(self.complete(r) for r in requests)
 
     async def complete(self, request: Request) -> Completion:
         keys = [self._key(request, i) for i in range(request.n)]

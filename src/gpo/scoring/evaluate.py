@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from gpo.aio import cancel_all, settled
 from gpo.files import atomic_write_text
 from gpo.llm.base import LLM, Request
 from gpo.scoring.extract import second_round_context
@@ -148,7 +149,14 @@ class Evaluator:
     async def evaluate_many(
         self, task: Task, instructions: Sequence[str], split: str = "eval", indices: Sequence[int] | None = None
     ) -> list[Evaluation]:
-        return list(await asyncio.gather(*(self.evaluate(task, i, split, indices) for i in instructions)))
+        return await settled(self.evaluate(task, i, split, indices) for i in instructions)
+
+    async def cancel_pending(self) -> None:
+        """Stop the scorings still running (left behind by a caller that was cancelled) and
+        wait until they have stopped, so their requests on the wire are counted before the
+        models' clients close."""
+        await cancel_all(list(self._pending.values()))
+        self._pending.clear()
 
     async def _evaluate(self, task: Task, instruction: str, split: str, indices) -> Evaluation:
         chosen = list(range(len(task.split(split)))) if indices is None else list(indices)
