@@ -51,7 +51,9 @@ HELP = {
     "patience": "End a task's search after this many steps without a new best on eval; its best prompt "
                 "is still tested (default 0: never).",
     "adopt": "significant (default): the best prompt on eval replaces the initial one only if it is "
-             "significantly better there at --race-alpha; best: the highest eval mean, the paper's rule "
+             "significantly better there at --race-alpha; significant+constant: and also significantly "
+             "better there than always giving the best constant answer, without collapsing to one answer "
+             "(closed-answer tasks; the quickstart's rule); best: the highest eval mean, the paper's rule "
              "(its presets use it).",
 }
 
@@ -323,17 +325,32 @@ def _gain(comparison: dict | None) -> str:
 def _outcome(r) -> str:
     """What happened to the prompt, in plain words: a significant gain and the new prompt,
     or the initial prompt kept, and why."""
+    from gpo.scoring.constant import verdict
     from gpo.scoring.stats import Comparison
 
     if r.not_adopted:
-        return (f"no significant gain on eval: kept the initial prompt {r.final_prompt!r} (the best candidate, "
-                f"{r.not_adopted['prompt']!r}, was{_gain(r.not_adopted['comparison'])})")
+        best = f"the best candidate, {r.not_adopted['prompt']!r},"
+        if Comparison.from_dict(r.not_adopted["comparison"]).significant:  # adopt=significant+constant
+            return (f"kept the initial prompt {r.final_prompt!r}: {best} is "
+                    f"{verdict(r.not_adopted['constant'], 'eval')}")
+        return (f"no significant gain on eval: kept the initial prompt {r.final_prompt!r} ({best} "
+                f"was{_gain(r.not_adopted['comparison'])})")
     if r.final_prompt == r.initial_prompt:
         return f"no candidate scored higher on eval: kept the initial prompt {r.final_prompt!r}"
     significant = r.eval_comparison and Comparison.from_dict(r.eval_comparison).significant
     if significant:
         return f"new prompt (a significant gain on eval): {r.final_prompt!r}"
     return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {r.final_prompt!r}"
+
+
+def _yardstick_lines(r) -> list[str]:
+    """The final prompt against the best constant answer, on test where it was scored."""
+    from gpo.scoring.constant import verdict
+
+    if not r.constant:
+        return []
+    split = "test" if r.constant.get("test") else "eval"
+    return [f"the final prompt is {verdict(r.constant[split]['final'], split)}"]
 
 
 def _print_results(results) -> None:
@@ -345,6 +362,11 @@ def _print_results(results) -> None:
         if r.final_test is not None:
             click.echo(f"  test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
         click.echo("  " + _outcome(r))
+        for line in _yardstick_lines(r):
+            click.echo("  " + line)
+        if r.proposals:
+            click.echo(f"  proposals: {r.usable_proposals} of {r.proposals} usable "
+                       f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
     if any(r.final_test is not None for r in results):
         click.echo("(eval gains are measured on the split the prompt was chosen on, so they lean optimistic; "
                    "test is the unbiased check)")
@@ -446,6 +468,7 @@ def resume(run_dir: str, progress: str, **scale) -> None:
 def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
     """Score prompts on a split with per-example records written to disk."""
     from gpo.api import evaluate_async, read_prompt_file
+    from gpo.scoring.constant import measure, verdict
 
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
@@ -470,6 +493,9 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
             versus = f"  vs the first: {ev.versus(first[task.id], alpha=spec.config.race_alpha).describe()}"
         first.setdefault(task.id, ev)
         click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}{versus}")
+        against = verdict(measure(task, ev, spec.config.extraction, spec.config.race_alpha), split)
+        if against:
+            click.echo(f"  {against}")
     click.echo(f"per-example records: {out_dir}")
 
 

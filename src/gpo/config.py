@@ -25,7 +25,7 @@ CHOICES = {
     "util_gradient_name": ("edit", "generate", "edit_without", "generate_without"),
     "edit_budget_enforcement": ("off", "reject", "resample"),
     "selection": ("race", "full"),
-    "adopt": ("best", "significant"),
+    "adopt": ("best", "significant", "significant+constant"),
     "extraction": ("lenient", "original"),
 }
 
@@ -99,7 +99,9 @@ class GPOConfig:
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
     race_block: int = 8  # examples per racing block (at least 8)
     # significant (default): the best on eval replaces the initial prompt only if it is significantly
-    # better there (at race_alpha); best: the highest eval mean, the paper's rule (its presets use it)
+    # better there (at race_alpha); significant+constant: and also significantly better than the best
+    # constant answer on eval, without collapsing to one answer (closed-answer tasks; gpo.scoring.constant);
+    # best: the highest eval mean, the paper's rule (its presets use it)
     adopt: str = "significant"
     # how a reply becomes an answer (gpo.scoring.extract, .original)
     extraction: str = "lenient"  # lenient: gpo's parsing; original: the original code's, for reproducing the paper
@@ -223,8 +225,10 @@ def _preset(name: str, cell: str, **settings) -> None:
 
 _preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answer parsing")
 _preset("quickstart", "`gpo optimize` with nothing else: GPO's recipe, small enough for 2 CPU cores "
-        "(2 epochs, batch 8, 3 candidates a step, on a small synthetic task)",
-        num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96)
+        "(2 epochs, batch 8, 3 candidates a step, on a small synthetic task); a new prompt must beat "
+        "both the initial prompt and the best constant answer on eval",
+        num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
+        adopt="significant+constant")
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
 
 # Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's

@@ -29,6 +29,7 @@ from gpo.llm.embed import Embedder
 from gpo.optim.stoppers import SPENT, NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
 from gpo.optim.update import extract_tagged, leak_reason, not_an_instruction, polish, word_edit_distance
+from gpo.scoring.constant import beats_constant, measure
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.scoring.stats import Comparison
@@ -57,6 +58,17 @@ def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
 
 
+SCORING_STOPS = ("stopped by racing", SPENT)  # set aside after screening: the proposal itself was usable
+
+
+def usable_proposals(candidates: Sequence[Candidate]) -> int:
+    """How many of a step's proposals were usable prompts: parsed, new (not a duplicate nor
+    seen before), within the length and word budgets and not a copy of the meta-prompt; a
+    candidate that racing or the search budget stopped still counts, as its text was usable."""
+    return sum(1 for c in candidates
+               if not c.reused and (c.rejected is None or c.rejected.startswith(SCORING_STOPS)))
+
+
 @dataclass
 class TaskResult:
     dataset: str
@@ -81,6 +93,12 @@ class TaskResult:
     eval_comparison: dict | None = None  # final against initial on eval (stats.Comparison.as_dict)
     test_comparison: dict | None = None  # final against initial on test
     not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
+    proposals: int = 0  # candidates the search's steps proposed (optimizer samples that became texts)
+    usable_proposals: int = 0  # of which were usable prompts (``usable_proposals``)
+    # closed-answer tasks: the best constant answer on eval and test, and the initial and final
+    # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
+    # each gpo.scoring.constant.yardstick); None where the answers are not a closed set
+    constant: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -238,8 +256,8 @@ class PromptSearch:
             self.hooks.event("step", task=task.id, method=self.name, epoch=record.epoch, step=record.step,
                              global_step=g, total_steps=total, chosen=record.chosen, score=record.chosen_score,
                              best=state.trajectory.best().score, step_size=record.step_size,
-                             candidates=len(record.candidates), scorer_requests=state.scorer_requests,
-                             rejected=rejection_counts(record.candidates))
+                             candidates=len(record.candidates), usable=usable_proposals(record.candidates),
+                             scorer_requests=state.scorer_requests, rejected=rejection_counts(record.candidates))
             self.hooks.save_state(task, state.to_dict())
         return await self._finish(task, state, total, stopped, ended)
 
@@ -318,15 +336,21 @@ class PromptSearch:
         cfg = self.config
         best, initial = state.trajectory.best(), state.trajectory.points[0]
         eval_cmp = await self.compare(task, initial.prompt, best.prompt, "eval")
+        yardsticks = {"eval": await self.yardstick(task, initial.prompt, best.prompt, "eval")}
         final, not_adopted = best, None
-        if cfg.adopt == "significant" and best.prompt != initial.prompt and not eval_cmp.significant:
-            final, not_adopted = initial, {"prompt": best.prompt, "eval": best.score, "comparison": eval_cmp.as_dict()}
-            eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
+        against_constant = (yardsticks["eval"] or {}).get("final")  # None: no closed answer set
+        if best.prompt != initial.prompt and cfg.adopt != "best":
+            if not eval_cmp.significant or (cfg.adopt == "significant+constant" and not beats_constant(against_constant)):
+                final, not_adopted = initial, {"prompt": best.prompt, "eval": best.score, "comparison": eval_cmp.as_dict(),
+                                               "constant": against_constant}
+                eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
+                yardsticks["eval"] = await self.yardstick(task, initial.prompt, initial.prompt, "eval")
         test_cmp = init_test = final_test = None
         if not stopped:
             try:
                 test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
                 init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
+                yardsticks["test"] = await self.yardstick(task, initial.prompt, final.prompt, "test")
             except BudgetSpent as err:  # the search fitted the run budget; test scoring does not
                 stopped = f"{err}, before test scoring"
                 self.hooks.event("budget_stop", task=task.id, reason=stopped, step=state.next_step)
@@ -338,7 +362,8 @@ class PromptSearch:
             scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
             optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt,
             eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
-            not_adopted=not_adopted,
+            not_adopted=not_adopted, proposals=sum(len(s.candidates) for s in state.trajectory.steps),
+            usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps), constant=yardsticks if yardsticks["eval"] else None,
         )
         state.done = not stopped
         state.result = result.as_dict()
@@ -354,6 +379,14 @@ class PromptSearch:
             self.hooks.save_evaluation(task, f"{split}/initial", init_ev)
             self.hooks.save_evaluation(task, f"{split}/final", final_ev)
         return final_ev.versus(init_ev, alpha=self.config.race_alpha, seed=stable_seed(self.config.seed, task.id, split))
+
+    async def yardstick(self, task: Task, initial: str, final: str, split: str) -> dict | None:
+        """Both prompts on the whole split against its best constant answer (None where the task
+        has no closed answer set); their scorings are already in the Evaluator, so it sends nothing."""
+        evaluations = await self.evaluator.evaluate_many(task, [initial, final], split)
+        cfg, seed = self.config, stable_seed(self.config.seed, task.id, split, "constant")
+        measured = [measure(task, ev, cfg.extraction, cfg.race_alpha, seed) for ev in evaluations]
+        return None if measured[0] is None else dict(zip(("initial", "final"), measured))
 
     # ------------------------------------------------------------------ spending
     def _begin(self, task: Task) -> None:

@@ -4,7 +4,9 @@ Per task: eval score per step with every candidate as a point (those racing
 stopped early at their partial mean), the word budget
 against the measured edit distance of candidates, and the chosen prompt's
 evolution as a word diff per step. The results table gives each gain with its
-interval and p-value, and the page names the selection and adoption rules.
+interval and p-value, and, on closed-answer tasks, the final prompt against the best
+constant answer with both prompts' answer shares; the page names the selection and
+adoption rules.
 Then usage and cost.
 """
 
@@ -20,6 +22,7 @@ from gpo.optim.baselines import method_class
 from gpo.optim.search import rejection_counts
 from gpo.optim.trajectory import Candidate
 from gpo.runs.store import read_events, read_spec
+from gpo.scoring.constant import verdict
 from gpo.scoring.stats import Comparison
 
 
@@ -158,6 +161,18 @@ def _rejections(state: dict) -> list[str]:
             f"<table><tr><th>reason</th><th>candidates</th></tr>{rows}</table>"]
 
 
+def _yardstick_note(constant: dict | None) -> str:
+    """The final prompt against the best constant answer (test where scored), and the answer
+    shares of both prompts: how a collapse to one answer shows."""
+    if not constant:
+        return ""
+    split = "test" if constant.get("test") else "eval"
+    measured = constant[split]
+    shares = lambda m: ", ".join(f"{html.escape(repr(a))} {100 * s:.0f}%" for a, s in m["answers"])
+    return (f"<br><small>the final prompt is {html.escape(verdict(measured['final'], split))}. Answers on {split}: "
+            f"initial {shares(measured['initial'])}; final {shares(measured['final'])}</small>")
+
+
 def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     spec = read_spec(run_dir)
@@ -176,7 +191,11 @@ def write_report(run_dir: str | Path) -> Path:
         if cfg.get("selection", "full") == "race" else " (every candidate scored on the whole eval split)")))
     rows.append(("final prompt adopted", {"best": "best: the highest eval mean",
                                           "significant": f"significant: only if better than the initial prompt on eval "
-                                                         f"at alpha {cfg.get('race_alpha')}"}[cfg.get("adopt", "best")]))
+                                                         f"at alpha {cfg.get('race_alpha')}",
+                                          "significant+constant": f"significant+constant: only if better than the "
+                                                                  f"initial prompt and than the best constant answer "
+                                                                  f"on eval at alpha {cfg.get('race_alpha')}, without "
+                                                                  f"collapsing to one answer"}[cfg.get("adopt", "best")]))
     rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
     body.append("<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
@@ -188,7 +207,11 @@ def write_report(run_dir: str | Path) -> Path:
             note = ""
             if r.get("not_adopted"):
                 note = (f"<br><small>kept the initial prompt: the best on eval was "
-                        f"{_gain(r['not_adopted']['comparison'])}</small>")
+                        f"{_gain(r['not_adopted']['comparison'])}")
+                if r["not_adopted"].get("constant"):
+                    note += f"; against the constant answer it is {html.escape(verdict(r['not_adopted']['constant'], 'eval'))}"
+                note += "</small>"
+            note += _yardstick_note(r.get("constant"))
             body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{_pct(r['initial_eval'])} → {_pct(r['final_eval'])}</td>"
                         f"<td>{_gain(r.get('eval_comparison'))}</td>"
                         f"<td>{_pct(r.get('initial_test'))} → {_pct(r.get('final_test'))}</td>"
