@@ -326,21 +326,23 @@ def _outcome(r) -> str:
     """What happened to the prompt, in plain words: a significant gain and the new prompt,
     or the initial prompt kept, and why."""
     from gpo.scoring.constant import verdict
+    from gpo.scoring.demos import describe
     from gpo.scoring.stats import Comparison
 
+    final = describe(r.final_prompt)
     if r.not_adopted:
-        best = f"the best candidate, {r.not_adopted['prompt']!r},"
+        best = f"the best candidate, {describe(r.not_adopted['prompt'])},"
         if Comparison.from_dict(r.not_adopted["comparison"]).significant:  # adopt=significant+constant
-            return (f"kept the initial prompt {r.final_prompt!r}: {best} is "
+            return (f"kept the initial prompt {final}: {best} is "
                     f"{verdict(r.not_adopted['constant'], 'eval')}")
-        return (f"no significant gain on eval: kept the initial prompt {r.final_prompt!r} ({best} "
+        return (f"no significant gain on eval: kept the initial prompt {final} ({best} "
                 f"was{_gain(r.not_adopted['comparison'])})")
     if r.final_prompt == r.initial_prompt:
-        return f"no candidate scored higher on eval: kept the initial prompt {r.final_prompt!r}"
+        return f"no candidate scored higher on eval: kept the initial prompt {final}"
     significant = r.eval_comparison and Comparison.from_dict(r.eval_comparison).significant
     if significant:
-        return f"new prompt (a significant gain on eval): {r.final_prompt!r}"
-    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {r.final_prompt!r}"
+        return f"new prompt (a significant gain on eval): {final}"
+    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {final}"
 
 
 def _yardstick_lines(r) -> list[str]:
@@ -469,6 +471,7 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
     """Score prompts on a split with per-example records written to disk."""
     from gpo.api import evaluate_async, read_prompt_file
     from gpo.scoring.constant import measure, verdict
+    from gpo.scoring.demos import describe
 
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
@@ -492,7 +495,7 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
         if task.id in first:
             versus = f"  vs the first: {ev.versus(first[task.id], alpha=spec.config.race_alpha).describe()}"
         first.setdefault(task.id, ev)
-        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {ev.instruction!r}{versus}")
+        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {describe(ev.instruction)}{versus}")
         against = verdict(measure(task, ev, spec.config.extraction, spec.config.race_alpha), split)
         if against:
             click.echo(f"  {against}")

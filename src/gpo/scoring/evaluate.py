@@ -23,6 +23,7 @@ from typing import Sequence
 from gpo.aio import cancel_all, settled
 from gpo.files import atomic_write_text
 from gpo.llm.base import LLM, Request
+from gpo.scoring.demos import split_demos
 from gpo.scoring.extract import second_round_context
 from gpo.scoring.judge import Judge
 from gpo.scoring.metrics import score_answer
@@ -194,6 +195,7 @@ class Evaluator:
             second_answers = iter(c.text for c in second_out)
         finals = [next(second_answers) if seconds[j] is not None else answers[j] for j in range(len(chosen))]
         graded = await self._judge(task, [examples[i] for i in chosen], finals)
+        shows_demos = bool(self.format.few_shot or split_demos(instruction)[1])
         records = []
         for j, i in enumerate(chosen):
             final = finals[j]
@@ -201,7 +203,7 @@ class Evaluator:
                 (score, judge_reply), parsed = graded[j], final.strip()
             else:
                 judge_reply = None
-                parsed, score = self._score(task, split, i, examples[i], final)
+                parsed, score = self._score(task, split, i, examples[i], final, shows_demos)
             records.append(
                 Record(
                     index=i,
@@ -227,10 +229,11 @@ class Evaluator:
         self.requests[task.id] += self.judge.requests[task.id] - before  # grades, and any asked again
         return graded
 
-    def _score(self, task: Task, split: str, index: int, example: Example, reply: str) -> tuple[str, float]:
+    def _score(self, task: Task, split: str, index: int, example: Example, reply: str,
+               shows_demos: bool = False) -> tuple[str, float]:
         """Parsed answer and score; a user metric that raises is named with the example."""
         try:
-            return score_answer(task, example, self.answer_text(reply), self.extraction)
+            return score_answer(task, example, self.answer_text(reply, shows_demos), self.extraction)
         except TaskError:
             raise
         except Exception as err:  # noqa: BLE001 - a user's metric: one line naming it and the example
@@ -238,11 +241,12 @@ class Evaluator:
             raise TaskError(f"task {task.id}: metric {name} raised {type(err).__name__}: {err} "
                             f"on {split} example {index} (input: {example.input[:60]!r})") from None
 
-    def answer_text(self, reply: str) -> str:
-        """The part of a reply that is parsed. A base scorer shown demonstrations goes on to
-        write the next questions itself, so only the first line of its continuation counts
-        (after a leading ':'), as in the original (GPO_SPEC 4.5)."""
-        if self.format.few_shot and not self.format.chat:
+    def answer_text(self, reply: str, shows_demos: bool | None = None) -> str:
+        """The part of a reply that is parsed. A base scorer shown demonstrations (the format's,
+        or the prompt's own) goes on to write the next questions itself, so only the first line
+        of its continuation counts (after a leading ':'), as in the original (GPO_SPEC 4.5)."""
+        shows_demos = bool(self.format.few_shot) if shows_demos is None else shows_demos
+        if shows_demos and not self.format.chat:
             return reply.strip().strip(":").strip().split("\n")[0]
         return reply
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from gpo.llm.base import Request
+from gpo.scoring.demos import split_demos
 from gpo.tasks.task import Example, Task
 from gpo.tasks.template import Template
 
@@ -95,11 +96,14 @@ def _demo_text(instruction: str, demo: Example, position: Position, include_qa: 
 def render(instruction: str, example: Example, fmt: PromptFormat, demos: list[Example] = (),
            template: Template | None = None) -> Request:
     """The first-round scorer request for one example (greedy decoding is set by the caller).
-    With a ``template`` (users' own tasks) the template decides; otherwise the position."""
+    With a ``template`` (users' own tasks) the template decides; otherwise the position. A
+    prompt that carries its own demonstrations (``gpo.scoring.demos``) shows those; otherwise
+    the format's ``few_shot`` first of ``demos``."""
+    instruction, own = split_demos(instruction)
+    demos = own or (list(demos)[: fmt.few_shot] if fmt.few_shot else [])
     if template is not None:
-        return _render_template(instruction, example, fmt, list(demos)[: fmt.few_shot] if fmt.few_shot else [], template)
+        return _render_template(instruction, example, fmt, demos, template)
     query = render_zero_shot(instruction, example.input, fmt.position, fmt.include_qa)
-    demos = list(demos)[: fmt.few_shot] if fmt.few_shot else []
     if fmt.chat:
         messages = []
         for d in demos:

@@ -1,0 +1,109 @@
+"""Demonstrations as the parameter: the instruction stays, the search chooses which k
+solved train examples the scorer is shown before each question.
+
+A small scorer responds to demonstrations far more than to instruction wording, and
+choosing them needs no capable optimizer: candidates come from the data and the scorer
+judges them. Both searches propose N demonstration sets a step, each added to the
+initial instruction (``gpo.scoring.demos``), score them on eval like any candidate
+(racing, the search budget, adoption and the constant yardstick apply unchanged) and
+carry the best one.
+
+- ``demos``: random search over demonstration sets drawn from train with their gold
+  answers (DSPy's LabeledFewShot under random search).
+- ``bootstrap``: bootstrapped demonstrations, as DSPy's BootstrapFewShot: each step
+  scores the instruction on its train minibatch and keeps the examples the scorer itself
+  answers correctly, shown with its own reply (its reasoning, where the prompt asks for
+  steps, then the bare answer it gave when asked again); sets are drawn from all kept so
+  far, filled with gold-labelled examples while fewer than k are kept.
+
+No optimizer model is called. Option ``k`` (default 3): demonstrations per candidate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpo.optim.search import PromptSearch, SearchState
+from gpo.optim.trajectory import Candidate, StepRecord
+from gpo.scoring.demos import split_demos, with_demos
+from gpo.tasks.task import Example, Task
+
+
+@dataclass
+class DemoState(SearchState):
+    """The shared search state plus the train examples the scorer answered correctly
+    (bootstrap): their index in train and the reply shown as the demonstration's answer."""
+
+    bootstrapped: list[list] = field(default_factory=list)  # [train index, answer shown]
+
+
+class DemoSearch(PromptSearch):
+    name = "demos"
+    defaults = {"k": 3}
+    State = DemoState
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        return self.config.num_generated_instructions_in_each_step * n_eval, 0, 0
+
+    def instruction(self, state: SearchState) -> str:
+        """The instruction every candidate carries: the initial prompt's."""
+        return split_demos(state.trajectory.points[0].prompt)[0]
+
+    async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
+        """The examples demonstrations are drawn from: (preferred, fill); a set takes k of the
+        preferred ones, or all of them and the rest from the fill. Here: train, gold answers."""
+        return task.split("train"), []
+
+    async def step(self, task: Task, state: DemoState, g: int) -> StepRecord:
+        preferred, fill = await self.demo_pool(task, state, g)
+        k, rng = self.options["k"], self.rng(task, g)
+
+        def draw() -> list[Example]:
+            if len(preferred) >= k:
+                return rng.sample(preferred, k)
+            return preferred + rng.sample(fill, min(len(fill), k - len(preferred)))
+
+        texts = [with_demos(self.instruction(state), draw())
+                 for _ in range(self.config.num_generated_instructions_in_each_step)]
+        candidates = self.new_candidates(state, texts)
+        await self.score(task, state, candidates, g)
+        self.keep_best(state, candidates, 1)
+        return self.record(task, state, g, "", candidates)
+
+    @staticmethod
+    def new_candidates(state: SearchState, texts: list[str]) -> list[Candidate]:
+        """Each drawn set as a candidate; one drawn twice in a step, or scored before, is not new."""
+        out: list[Candidate] = []
+        for text in texts:
+            c = Candidate(text=text)
+            if any(o.text == text for o in out):
+                c.rejected = "duplicate in this step"
+            elif text in state.seen:
+                c.reused = text in state.scores
+                c.rejected = None if c.reused else "seen before, never scored"
+            else:
+                state.seen.append(text)
+            out.append(c)
+        return out
+
+
+class BootstrapDemos(DemoSearch):
+    name = "bootstrap"
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        examples, _, _ = super().planned_step(batch, n_eval)
+        return examples + batch, 0, 0  # the train minibatch the instruction is scored on
+
+    async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
+        train = task.split("train")
+        for _, evaluation in await self.probe(task, state, [self.instruction(state)], g):
+            known = {i for i, _ in state.bootstrapped}
+            for r in evaluation.records:
+                if r.score >= 1.0 and r.index not in known:
+                    shown = r.raw_answer.strip()
+                    if r.raw_answer_second_round is not None:
+                        shown = f"{shown}\n\n{r.raw_answer_second_round.strip()}"
+                    state.bootstrapped.append([r.index, shown])
+        taken = {i for i, _ in state.bootstrapped}
+        own = [Example(train[i].input, answer, fields=train[i].fields) for i, answer in state.bootstrapped]
+        return own, [e for i, e in enumerate(train) if i not in taken]  # gold-labelled fill

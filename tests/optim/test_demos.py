@@ -1,0 +1,121 @@
+"""Demonstrations as the parameter: the text form, rendering, the random and bootstrapped
+searches through the real search loop (racing, budget, checkpoint, resume), with scripted
+fakes (named as such)."""
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from fakes import ScriptedLLM, config, last_user
+from test_baselines import Recorder
+from gpo.api import read_prompt_file
+from gpo.optim.baselines import METHODS
+from gpo.runs.store import RunStore
+from gpo.scoring import Evaluator, PromptFormat
+from gpo.scoring.demos import describe, split_demos, with_demos
+from gpo.scoring.render import render
+from gpo.tasks import AnswerKind, Example, Task
+from gpo.tasks.template import Template
+
+
+def test_a_prompt_carries_its_demonstrations_and_reads_them_back():
+    demos = [Example("2 + 2?", "4"), Example("Is it {x}?", "yes", fields=(("q", "Is it?"),))]
+    text = with_demos("Answer briefly.", demos)
+    instruction, back = split_demos(text)
+    assert instruction == "Answer briefly." and [(d.input, d.target, d.fields) for d in back] == \
+        [("2 + 2?", "4", ()), ("Is it {x}?", "yes", (("q", "Is it?"),))]
+    assert split_demos(with_demos("", demos))[0] == "" and len(split_demos(with_demos("", demos))[1]) == 2
+    assert with_demos("Answer briefly.", []) == "Answer briefly."
+    broken = text.replace('"answer"', '"reply"')  # a damaged block is text, not demonstrations
+    assert split_demos(broken) == (broken, [])
+    assert split_demos("Use <demonstrations> wisely.") == ("Use <demonstrations> wisely.", [])
+    assert describe(text) == "'Answer briefly.' with 2 demonstrations" and describe("Hi.") == "'Hi.'"
+
+
+def test_a_prompts_demonstrations_render_as_turns_and_through_a_template():
+    text = with_demos("Answer Yes or No.", [Example("Is ice cold?", "Yes")])
+    messages = render(text, Example("Is fire cold?", "No"), PromptFormat()).messages
+    assert messages == (("user", "Is ice cold?\nAnswer Yes or No."), ("assistant", "Yes"),
+                        ("user", "Is fire cold?\nAnswer Yes or No."))
+    assert render("Answer Yes or No.", Example("Is fire cold?", "No"), PromptFormat()).messages == messages[-1:]
+    base = render(text, Example("Is fire cold?", "No"), PromptFormat(chat=False)).prompt
+    assert base == "Is ice cold?\nAnswer Yes or No.\nYes\n\nIs fire cold?\nAnswer Yes or No."
+    template = Template("Ticket: {body}\n{instruction}")
+    row = Example("", "billing", fields=(("body", "refund please"),))
+    demo = Example("", "technical", fields=(("body", "app crashes"),))
+    turns = render(with_demos("Category?", [demo]), row, PromptFormat(), template=template).messages
+    assert turns == (("user", "Ticket: app crashes\nCategory?"), ("assistant", "technical"),
+                     ("user", "Ticket: refund please\nCategory?"))
+
+
+def shape_task(n_train=8, n_eval=48):
+    """A yes/no task (majority No). Train items 'odd' are badly written demonstrations."""
+    ex = lambda n, tag: [Example(f"{tag} {i}{' odd' if i % 2 else ''}: truth={'Yes' if i % 4 == 0 else 'No'}",
+                                 "Yes" if i % 4 == 0 else "No") for i in range(n)]
+    return Task("shape", "test", AnswerKind.BOOLEAN, metric="exact",
+                splits={"train": ex(n_train, "train"), "eval": ex(n_eval, "eval"), "test": ex(n_eval, "test"),
+                        "format": ex(3, "fmt")})
+
+
+def scorer_learning_from_demos(own_answers=False):
+    """Scripted scorer: shown demonstrations and none of them 'odd', it reads each question's
+    truth; otherwise it answers Yes. On train it writes 'I reckon X' (own_answers)."""
+
+    def script(request, i):
+        shown = [text for role, text in request.messages[:-1] if role == "user"]
+        truth = re.search(r"truth=(\w+)", last_user(request)).group(1)
+        answer = truth if shown and not any("odd" in t for t in shown) else "Yes"
+        return f"I reckon {answer}" if own_answers else answer
+
+    return ScriptedLLM(model="scorer", script=script)
+
+
+def search(method, tmp_path=None, scorer=None, **kw):
+    cfg = config(**{"initial_instruction": "Answer Yes or No.", "num_generated_instructions_in_each_step": 4,
+                    "num_search_epochs": 2, "opt_batch_size": 4, **kw})
+    scorer = scorer or scorer_learning_from_demos()
+    hooks = RunStore(tmp_path) if tmp_path else Recorder()
+    s = METHODS[method](cfg, ScriptedLLM(model="no-optimizer"), Evaluator(scorer, PromptFormat(), second_round=False),
+                        None, hooks, options={"k": 2})
+    return asyncio.run(s.optimize(shape_task())), s, scorer
+
+
+def test_random_demo_search_finds_a_set_that_beats_the_initial_prompt_and_the_constant(tmp_path):
+    result, s, scorer = search("demos", tmp_path / "run")
+    instruction, demos = split_demos(result.final_prompt)
+    assert instruction == "Answer Yes or No." and len(demos) == 2
+    assert not any("odd" in d.input for d in demos) and all(d.target in ("Yes", "No") for d in demos)
+    assert result.final_test == 1.0 and result.initial_test == 0.25 and result.test_comparison["significant"]
+    assert result.constant["test"]["final"]["vs_constant"]["significant"]
+    assert s.optimizer_llm.usage.calls == 0  # no optimizer model is asked anything
+    # the demonstrations survive the checkpoint, a resume and the prompt file gpo evaluate reads
+    RunStore(tmp_path / "run").write_results([result.as_dict()])
+    again = METHODS["demos"](s.config, s.optimizer_llm, s.evaluator, None, RunStore(tmp_path / "run"), options={"k": 2})
+    assert asyncio.run(again.optimize(shape_task())).final_prompt == result.final_prompt
+    row = read_prompt_file(tmp_path / "run" / "optimized_prompts.jsonl")[0]
+    fresh = Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False)
+    assert asyncio.run(fresh.evaluate(shape_task(), row["prompt"], "test")).score == 1.0
+
+
+def test_demo_search_races_and_keeps_the_search_budget():
+    result, s, scorer = search("demos", selection="race", budget={"scorer_calls_per_task": 200})
+    candidates = [c for st in s.hooks.states[-1]["trajectory"]["steps"] for c in st["candidates"]]
+    raced = [c for c in candidates if c["race_examples"] is not None]
+    assert raced and all(c["race_examples"] < 48 and "odd" in c["text"] for c in raced)  # only hopeless sets stop
+    assert result.scorer_requests <= 200 and scorer.usage.calls == result.scorer_requests + 2 * 48
+
+
+def test_bootstrap_shows_only_train_examples_the_scorer_answered_correctly_with_its_own_reply():
+    result, s, scorer = search("bootstrap", scorer=scorer_learning_from_demos(own_answers=True))
+    state = s.hooks.states[-1]
+    train = shape_task().split("train")
+    # zero-shot the scorer answers Yes: right exactly on the train items whose truth is Yes
+    assert state["bootstrapped"] and all(train[i].target == "Yes" for i, _ in state["bootstrapped"])
+    assert all(answer == "I reckon Yes" for _, answer in state["bootstrapped"])
+    shown = [d for st in state["trajectory"]["steps"] for c in st["candidates"] for d in split_demos(c["text"])[1]]
+    own = {train[i].input for i, _ in state["bootstrapped"]}
+    bootstrapped = [d for d in shown if d.input in own]
+    assert bootstrapped and all(d.target == "I reckon Yes" for d in bootstrapped)
+    assert json.dumps(state["bootstrapped"])  # checkpointed with the state
