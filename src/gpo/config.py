@@ -94,6 +94,9 @@ class GPOConfig:
     test_each_step: bool = False  # score every step's prompt on test too (reporting only)
     train_probe: bool = True  # score U on the train batch every step (GPO_SPEC 5.4.1); off: only when the feedback gradient needs it
     patience: int = 0  # end a task's search after this many steps without a new best on eval (0: never)
+    # hold the optimizer's replies for new prompts to one tagged text of at most max_prompt_words
+    # words (a grammar for llama.cpp models, a JSON schema for endpoints; gpo.llm.types.ReplyShape)
+    constrained_replies: bool = False
     # how a step's candidates are scored and the final prompt adopted (gpo.scoring.racing, .stats)
     selection: str = "race"  # race: stop candidates significantly worse than the leader; full: score all on all of eval
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown

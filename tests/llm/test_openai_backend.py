@@ -172,3 +172,19 @@ def test_real_server_embeddings(gguf_path):
     assert vecs.shape[0] == 3 and vecs.shape[1] > 100
     sims = vecs @ vecs[0]
     assert abs(sims[0] - 1) < 1e-4 and abs(sims[2] - 1) < 1e-4 and sims[1] < 0.999
+
+
+def test_real_server_holds_a_constrained_reply_to_the_json_schema(llama_server):
+    # response_format with a JSON schema on a real llama.cpp server: every sampled reply comes
+    # back as the tagged text gpo parses, within the shape's words
+    from gpo.llm import ReplyShape
+    from gpo.optim.update import extract_tagged
+
+    shape = ReplyShape(max_words=12)
+    llm = OpenAILLM(model="smollm2", base_url=llama_server)
+    ask = "Write one instruction that helps a model answer yes/no questions about directions."
+    (out,) = run(llm, [Request.chat(ask, temperature=1.0, n=4, max_tokens=96, seed=3, shape=shape)])
+    for text in out.texts:
+        assert text.startswith("<START>") and text.endswith("<END>"), text
+        assert extract_tagged(text).strip()
+    assert llm.usage.calls >= 1

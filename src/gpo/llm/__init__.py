@@ -13,6 +13,7 @@ from gpo.llm.base import (
     FatalLLMError,
     LLMError,
     Pricing,
+    ReplyShape,
     Request,
     Sample,
     TransientLLMError,
@@ -26,7 +27,7 @@ from gpo.llm.pool import LLMMember, Pool
 EMBEDDED_ALIASES = {"", "embedded", "default", "smollm2", DEFAULT_MODEL_NAME}
 
 __all__ = [
-    "LLM", "Completion", "FatalLLMError", "LLMError", "Pricing", "Request", "Sample",
+    "LLM", "Completion", "FatalLLMError", "LLMError", "Pricing", "ReplyShape", "Request", "Sample",
     "TransientLLMError", "Usage", "CacheError", "ResponseCache", "LocalLLM", "OpenAILLM", "Pool",
     "build_llm", "default_gguf_path", "preflight",
 ]

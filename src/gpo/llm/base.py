@@ -25,6 +25,7 @@ from gpo.llm.types import (  # noqa: F401 - re-exported: the model protocol's vo
     LLMError,
     Message,
     Pricing,
+    ReplyShape,
     Request,
     Sample,
     TransientLLMError,

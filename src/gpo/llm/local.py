@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import importlib.util
 import os
 import threading
@@ -163,6 +164,14 @@ def batch_decoder(path: Path, n_ctx: int, parallel: int, n_threads: int | None =
         return _decoders[key]
 
 
+@functools.lru_cache(maxsize=8)
+def _grammar(gbnf: str):
+    """A compiled llama.cpp grammar (a ReplyShape's), built once per shape."""
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(gbnf, verbose=False)
+
+
 @dataclass
 class LocalLLM(LLM):
     """llama.cpp in this process. ``model`` is a label; ``path`` the GGUF (default: SmolLM2).
@@ -195,7 +204,7 @@ class LocalLLM(LLM):
         return gguf_backend_id(Path(self.path))
 
     async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
-        if self.parallel > 1:
+        if self.parallel > 1 and request.shape is None:  # a constrained reply is decoded one at a time
             decoder = await asyncio.to_thread(batch_decoder, Path(self.path), self.n_ctx, self.parallel,
                                             self.n_threads, self.gpus)
             try:
@@ -217,6 +226,8 @@ class LocalLLM(LLM):
                 stop=list(request.stop) or None,
                 seed=request.seed + index,
             )
+            if request.shape is not None:
+                params["grammar"] = _grammar(request.shape.gbnf())
             # Re-evaluate the whole prompt: reusing a cached prefix changes the
             # logits slightly, which would make samples depend on call history.
             model.reset()

@@ -85,6 +85,14 @@ class OpenAILLM(LLM):
         self.base_url, self._key_value = resolve_endpoint(self.base_url, self.api_key)
         self.api_key = None  # keep the key out of reprs and configs
         self._client = None
+        self._llama_cpp_json = False  # the server refused OpenAI's json_schema form; use llama-cpp-python's
+
+    def _response_format(self, shape) -> dict:
+        """A reply shape as structured output: OpenAI's (and vLLM's) ``json_schema`` form, or
+        llama-cpp-python's server's ``json_object`` with a ``schema`` once it refused the first."""
+        if self._llama_cpp_json:
+            return {"type": "json_object", "schema": shape.json_schema()}
+        return {"type": "json_schema", "json_schema": {"name": "prompt", "strict": True, "schema": shape.json_schema()}}
 
     @property
     def backend_id(self) -> str:
@@ -118,6 +126,8 @@ class OpenAILLM(LLM):
         )
         if request.stop:
             params["stop"] = list(request.stop)
+        if request.shape is not None:
+            params["response_format"] = self._response_format(request.shape)
         try:
             if request.messages is not None and not self.use_completions_api:
                 resp = await self.client().chat.completions.create(
@@ -131,11 +141,16 @@ class OpenAILLM(LLM):
         except Exception as err:  # noqa: BLE001 - translated into our error classes
             import openai
 
+            if request.shape is not None and not self._llama_cpp_json and _refuses_json_schema(err):
+                self._llama_cpp_json = True  # llama-cpp-python's server: its own form, asked again at once
+                return await self._call_once(request, n, seed)
             if isinstance(err, openai.OpenAIError):
                 raise translate_error(err, self.describe(), self._key_value) from None
             raise
         if not texts:
             raise TransientLLMError(f"{self.describe()}: the server returned no choices")
+        if request.shape is not None:
+            texts = [(request.shape.from_json(t), fr) for t, fr in texts]
         usage = resp.usage
         p_tok = getattr(usage, "prompt_tokens", 0) or 0
         c_tok = getattr(usage, "completion_tokens", 0) or 0
@@ -149,6 +164,12 @@ class OpenAILLM(LLM):
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _refuses_json_schema(err: Exception) -> bool:
+    """A server's answer that it does not know OpenAI's ``json_schema`` response format."""
+    status = getattr(err, "status_code", None)
+    return status in (400, 422, 500) and "response_format" in str(err) and "json_object" in str(err)
 
 
 def _flatten(request: Request) -> str:

@@ -16,6 +16,40 @@ Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content":
 
 
 @dataclass(frozen=True)
+class ReplyShape:
+    """The shape a reply must take, for backends that can hold decoding to it: one text of
+    1 to ``max_words`` words on one line, between ``open`` and ``close``. llama.cpp models
+    decode under a grammar (``gbnf``); OpenAI-compatible endpoints are asked for JSON by
+    ``response_format`` (``json_schema``) and their reply is put back in the tags
+    (``from_json``), so a caller parses every backend's reply the same way."""
+
+    open: str = "<START>"
+    close: str = "<END>"
+    max_words: int = 150
+    max_word_chars: int = 40
+
+    def gbnf(self) -> str:
+        # a word holds no whitespace as Python's str.split knows it (so words are counted alike) and no tag
+        spaces = "\\x00-\\x20\\x7f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+        word = f'[^{spaces}<>]{{1,{self.max_word_chars}}}'
+        return (f'root ::= {json.dumps(self.open)} " "? word (" " word){{0,{self.max_words - 1}}} '
+                f'{json.dumps(self.close)}\nword ::= {word}\n')
+
+    def json_schema(self) -> dict:
+        return {"type": "object", "additionalProperties": False, "required": ["prompt"],
+                "properties": {"prompt": {"type": "string", "minLength": 1,
+                                          "maxLength": self.max_words * (self.max_word_chars + 1)}}}
+
+    def from_json(self, text: str) -> str:
+        """A JSON reply as the tagged text the caller parses; anything else as it came."""
+        try:
+            prompt = json.loads(text)["prompt"]
+        except (ValueError, KeyError, TypeError):
+            return text
+        return f"{self.open}{prompt}{self.close}" if isinstance(prompt, str) else text
+
+
+@dataclass(frozen=True)
 class Request:
     """One prompt with its sampling parameters.
 
@@ -31,6 +65,7 @@ class Request:
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int = 0
+    shape: ReplyShape | None = None  # constrain the reply (backends that can); None: free text
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -59,6 +94,8 @@ class Request:
         }
         if self.temperature > 0:
             fields["seed"] = self.seed
+        if self.shape is not None:  # only then: requests without a shape keep their old cache keys
+            fields["shape"] = self.shape.gbnf()
         return fields
 
 

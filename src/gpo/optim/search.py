@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, ClassVar, Protocol, Sequence
 
 from gpo.config import ConfigError, GPOConfig
-from gpo.llm.base import LLM, Request
+from gpo.llm.base import LLM, ReplyShape, Request
 from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.llm.embed import Embedder
 from gpo.optim.stoppers import SPENT, NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.optim.trajectory import Candidate, Point, StepRecord, Trajectory
-from gpo.optim.update import extract_tagged, leak_reason, not_an_instruction, polish, word_edit_distance
+from gpo.optim.update import END, START, extract_tagged, leak_reason, not_an_instruction, polish, word_edit_distance
 from gpo.scoring.constant import beats_constant, measure
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
@@ -407,9 +407,11 @@ class PromptSearch:
         return float("inf") if cap is None else cap - self.spent(task, state)
 
     # ------------------------------------------------------------------ helpers
-    def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None) -> Request:
+    def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None,
+                shape: ReplyShape | None = None) -> Request:
         t = self.config.optimizer_temperature if temperature is None else temperature
-        return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed)
+        return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed,
+                            shape=shape)
 
     async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
         """The optimizer's raw replies to several requests (sent together), counted against the task."""
@@ -423,8 +425,11 @@ class PromptSearch:
 
     async def ask(self, state: SearchState, prompts: list[str], n: int, seed: int,
                   temperature: float | None = None) -> list[str]:
-        """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished."""
-        requests = [self.request(p, n, stable_seed(seed, i), temperature) for i, p in enumerate(prompts)]
+        """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished
+        (with ``constrained_replies``, the backend holds each reply to that shape)."""
+        cfg = self.config
+        shape = ReplyShape(START, END, cfg.max_prompt_words) if cfg.constrained_replies else None
+        requests = [self.request(p, n, stable_seed(seed, i), temperature, shape) for i, p in enumerate(prompts)]
         return [polish(extract_tagged(t)) for texts in await self.ask_raw(state, requests) for t in texts]
 
     def screen(self, state: SearchState, texts: list[str], reference: str,
