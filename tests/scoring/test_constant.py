@@ -10,7 +10,7 @@ import pytest
 from fakes import ScriptedLLM, config, last_user
 from gpo.optim.gpo import GPO
 from gpo.scoring import Evaluator, PromptFormat
-from gpo.scoring.constant import (answer_shares, as_answers, beats_constant, best_constant, closed_answers, collapsed_to,
+from gpo.scoring.constant import (NO_ANSWER, answer_shares, as_answers, beats_constant, best_constant, closed_answers, collapsed_to,
                                   verdict, yardstick)
 from gpo.scoring.metrics import build_metric
 from gpo.tasks import AnswerKind, Example, Task
@@ -61,12 +61,13 @@ def test_answer_shares_show_a_collapse():
 
 def test_answers_are_shown_in_the_tasks_own_words():
     task = yes_no_task()
-    assert as_answers(task, ["false", "true", ""]) == ["No", "Yes", ""]  # the boolean parser's forms
+    assert as_answers(task, ["false", "true", ""]) == ["No", "Yes", NO_ANSWER]  # the boolean parser's forms
     labels = [Example(f"ticket {i}", ["billing", "technical", "account"][i % 3]) for i in range(12)]
     tickets = Task("tickets", "user", AnswerKind.EXACT, metric=build_metric("contains"),
                    splits={"train": labels, "eval": labels, "test": labels})
     replies = ["This is a billing question.", "Billing", "billing or account?", "no idea"]
-    assert as_answers(tickets, replies) == ["billing", "billing", "billing or account?", "no idea"]
+    assert as_answers(tickets, replies) == ["billing", "billing", NO_ANSWER, NO_ANSWER]
+    assert collapsed_to(answer_shares([NO_ANSWER] * 10)) is None  # answering nothing is no collapse
 
 
 def test_a_prompt_equal_to_the_constant_is_not_better_and_one_that_beats_it_is():

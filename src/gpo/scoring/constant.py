@@ -32,6 +32,7 @@ from gpo.tasks.task import AnswerKind, Example, Task
 COLLAPSE_SHARE = 0.9  # a prompt whose most frequent answer covers this share of a split has collapsed to it
 MAX_LABELS = 12  # a user's target column with more distinct values than this is not a closed set of answers
 SHARES_SHOWN = 5  # answer shares kept per prompt (the rest are summed as "other")
+NO_ANSWER = "(no answer)"  # a reply that gives none of the task's answers
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def _score(task: Task, example: Example, answer: str, extraction: str) -> float:
 def as_answers(task: Task, parsed: Sequence[str], extraction: str = "lenient") -> list[str]:
     """Parsed answers in the task's own words: a parsed form of a closed answer ('false', 'b')
     becomes that answer ('No', '(B)'), and a reply naming exactly one of the answers (a label
-    inside a sentence) becomes it; anything else stays as parsed."""
+    inside a sentence) becomes it; anything else is ``NO_ANSWER``."""
     answers = closed_answers(task)
     examples = [e for split in ("train", "eval", "test") for e in task.splits.get(split) or []]
     if not answers or not examples:
@@ -104,7 +105,7 @@ def as_answers(task: Task, parsed: Sequence[str], extraction: str = "lenient") -
         if key in by_form:
             return by_form[key]
         named = [a for a, pattern in words.items() if pattern.search(key)]
-        return named[0] if len(named) == 1 else text.strip()
+        return named[0] if len(named) == 1 else NO_ANSWER
 
     return [one(p) for p in parsed]
 
@@ -121,8 +122,9 @@ def answer_shares(answers: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def collapsed_to(shares: Sequence[tuple[str, float]]) -> str | None:
-    """The answer a prompt collapsed to (its most frequent covers ``COLLAPSE_SHARE``), or None."""
-    if shares and shares[0][0] != "other" and shares[0][1] >= COLLAPSE_SHARE:
+    """The answer a prompt collapsed to (its most frequent covers ``COLLAPSE_SHARE``), or None
+    (giving no answer at all is a failure of its own, not a collapse to one answer)."""
+    if shares and shares[0][0] not in ("other", NO_ANSWER) and shares[0][1] >= COLLAPSE_SHARE:
         return shares[0][0]
     return None
 
