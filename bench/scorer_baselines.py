@@ -23,9 +23,9 @@ from gpo.scoring.demos import with_demos
 from gpo.scoring.stats import Comparison
 from gpo.tasks import load_gpo_task
 
-TASKS = [("bbh", t) for t in ("navigate", "sports_understanding", "boolean_expressions", "causal_judgement",
-                              "web_of_lies", "formal_fallacies", "hyperbaton", "movie_recommendation")] + \
-        [("mmlu", s) for s in ("high_school_biology", "marketing")] + [("wsc", None)]
+TASKS = ["bbh:navigate", "bbh:sports_understanding", "bbh:boolean_expressions", "bbh:causal_judgement",
+         "bbh:web_of_lies", "bbh:formal_fallacies", "bbh:hyperbaton", "bbh:movie_recommendation",
+         "mmlu:high_school_biology", "mmlu:marketing", "wsc"]
 COT = "Let's think step by step."
 LABELS = ["empty prompt", COT, f"{COT} + 3 train demonstrations"]
 
@@ -45,10 +45,11 @@ def cell(ev, measured) -> str:
 
 async def main(args) -> None:
     scorer = LocalLLM(cache=ResponseCache(args.cache))
-    evaluator = Evaluator(scorer, max_tokens=args.max_tokens)
+    evaluator = Evaluator(scorer, max_tokens=args.max_tokens, second_round=args.second_round)
     rows, examples, start, skilled = [], 0, time.time(), []
-    for dataset, name in TASKS:
-        task = load_gpo_task(args.data_dir, dataset, name)
+    for spec in args.tasks:
+        dataset, _, name = spec.partition(":")
+        task = load_gpo_task(args.data_dir, dataset, name or None)
         task.splits[args.split] = task.splits[args.split][: args.max_eval]
         cells, constant = [], None
         for label, prompt in zip(LABELS, prompts(task, args.seed)):
@@ -65,7 +66,8 @@ async def main(args) -> None:
     wall = time.time() - start
     u = scorer.usage
     body = "\n".join([
-        f"Scorer: SmolLM2-135M-Instruct (Q4_1, llama.cpp, greedy), chat template, second round on, first round ≤ "
+        f"Scorer: SmolLM2-135M-Instruct (Q4_1, llama.cpp, greedy), chat template, second round "
+        f"{'on' if args.second_round else 'off'}, first round ≤ "
         f"{args.max_tokens} tokens; the first {args.max_eval} examples of each task's {args.split} split. Each prompt's "
         f"cell: accuracy (bold where significantly better than the best constant answer at p < 0.05 without "
         f"collapsing to one answer), its paired difference from the constant answer with the exact McNemar p, "
@@ -86,5 +88,7 @@ if __name__ == "__main__":
     p.add_argument("--split", default="eval", choices=["train", "eval", "test"])
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="draws the demonstrations")
+    p.add_argument("--tasks", nargs="+", default=TASKS, help="dataset:task, e.g. bbh:navigate")
+    p.add_argument("--second-round", action="store_true", help="ask chat scorers again for the bare answer")
     p.add_argument("--cache", default="bench/.cache/scorer.sqlite")
     asyncio.run(main(p.parse_args()))

@@ -112,7 +112,7 @@ def as_answers(task: Task, parsed: Sequence[str], extraction: str = "lenient") -
 
 def answer_shares(answers: Sequence[str]) -> list[tuple[str, float]]:
     """A prompt's answers on a split (``as_answers``), as (answer, share), most frequent first
-    (the first ``SHARES_SHOWN``, then the rest as 'other'); an empty answer shows as ''."""
+    (the first ``SHARES_SHOWN``, then the rest as 'other')."""
     counts = Counter(answers)
     n = max(1, len(answers))
     top = counts.most_common()
