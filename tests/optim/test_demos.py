@@ -119,3 +119,17 @@ def test_bootstrap_shows_only_train_examples_the_scorer_answered_correctly_with_
     bootstrapped = [d for d in shown if d.input in own]
     assert bootstrapped and all(d.target == "I reckon Yes" for d in bootstrapped)
     assert json.dumps(state["bootstrapped"])  # checkpointed with the state
+
+
+def test_the_report_folds_demonstrations_and_sets_the_result_beside_the_constant(tmp_path):
+    from gpo.api import RunSpec
+    from gpo.runs.report import write_report
+
+    RunStore(tmp_path / "run").write_spec(RunSpec(method="demos").to_dict())
+    result, s, _ = search("demos", tmp_path / "run")
+    s.hooks.event("task_done", **{**result.as_dict(), "task": "test/shape"})
+    s.hooks.close()
+    page = write_report(tmp_path / "run").read_text()
+    assert "<details><summary>2 demonstrations</summary>" in page and "&lt;demonstrations&gt;" not in page
+    assert "the final prompt is better than always answering &#x27;No&#x27; (75.0) on test" in page
+    assert "initial &#x27;Yes&#x27; 100%; final &#x27;No&#x27; 75%, &#x27;Yes&#x27; 25%" in page

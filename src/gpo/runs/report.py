@@ -23,6 +23,7 @@ from gpo.optim.search import rejection_counts
 from gpo.optim.trajectory import Candidate
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.constant import verdict
+from gpo.scoring.demos import split_demos
 from gpo.scoring.stats import Comparison
 
 
@@ -89,6 +90,19 @@ def _budget_chart(name: str, state: dict, out: Path) -> Path | None:
     ys = [c["edit_distance"] for s in steps for c in s["candidates"] if c.get("edit_distance") is not None]
     ax.scatter(xs, ys, s=14, alpha=0.5, color="#e67e22", label="measured words changed (candidates)")
     return _finish(fig, ax, out / f"{name}-budget.png", f"{name}: edit budget vs measured edit distance", "step", "words")
+
+
+def _demos_html(prompt: str) -> str:
+    """A prompt's demonstrations (gpo.scoring.demos), folded under their count; '' for none."""
+    demos = split_demos(prompt)[1]
+    if not demos:
+        return ""
+    items = "".join(f"<li>{html.escape(d.input)}<br>→ {html.escape(d.target)}</li>" for d in demos)
+    return f"<details><summary>{len(demos)} demonstrations</summary><ol>{items}</ol></details>"
+
+
+def _prompt_html(prompt: str) -> str:
+    return html.escape(split_demos(prompt)[0]) + _demos_html(prompt)
 
 
 def _word_diff(a: str, b: str) -> str:
@@ -216,7 +230,7 @@ def write_report(run_dir: str | Path) -> Path:
                         f"<td>{_gain(r.get('eval_comparison'))}</td>"
                         f"<td>{_pct(r.get('initial_test'))} → {_pct(r.get('final_test'))}</td>"
                         f"<td>{_gain(r.get('test_comparison'))}</td>"
-                        f"<td class='prompt'>{html.escape(r['final_prompt'])}{note}</td></tr>")
+                        f"<td class='prompt'>{_prompt_html(r['final_prompt'])}{note}</td></tr>")
         body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
                     "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
                     "scores). The eval gain is measured on the split the final prompt was chosen on, so it leans "
@@ -230,7 +244,9 @@ def write_report(run_dir: str | Path) -> Path:
         body.append("<h3>Prompt evolution</h3><table><tr><th>step</th><th>eval</th><th>change from the previous prompt</th></tr>")
         points = state["trajectory"]["points"]
         for i, p in enumerate(points):
-            diff = html.escape(p["prompt"]) if i == 0 else _word_diff(points[i - 1]["prompt"], p["prompt"])
+            instruction = split_demos(p["prompt"])[0]
+            diff = (html.escape(instruction) if i == 0 else
+                    _word_diff(split_demos(points[i - 1]["prompt"])[0], instruction)) + _demos_html(p["prompt"])
             body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
         body.append("</table>")
         body += _rejections(state)
