@@ -95,3 +95,17 @@ def test_the_library_and_quickstart_adopt_only_significant_gains_and_the_paper_p
     assert GPOConfig().adopt == preset("gpo").adopt == "significant"
     assert preset("quickstart").adopt == "significant+constant"  # the quickstart's task has a majority answer
     assert preset("gpo-paper").adopt == preset("table2-prompt").adopt == preset("table3-edit-cosine").adopt == "best"
+
+
+@pytest.mark.parametrize("method", ["gpo", "ape", "evoprompt-ga"])
+def test_constrained_replies_shape_every_request_for_a_new_prompt_and_count_usable_proposals(method):
+    from gpo.llm import ReplyShape
+    from gpo.optim.baselines import METHODS
+
+    for constrained in (False, True):
+        opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>plus {'+' * (i + 1)} {r.seed}<END>")
+        cfg = config(constrained_replies=constrained, max_prompt_words=40, num_search_epochs=2)
+        result = asyncio.run(METHODS[method](cfg, opt, Evaluator(echo_scorer(), second_round=False)).optimize(plus_task()))
+        shapes = {r.shape for r in opt.requests}
+        assert shapes == ({ReplyShape(max_words=40)} if constrained else {None}), method
+        assert 0 < result.usable_proposals <= result.proposals

@@ -211,7 +211,7 @@ class GPO(PromptSearch):
             want = N - sum(1 for c in out if c.rejected is None)
             if want <= 0:
                 break
-            request = self.request(meta, want, stable_seed(self.config.seed, task.id, g, r))
+            request = self.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.prompt_shape())
             texts = [polish(extract_tagged(t)) for t in (await self.ask_raw(state, [request]))[0]]
             out.extend(self.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
                                    this_step))

@@ -423,13 +423,16 @@ class PromptSearch:
             state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
         return [reply.texts for reply in replies]
 
+    def prompt_shape(self) -> ReplyShape | None:
+        """The shape a reply that should be a new prompt is held to (``constrained_replies``)."""
+        return ReplyShape(START, END, self.config.max_prompt_words) if self.config.constrained_replies else None
+
     async def ask(self, state: SearchState, prompts: list[str], n: int, seed: int,
                   temperature: float | None = None) -> list[str]:
         """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished
         (with ``constrained_replies``, the backend holds each reply to that shape)."""
-        cfg = self.config
-        shape = ReplyShape(START, END, cfg.max_prompt_words) if cfg.constrained_replies else None
-        requests = [self.request(p, n, stable_seed(seed, i), temperature, shape) for i, p in enumerate(prompts)]
+        requests = [self.request(p, n, stable_seed(seed, i), temperature, self.prompt_shape())
+                    for i, p in enumerate(prompts)]
         return [polish(extract_tagged(t)) for texts in await self.ask_raw(state, requests) for t in texts]
 
     def screen(self, state: SearchState, texts: list[str], reference: str,
