@@ -4,8 +4,9 @@ the embedded model find a prompt that is really better?
 Rows, per task and seed, at an equal search budget of scorer requests per task: the best
 constant answer on test (gpo.scoring.constant), the initial prompt ("Let's think step by
 step.", zero-shot), GPO's instruction search (the default recipe), random search over
-demonstration sets (``--method demos``) and bootstrapped demonstrations (``--method
-bootstrap``). Every final prompt is scored on the whole test split by gpo's Evaluator, and
+demonstration sets (``--method demos``), bootstrapped demonstrations (``--method
+bootstrap``) and the joint search (``--method gpo+demos``: GPO's steps, then its best
+instructions crossed with demonstration sets, raced). Every final prompt is scored on the whole test split by gpo's Evaluator, and
 paired, example by example, against the initial prompt and against the constant answer
 (McNemar's exact test, 95% intervals). Target: on at least half the tasks a method's test
 gain is significant (p < 0.05) against both the initial prompt and the constant answer,
@@ -33,7 +34,7 @@ from gpo.scoring.constant import beats_constant, verdict
 from gpo.scoring.demos import describe
 from gpo.scoring.stats import Comparison
 
-METHODS = ["gpo", "demos", "bootstrap"]
+METHODS = ["gpo", "demos", "bootstrap", "gpo+demos"]
 
 
 def collect(args) -> dict[str, dict]:
@@ -43,7 +44,7 @@ def collect(args) -> dict[str, dict]:
             for dataset, names in by_dataset(args.tasks).items():
                 spec = build_spec(args, method, seed, dataset, names, False)
                 if method != "gpo":
-                    spec.method_options = {"k": args.k}
+                    spec.method_options = {"k": args.k}  # every demonstration search shows k
                 plan.append(planned(args, f"{method}|{seed}|{dataset}|{','.join(names)}",
                                     {"method": method, "seed": seed}, spec))
     done = run_plan(args.results, plan)

@@ -88,7 +88,7 @@ def steps(hooks):
 
 def test_registry_names_aliases_and_bad_options():
     assert set(METHODS) == {"gpo", "ape", "apo", "opro", "pe2", "sgdm", "evoprompt-ga", "evoprompt-de", "empty", "cot",
-                            "demos", "bootstrap", "gepa", "capo", "pl-opro", "pl-evoprompt-ga"}
+                            "demos", "bootstrap", "gpo+demos", "gepa", "capo", "pl-opro", "pl-evoprompt-ga"}
     assert method_class("ProTeGi") is METHODS["apo"] and method_class("evoprompt") is METHODS["evoprompt-ga"]
     with pytest.raises(ConfigError, match="did you mean opro"):
         method_class("oprp")

@@ -133,3 +133,20 @@ def test_the_report_folds_demonstrations_and_sets_the_result_beside_the_constant
     assert "<details><summary>2 demonstrations</summary>" in page and "&lt;demonstrations&gt;" not in page
     assert "the final prompt is better than always answering &#x27;No&#x27; (75.0) on test" in page
     assert "initial &#x27;Yes&#x27; 100%; final &#x27;No&#x27; 75%, &#x27;Yes&#x27; 25%" in page
+
+
+def test_the_joint_search_crosses_gpos_best_instructions_with_demonstration_sets():
+    opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>Answer it {r.seed % 7} {i}.<END>")
+    cfg = config(initial_instruction="Answer Yes or No.", num_generated_instructions_in_each_step=3,
+                 num_search_epochs=1, opt_batch_size=4)
+    s = METHODS["gpo+demos"](cfg, opt, Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False),
+                             None, Recorder(), options={"k": 2, "demo_steps": 2, "instructions": 2})
+    result = asyncio.run(s.optimize(shape_task()))
+    steps = s.hooks.states[-1]["trajectory"]["steps"]
+    assert len(steps) == 2 + 2 and result.steps_done == 4  # GPO's 2 instruction steps (train 8, batch 4), then 2
+    assert all(not split_demos(c["text"])[1] for st in steps[:2] for c in st["candidates"])  # instructions alone
+    crossed = [split_demos(c["text"]) for st in steps[2:] for c in st["candidates"]]
+    assert crossed and all(len(demos) == 2 for _, demos in crossed)
+    alone = {p for p in s.hooks.states[-1]["scores"] if not split_demos(p)[1]}
+    assert {instruction for instruction, _ in crossed} <= alone  # each an instruction scored alone before
+    assert split_demos(result.final_prompt)[1] and result.final_test == 1.0

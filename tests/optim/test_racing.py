@@ -118,7 +118,7 @@ def half_hopeless():
     return script
 
 
-SEARCHING = [m for m, cls in METHODS.items() if m not in ("empty", "cot", "demos", "bootstrap")
+SEARCHING = [m for m, cls in METHODS.items() if m not in ("empty", "cot", "demos", "bootstrap", "gpo+demos")
              and cls.__module__.startswith("gpo.optim.baselines") or m in ("gpo", "sgdm")]
 # the demonstration searches call no optimizer: tests/optim/test_demos.py races them
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gpo.optim.baselines.ape import APE
 from gpo.optim.baselines.apo import APO
-from gpo.optim.baselines.demos import BootstrapDemos, DemoSearch
+from gpo.optim.baselines.demos import BootstrapDemos, DemoSearch, InstructionsThenDemos
 from gpo.optim.baselines.evoprompt import EvoPromptDE, EvoPromptGA
 from gpo.optim.baselines.fixed import ChainOfThought, EmptyPrompt
 from gpo.optim.baselines.opro import OPRO
@@ -17,7 +17,7 @@ from gpo.optim.search import PromptSearch
 
 METHODS: dict[str, type[PromptSearch]] = {
     cls.name: cls for cls in (GPO, APE, APO, OPRO, PE2, SGDM, EvoPromptGA, EvoPromptDE, EmptyPrompt, ChainOfThought, DemoSearch,
-                BootstrapDemos, *PEERS)
+                BootstrapDemos, InstructionsThenDemos, *PEERS)
 }
 METHOD_ALIASES = {"protegi": "apo", "evoprompt": "evoprompt-ga", "ga": "evoprompt-ga", "de": "evoprompt-de"}
 
@@ -33,4 +33,4 @@ def method_class(name: str) -> type[PromptSearch]:
 
 
 __all__ = ["METHODS", "method_class", "APE", "APO", "OPRO", "PE2", "SGDM", "EvoPromptGA", "EvoPromptDE",
-           "EmptyPrompt", "ChainOfThought", "DemoSearch", "BootstrapDemos"]
+           "EmptyPrompt", "ChainOfThought", "DemoSearch", "BootstrapDemos", "InstructionsThenDemos"]

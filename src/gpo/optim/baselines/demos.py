@@ -17,12 +17,17 @@ carry the best one.
   far, filled with gold-labelled examples while fewer than k are kept.
 
 No optimizer model is called. Option ``k`` (default 3): demonstrations per candidate.
+
+- ``gpo+demos``: the joint search: GPO's instruction steps, then steps that race the best
+  instructions crossed with random demonstration sets (``InstructionsThenDemos``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpo.optim.gpo import GPO, GPOState
+from gpo.optim.schedule import StepSizeSchedule
 from gpo.optim.search import PromptSearch, SearchState
 from gpo.optim.trajectory import Candidate, StepRecord
 from gpo.scoring.demos import split_demos, with_demos
@@ -107,3 +112,41 @@ class BootstrapDemos(DemoSearch):
         taken = {i for i, _ in state.bootstrapped}
         own = [Example(train[i].input, answer, fields=train[i].fields) for i, answer in state.bootstrapped]
         return own, [e for i, e in enumerate(train) if i not in taken]  # gold-labelled fill
+
+
+class InstructionsThenDemos(GPO):
+    """Instruction and demonstrations searched jointly, by racing (``--method gpo+demos``).
+
+    GPO's own steps come first and write instructions (the recipe as configured); then
+    ``demo_steps`` steps each propose N candidates, every one an instruction drawn from the
+    ``instructions`` best on eval so far crossed with a random set of k train examples, and
+    race them on eval like any candidate. The final prompt is the best on eval over both
+    phases, so a demonstration set is kept only where it beats the instructions alone."""
+
+    name = "gpo+demos"
+    defaults = {"k": 3, "demo_steps": 2, "instructions": 3}
+
+    def instruction_steps(self, task: Task) -> int:
+        return super().total_steps(task)
+
+    def total_steps(self, task: Task) -> int:
+        return self.instruction_steps(task) + self.options["demo_steps"]
+
+    def schedule(self, task: Task):
+        """GPO's step-size schedule over its own (instruction) steps only."""
+        if task.id not in self._schedules:
+            self._schedules[task.id] = StepSizeSchedule.from_config(self.config, self.instruction_steps(task))
+        return self._schedules[task.id]
+
+    async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
+        if g < self.instruction_steps(task):
+            return await super().step(task, state, g)
+        ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
+        instructions = ranked[: self.options["instructions"]] or [state.trajectory.points[0].prompt]
+        train, rng = task.split("train"), self.rng(task, g)
+        k = min(self.options["k"], len(train))
+        texts = [with_demos(rng.choice(instructions), rng.sample(train, k))
+                 for _ in range(self.config.num_generated_instructions_in_each_step)]
+        candidates = DemoSearch.new_candidates(state, texts)
+        await self.score(task, state, candidates, g)
+        return self.record(task, state, g, "", candidates)
