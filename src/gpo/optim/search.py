@@ -93,7 +93,7 @@ class TaskResult:
     eval_comparison: dict | None = None  # final against initial on eval (stats.Comparison.as_dict)
     test_comparison: dict | None = None  # final against initial on test
     not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
-    proposals: int = 0  # candidates the search's steps proposed (optimizer samples that became texts)
+    proposals: int = 0  # candidates the search's steps proposed
     usable_proposals: int = 0  # of which were usable prompts (``usable_proposals``)
     # closed-answer tasks: the best constant answer on eval and test, and the initial and final
     # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
@@ -362,8 +362,9 @@ class PromptSearch:
             scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
             optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt,
             eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
-            not_adopted=not_adopted, proposals=sum(len(s.candidates) for s in state.trajectory.steps),
-            usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps), constant=yardsticks if yardsticks["eval"] else None,
+            not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None,
+            proposals=sum(len(s.candidates) for s in state.trajectory.steps),
+            usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
         )
         state.done = not stopped
         state.result = result.as_dict()
