@@ -55,3 +55,16 @@ def test_the_command_line_only_parses_flags():
     long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)" for n in ast.walk(ast.parse(source.read_text()))
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 40]
     assert not long, long
+
+
+def test_optimize_demos_picks_the_demonstration_search_and_demos_sets_k():
+    demos = RunSpec.from_sources(overrides={"optimize_target": "demos", "demos": 4})
+    assert demos.method == "demos" and demos.method_options == {"k": 4} and demos.tasks.optimize == "instruction"
+    boot = RunSpec.from_sources(overrides={"optimize_target": "demos", "method": "bootstrap"})
+    assert boot.method == "bootstrap" and boot.method_options == {}
+    joint = RunSpec.from_sources(overrides={"optimize_target": "instruction+demos", "task": "boolean_expressions"})
+    assert joint.method == "gpo+demos" and joint.tasks.optimize == "instruction"  # not a user task's option here
+    with pytest.raises(ConfigError, match="--optimize demos is searched by --method demos or bootstrap, not 'ape'"):
+        RunSpec.from_sources(overrides={"optimize_target": "demos", "method": "ape"})
+    with pytest.raises(ConfigError, match="--demos is for the demonstration searches"):
+        RunSpec.from_sources(overrides={"demos": 3})

@@ -129,8 +129,13 @@ def _task_options(f):
                      help="User data: the prompt, with {column} fields and an {instruction} slot for the optimized text."),
         click.option("--system-template", default=None, metavar="FILE|TEXT",
                      help="User data: the chat scorer's system message (the starting one with --optimize system)."),
-        click.option("--optimize", "optimize_target", default=None, type=click.Choice(["instruction", "system"]),
-                     help="Which text is optimized: the {instruction} slot (default) or the whole system prompt."),
+        click.option("--optimize", "optimize_target", default=None,
+                     type=click.Choice(["instruction", "system", "demos", "instruction+demos"]),
+                     help="What is optimized: the instruction (default; with --template, its {instruction} slot), "
+                          "the whole system prompt (user data), the demonstrations shown with the initial "
+                          "instruction (--method demos, or bootstrap), or both (--method gpo+demos)."),
+        click.option("--demos", type=int, default=None, metavar="K",
+                     help="Demonstrations per candidate for --optimize demos or instruction+demos (default 3)."),
         click.option("--metric", default=None, metavar="NAME",
                      help="User data: exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA.json, "
                           "python:MODULE_OR_FILE.py:FUNCTION, or judge (with --judge-rubric)."),

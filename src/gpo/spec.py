@@ -33,7 +33,7 @@ SCALE_KEYS = ("scorer_parallel", "optimizer_parallel", "scorer_replicas", "optim
               "replica_cpus", "gpus")
 USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
 RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
-            "optimizer_base_url", "seed", "run_dir", "method", "method_options", *SCALE_KEYS}
+            "optimizer_base_url", "seed", "run_dir", "method", "method_options", "demos", *SCALE_KEYS}
 ROLE_KEYS = {f"{role}_{key}" for role in ("optimizer", "scorer", "judge")
              for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas")}
 # the run settings a config file may hold beside GPO's options (the flags' names)
@@ -401,12 +401,36 @@ def _config(o: Mapping[str, Any], given: Mapping[str, Any], file_config: Mapping
     return GPOConfig.from_dict(merged, where=where)
 
 
+# --optimize values that search demonstrations, and the methods that do (the first is the default)
+DEMO_TARGETS = {"demos": ("demos", "bootstrap"), "instruction+demos": ("gpo+demos",)}
+
+
+def _demo_method(o: Mapping[str, Any]) -> tuple[str, dict]:
+    """The method and its options for ``--optimize demos|instruction+demos`` and ``--demos K``."""
+    target, method = o.get("optimize_target"), o.get("method") or None
+    options = {} if o.get("demos") is None else {"k": o["demos"]}
+    if target in DEMO_TARGETS:
+        allowed = DEMO_TARGETS[target]
+        if method is not None and method_class(method).name not in allowed:
+            raise ConfigError(f"--optimize {target} is searched by --method {' or '.join(allowed)}, not "
+                              f"{method!r}; leave --method out, or drop --optimize {target}")
+        method = method or allowed[0]
+    method = method or "gpo"
+    if options and "k" not in method_class(method).defaults:
+        raise ConfigError(f"--demos is for the demonstration searches (--optimize demos or instruction+demos); "
+                          f"method {method!r} writes instructions only")
+    return method, options
+
+
 def from_sources(preset: str | None = None, config_file: str | Path | None = None,
                  overrides: Mapping[str, Any] | None = None, check_models: bool = True) -> RunSpec:
     """See the module docstring: preset, then config file, then overrides."""
     given = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v not in (None, (), [])}
     file_config, file_settings = _split_file(read_config_file(config_file), str(config_file)) if config_file else ({}, {})
     o = {**file_settings, **given}  # one flat view of the run settings: the overrides win
+    method, demo_options = _demo_method(o)
+    if o.get("optimize_target") in DEMO_TARGETS:  # a method's choice, not a template's slot
+        o["optimize_target"] = None
     dataset = o.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
     quickstart = small and not config_file and not any(v is not False for k, v in given.items() if k not in NOT_A_CHOICE)
@@ -421,7 +445,8 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
         for name, model in (("optimizer", optimizer), ("scorer", scorer), ("judge", judge)):
             if model is not None and (name != "judge" or o.get("metric") == "judge"):
                 model.check(name)
-    method_options = {**dict(o.get("method_options") or {}), **_pairs(given.get("method_option"), "--method-option")}
+    method_options = {**dict(o.get("method_options") or {}), **demo_options,
+                      **_pairs(given.get("method_option"), "--method-option")}
     return RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
                    scorer=scorer, scoring=scoring, judge=judge, concurrent_tasks=o.get("concurrent_tasks") or 4,
-                   method=o.get("method") or "gpo", method_options=method_options)
+                   method=method, method_options=method_options)
