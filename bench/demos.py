@@ -6,7 +6,7 @@ constant answer on test (gpo.scoring.constant), the initial prompt ("Let's think
 step.", zero-shot), GPO's instruction search (the default recipe), random search over
 demonstration sets (``--method demos``), bootstrapped demonstrations (``--method
 bootstrap``) and the joint search (``--method gpo+demos``: GPO's steps, then its best
-instructions crossed with demonstration sets, raced). Every final prompt is scored on the whole test split by gpo's Evaluator, and
+instructions paired with demonstration sets, at random and by Optuna's TPE, raced). Every final prompt is scored on the whole test split by gpo's Evaluator, and
 paired, example by example, against the initial prompt and against the constant answer
 (McNemar's exact test, 95% intervals). Target: on at least half the tasks a method's test
 gain is significant (p < 0.05) against both the initial prompt and the constant answer,
@@ -34,19 +34,20 @@ from gpo.scoring.constant import beats_constant, verdict
 from gpo.scoring.demos import describe
 from gpo.scoring.stats import Comparison
 
-METHODS = ["gpo", "demos", "bootstrap", "gpo+demos"]
+METHODS = ["gpo", "demos", "bootstrap", "gpo+demos", "gpo+demos:tpe"]  # METHOD:SAMPLER for the joint search
 
 
 def collect(args) -> dict[str, dict]:
     plan = []
-    for method in args.methods:
+    for row in args.methods:
+        method, _, sampler = row.partition(":")
         for seed in args.seeds:
             for dataset, names in by_dataset(args.tasks).items():
                 spec = build_spec(args, method, seed, dataset, names, False)
                 if method != "gpo":
-                    spec.method_options = {"k": args.k}  # every demonstration search shows k
-                plan.append(planned(args, f"{method}|{seed}|{dataset}|{','.join(names)}",
-                                    {"method": method, "seed": seed}, spec))
+                    spec.method_options = {"k": args.k} | ({"sampler": sampler} if sampler else {})
+                plan.append(planned(args, f"{row}|{seed}|{dataset}|{','.join(names)}",
+                                    {"method": row, "seed": seed}, spec))
     done = run_plan(args.results, plan)
     return {key: done[key] for key, _, _ in plan}
 

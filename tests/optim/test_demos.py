@@ -150,3 +150,47 @@ def test_the_joint_search_crosses_gpos_best_instructions_with_demonstration_sets
     alone = {p for p in s.hooks.states[-1]["scores"] if not split_demos(p)[1]}
     assert {instruction for instruction, _ in crossed} <= alone  # each an instruction scored alone before
     assert split_demos(result.final_prompt)[1] and result.final_test == 1.0
+
+
+class HaltAfter:
+    """A stopper (as a run budget would) before step ``g``: the run can be resumed."""
+
+    def __init__(self, g):
+        self.g = g
+
+    def __call__(self, search, task, state):
+        from gpo.optim.stoppers import Halt
+
+        return Halt("halted for the test", run_budget=True) if state.next_step == self.g else None
+
+
+def joint(store, sampler="tpe", stoppers=()):
+    opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>Answer it {r.seed % 7} {i}.<END>")
+    cfg = config(initial_instruction="Answer Yes or No.", num_generated_instructions_in_each_step=3,
+                 num_search_epochs=1, opt_batch_size=4)
+    options = {"k": 2, "demo_steps": 3, "instructions": 2, "sampler": sampler, "demo_sets": 4}
+    return METHODS["gpo+demos"](cfg, opt, Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False),
+                                None, store, options=options, stoppers=stoppers)
+
+
+def test_tpe_pairs_instructions_with_a_fixed_pool_of_sets_and_resumes_exactly(tmp_path):
+    whole = joint(RunStore(tmp_path / "whole"))
+    result = asyncio.run(whole.optimize(shape_task()))
+    pool = {tuple(d.input for d in s) for s in whole.demo_sets(shape_task())}
+    steps = [json.loads(line) for line in (tmp_path / "whole" / "events.jsonl").read_text().splitlines()]
+    texts = [e["text"] for e in steps if e["event"] == "candidate" and e["global_step"] >= 2]
+    assert texts and all(tuple(d.input for d in split_demos(t)[1]) in pool for t in texts)
+    assert split_demos(result.final_prompt)[1] and result.final_test == 1.0
+    # halted before the second TPE step and resumed: the same trajectory as without the halt
+    halted = joint(RunStore(tmp_path / "cut"), stoppers=[HaltAfter(3)])
+    assert asyncio.run(halted.optimize(shape_task())).stopped == "halted for the test"
+    resumed = asyncio.run(joint(RunStore(tmp_path / "cut")).optimize(shape_task()))
+    state = lambda d: json.loads((tmp_path / d / "tasks" / "test__shape" / "state.json").read_text())["trajectory"]
+    assert state("cut") == state("whole") and resumed.final_prompt == result.final_prompt
+
+
+def test_an_unknown_sampler_is_refused_in_one_line():
+    from gpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sampler='grid': one of random, tpe"):
+        METHODS["gpo+demos"].parse_options({"sampler": "grid"})

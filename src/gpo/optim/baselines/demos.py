@@ -18,17 +18,19 @@ carry the best one.
 
 No optimizer model is called. Option ``k`` (default 3): demonstrations per candidate.
 
-- ``gpo+demos``: the joint search: GPO's instruction steps, then steps that race the best
-  instructions crossed with random demonstration sets (``InstructionsThenDemos``).
+- ``gpo+demos``: the joint search: GPO's instruction steps, then steps that pair the best
+  instructions with demonstration sets, at random or by Optuna's TPE as MIPROv2 does
+  (``InstructionsThenDemos``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gpo.config import ConfigError
 from gpo.optim.gpo import GPO, GPOState
 from gpo.optim.schedule import StepSizeSchedule
-from gpo.optim.search import PromptSearch, SearchState
+from gpo.optim.search import PromptSearch, SearchState, stable_seed
 from gpo.optim.trajectory import Candidate, StepRecord
 from gpo.scoring.demos import split_demos, with_demos
 from gpo.tasks.task import Example, Task
@@ -115,16 +117,33 @@ class BootstrapDemos(DemoSearch):
 
 
 class InstructionsThenDemos(GPO):
-    """Instruction and demonstrations searched jointly, by racing (``--method gpo+demos``).
+    """Instruction and demonstrations searched jointly (``--method gpo+demos``).
 
     GPO's own steps come first and write instructions (the recipe as configured); then
-    ``demo_steps`` steps each propose N candidates, every one an instruction drawn from the
-    ``instructions`` best on eval so far crossed with a random set of k train examples, and
-    race them on eval like any candidate. The final prompt is the best on eval over both
-    phases, so a demonstration set is kept only where it beats the instructions alone."""
+    ``demo_steps`` steps each propose N candidates, every one an instruction from the
+    ``instructions`` best on eval so far paired with a set of k train examples, scored on
+    eval like any candidate (raced, under ``selection='race'``). The final prompt is the best
+    on eval over both phases, so demonstrations are kept only where they beat the
+    instructions alone. How the pairs are chosen (option ``sampler``):
+
+    - ``random`` (default): each pair drawn at random, a fresh set of examples each time;
+    - ``tpe``: as MIPROv2 does, Optuna's TPE sampler over (instruction, demonstration set)
+      with ``demo_sets`` sets drawn once per task, fitted on every pair scored so far (a
+      raced-out pair by its estimate). The study is built anew each step from the
+      checkpointed scores with a seed of that step, so a resumed run asks what an
+      uninterrupted one would. Needs ``pip install 'gpo[tpe]'``.
+    """
 
     name = "gpo+demos"
-    defaults = {"k": 3, "demo_steps": 2, "instructions": 3}
+    defaults = {"k": 3, "demo_steps": 2, "instructions": 3, "sampler": "random", "demo_sets": 8}
+    SAMPLERS = ("random", "tpe")
+
+    @classmethod
+    def parse_options(cls, options: dict) -> dict:
+        out = super().parse_options(options)
+        if out["sampler"] not in cls.SAMPLERS:
+            raise ConfigError(f"method {cls.name!r} option sampler={out['sampler']!r}: one of {', '.join(cls.SAMPLERS)}")
+        return out
 
     def instruction_steps(self, task: Task) -> int:
         return super().total_steps(task)
@@ -143,10 +162,51 @@ class InstructionsThenDemos(GPO):
             return await super().step(task, state, g)
         ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
         instructions = ranked[: self.options["instructions"]] or [state.trajectory.points[0].prompt]
-        train, rng = task.split("train"), self.rng(task, g)
-        k = min(self.options["k"], len(train))
-        texts = [with_demos(rng.choice(instructions), rng.sample(train, k))
-                 for _ in range(self.config.num_generated_instructions_in_each_step)]
-        candidates = DemoSearch.new_candidates(state, texts)
+        n = self.config.num_generated_instructions_in_each_step
+        if self.options["sampler"] == "tpe":
+            pairs = self.tpe_pairs(task, state, g, instructions, n)
+        else:
+            train, rng = task.split("train"), self.rng(task, g)
+            pairs = [(rng.choice(instructions), rng.sample(train, min(self.options["k"], len(train))))
+                     for _ in range(n)]
+        candidates = DemoSearch.new_candidates(state, [with_demos(i, d) for i, d in pairs])
         await self.score(task, state, candidates, g)
         return self.record(task, state, g, "", candidates)
+
+    def demo_sets(self, task: Task) -> list[list[Example]]:
+        """The ``demo_sets`` demonstration sets TPE chooses among, drawn once per task."""
+        train, rng = task.split("train"), self.rng(task, "demo-sets")
+        return [rng.sample(train, min(self.options["k"], len(train))) for _ in range(self.options["demo_sets"])]
+
+    def tpe_pairs(self, task: Task, state: GPOState, g: int, instructions: list[str],
+                  n: int) -> list[tuple[str, list[Example]]]:
+        """n (instruction, demonstration set) pairs from TPE fitted on the pairs scored so far."""
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError("method 'gpo+demos' with sampler=tpe needs Optuna: pip install 'gpo[tpe]'") from None
+        from optuna.distributions import CategoricalDistribution
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sets = self.demo_sets(task)
+        space = {"instruction": CategoricalDistribution(list(range(len(instructions)))),
+                 "demos": CategoricalDistribution(list(range(len(sets))))}
+        pair_of = {with_demos(p, d): (i, j) for i, p in enumerate(instructions) for j, d in enumerate(sets)}
+        seen = dict(state.scores)
+        for step in state.trajectory.steps:  # a pair racing stopped counts at its estimate
+            for c in step.candidates:
+                if c.race_estimate is not None:
+                    seen.setdefault(c.text, c.race_estimate)
+        sampler = optuna.samplers.TPESampler(seed=stable_seed(self.config.seed, task.id, "tpe", g),
+                                             n_startup_trials=n, constant_liar=True)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for text, score in seen.items():
+            if text in pair_of:
+                i, j = pair_of[text]
+                study.add_trial(optuna.trial.create_trial(params={"instruction": i, "demos": j},
+                                                          distributions=space, value=score))
+        out = []
+        for _ in range(n):
+            trial = study.ask(space)
+            out.append((instructions[trial.params["instruction"]], sets[trial.params["demos"]]))
+        return out
