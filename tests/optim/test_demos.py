@@ -194,3 +194,17 @@ def test_an_unknown_sampler_is_refused_in_one_line():
 
     with pytest.raises(ConfigError, match="sampler='grid': one of random, tpe"):
         METHODS["gpo+demos"].parse_options({"sampler": "grid"})
+
+
+def test_under_a_search_budget_the_joint_search_leaves_the_rest_to_the_demonstrations():
+    opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>Answer it {r.seed % 7} {i}.<END>")
+    cfg = config(initial_instruction="Answer Yes or No.", num_generated_instructions_in_each_step=3,
+                 num_search_epochs=4, opt_batch_size=4, budget={"scorer_calls_per_task": 600})
+    s = METHODS["gpo+demos"](cfg, opt, Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False),
+                             None, Recorder(), options={"k": 2, "instruction_share": 0.5})
+    result = asyncio.run(s.optimize(shape_task()))
+    steps = s.hooks.states[-1]["trajectory"]["steps"]
+    with_demos_ = [any(split_demos(c["text"])[1] for c in st["candidates"]) for st in steps]
+    first = with_demos_.index(True)  # GPO's 8 steps would spend it all; it stops at half the budget
+    assert 0 < first < 8 and all(with_demos_[first:]) and not any(with_demos_[:first])
+    assert result.scorer_requests <= 600 and split_demos(result.final_prompt)[1]

@@ -119,8 +119,9 @@ class BootstrapDemos(DemoSearch):
 class InstructionsThenDemos(GPO):
     """Instruction and demonstrations searched jointly (``--method gpo+demos``).
 
-    GPO's own steps come first and write instructions (the recipe as configured); then
-    ``demo_steps`` steps each propose N candidates, every one an instruction from the
+    GPO's own steps come first and write instructions (the recipe as configured; under a
+    per-task search budget, until ``instruction_share`` of it is spent); then
+    ``demo_steps`` steps (under a budget: as many as the rest pays for) each propose N candidates, every one an instruction from the
     ``instructions`` best on eval so far paired with a set of k train examples, scored on
     eval like any candidate (raced, under ``selection='race'``). The final prompt is the best
     on eval over both phases, so demonstrations are kept only where they beat the
@@ -135,7 +136,8 @@ class InstructionsThenDemos(GPO):
     """
 
     name = "gpo+demos"
-    defaults = {"k": 3, "demo_steps": 2, "instructions": 3, "sampler": "random", "demo_sets": 8}
+    defaults = {"k": 3, "demo_steps": 2, "instructions": 3, "sampler": "random", "demo_sets": 8,
+                "instruction_share": 0.5}
     SAMPLERS = ("random", "tpe")
 
     @classmethod
@@ -157,8 +159,18 @@ class InstructionsThenDemos(GPO):
             self._schedules[task.id] = StepSizeSchedule.from_config(self.config, self.instruction_steps(task))
         return self._schedules[task.id]
 
+    def writes_instructions(self, task: Task, state: GPOState, g: int) -> bool:
+        """Whether step g is one of GPO's: its steps remain, no demonstration step was taken,
+        and under a search budget less than ``instruction_share`` of it is spent (the rest is
+        left for the demonstrations)."""
+        cap = self.config.budget.scorer_calls_per_task
+        if g >= self.instruction_steps(task) or (cap is not None and
+                                                 self.spent(task, state) >= self.options["instruction_share"] * cap):
+            return False
+        return not any(split_demos(c.text)[1] for st in state.trajectory.steps for c in st.candidates)
+
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
-        if g < self.instruction_steps(task):
+        if self.writes_instructions(task, state, g):
             return await super().step(task, state, g)
         ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
         instructions = ranked[: self.options["instructions"]] or [state.trajectory.points[0].prompt]
