@@ -180,7 +180,7 @@ def test_real_server_holds_a_constrained_reply_to_the_json_schema(llama_server):
     from gpo.llm import ReplyShape
     from gpo.optim.update import extract_tagged
 
-    shape = ReplyShape(max_words=12)
+    shape = ReplyShape()  # gpo's default word budget (150): a length bound in the schema once killed this server
     llm = OpenAILLM(model="smollm2", base_url=llama_server)
     ask = "Write one instruction that helps a model answer yes/no questions about directions."
     (out,) = run(llm, [Request.chat(ask, temperature=1.0, n=4, max_tokens=96, seed=3, shape=shape)])

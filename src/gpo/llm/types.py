@@ -36,9 +36,11 @@ class ReplyShape:
                 f'{json.dumps(self.close)}\nword ::= {word}\n')
 
     def json_schema(self) -> dict:
+        """One non-empty string. No maxLength: a server that turns the schema into a grammar
+        (llama.cpp) unrolls a length bound into one rule per character, and a bound of a few
+        thousand stopped a real server; the word budget is checked on the reply anyway."""
         return {"type": "object", "additionalProperties": False, "required": ["prompt"],
-                "properties": {"prompt": {"type": "string", "minLength": 1,
-                                          "maxLength": self.max_words * (self.max_word_chars + 1)}}}
+                "properties": {"prompt": {"type": "string", "minLength": 1}}}
 
     def from_json(self, text: str) -> str:
         """A JSON reply as the tagged text the caller parses; anything else as it came."""
