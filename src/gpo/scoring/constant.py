@@ -56,7 +56,7 @@ def closed_answers(task: Task) -> list[str]:
         return []
     if not isinstance(metric, (str, Metric)) or (isinstance(metric, str) and metric != "exact"):
         return []  # a user's callable, ROUGE-L, Dyck, word sorting: no closed set to speak of
-    examples = [e for split in ("train", "eval", "test") for e in task.splits.get(split) or []]
+    examples = _labelled(task)
     if task.kind is AnswerKind.MULTIPLE_CHOICE:
         letters = {target_letter(e) for e in examples}
         return sorted(f"({letter.upper()})" for letter in letters if len(letter) == 1)  # an unmatched text is none
@@ -66,6 +66,11 @@ def closed_answers(task: Task) -> list[str]:
         labels = sorted({e.target.strip() for e in examples})
         return labels if 2 <= len(labels) <= MAX_LABELS and len(labels) * 2 <= len(examples) else []
     return []
+
+
+def _labelled(task: Task) -> list[Example]:
+    """The task's examples with targets: train, eval and test."""
+    return [e for split in ("train", "eval", "test") for e in task.splits.get(split) or []]
 
 
 def best_constant(task: Task, split: str, extraction: str = "lenient",
@@ -91,7 +96,7 @@ def as_answers(task: Task, parsed: Sequence[str], extraction: str = "lenient") -
     becomes that answer ('No', '(B)'), and a reply naming exactly one of the answers (a label
     inside a sentence) becomes it; anything else is ``NO_ANSWER``."""
     answers = closed_answers(task)
-    examples = [e for split in ("train", "eval", "test") for e in task.splits.get(split) or []]
+    examples = _labelled(task)
     if not answers or not examples:
         return list(parsed)
     by_form = {}
