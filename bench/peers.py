@@ -35,7 +35,7 @@ from collections import defaultdict
 from bench._record import DATA_DIR, record
 from bench.compare import add_model_options, build_spec, by_dataset, planned, run_plan
 
-from gpo.optim.baselines import method_class
+from gpo.methods import method_class
 from gpo.scoring.stats import compare, wilson
 
 GPO_AND_BASELINES = ["gpo", "ape", "apo", "opro", "pe2", "evoprompt-ga", "evoprompt-de"]

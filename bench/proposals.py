@@ -90,7 +90,7 @@ def main(args) -> None:
         f"Optimizer: SmolLM2-135M-Instruct, temperature as GPO's recipe, ≤ {args.optimizer_max_tokens} tokens a reply; "
         f"GPO's recipe on synthetic navigate (train {args.train}, batch 8, {args.epochs} epochs, {args.candidates} "
         f"candidates a step), seeds {', '.join(map(str, args.seeds))}. A proposal is usable when it parsed, is new, "
-        f"fits the word budgets and copies nothing of the meta-prompt (gpo.optim.search.usable_proposals); the "
+        f"fits the word budgets and copies nothing of the meta-prompt (gpo.engine.search.usable_proposals); the "
         f"interval is Wilson's 95%.", "",
         "| optimizer | constrained replies | proposals | usable | usable share |", "|---|---|---|---|---|", *rows, "",
         "Usable share, free → constrained: " + "; ".join(gains) + ".", "",

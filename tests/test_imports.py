@@ -10,7 +10,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
 # lower layers first; a module may import only its own layer and those before it
-LAYERS = ["gpo.errors", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.config", "gpo.optim", "gpo.runs", "gpo.spec", "gpo.api", "gpo.cli"]
+LAYERS = ["gpo.errors", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.prompts", "gpo.config",
+          "gpo.engine", "gpo.methods", "gpo.runs", "gpo.spec", "gpo.api", "gpo.cli"]
 
 
 def module_name(path: Path) -> str:
@@ -87,7 +88,7 @@ def test_no_code_outside_the_optimizers_asks_which_method_it_is():
 
 def test_methods_declare_whether_they_need_an_embedder():
     from gpo.config import GPOConfig
-    from gpo.optim.baselines import method_class
+    from gpo.methods import method_class
 
     relevance = GPOConfig(momentum_selection_name="relevance")
     assert method_class("gpo").needs_embedder(relevance)

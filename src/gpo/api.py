@@ -23,8 +23,8 @@ from gpo.aio import first_failure
 from gpo.llm import LLM, Request, ResponseCache
 from gpo.llm.meter import Meter
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
-from gpo.optim.baselines import method_class
-from gpo.optim.search import PromptSearch, TaskResult
+from gpo.methods import method_class
+from gpo.engine.search import PromptSearch, TaskResult
 from gpo.errors import RunDirError
 from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies

@@ -161,7 +161,7 @@ def _budget_options(f):
 
 
 def _method_options(f):
-    from gpo.optim.baselines import METHODS
+    from gpo.methods import METHODS
 
     f = click.option("--method-option", "method_option", multiple=True, metavar="KEY=VALUE",
                      help="A method's own option, e.g. beam=4 (repeatable).")(f)

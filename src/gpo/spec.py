@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from gpo.config import PRESETS, GPOConfig
 from gpo.errors import ConfigError, TaskError, suggest
 from gpo.llm import LLM, Pricing, ResponseCache, build_llm, preflight
-from gpo.optim.baselines import method_class
+from gpo.methods import method_class
 from gpo.scoring.metrics import build_metric, needs_target
 from gpo.tasks import Task, load_gpo_task, load_hf_task, load_user_task, resolve_tasks, synthetic_task
 from gpo.tasks.template import Template, read_template

@@ -178,7 +178,7 @@ def test_real_server_holds_a_constrained_reply_to_the_json_schema(llama_server):
     # response_format with a JSON schema on a real llama.cpp server: every sampled reply comes
     # back as the tagged text gpo parses, within the shape's words
     from gpo.llm import ReplyShape
-    from gpo.optim.update import extract_tagged
+    from gpo.prompts.tags import extract_tagged
 
     shape = ReplyShape()  # gpo's default word budget (150): a length bound in the schema once killed this server
     llm = OpenAILLM(model="smollm2", base_url=llama_server)

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from gpo.llm import LocalLLM, ReplyShape, Request
-from gpo.optim.update import extract_tagged
+from gpo.prompts.tags import extract_tagged
 
 META = ("Your task is to write a better prompt for a language model that answers yes/no questions about "
         "following directions. Current prompt: Let's think step by step. Write the new prompt between "

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fakes import ScriptedLLM, config, last_user
-from gpo.optim.gpo import GPO
+from gpo.methods.gpo.method import GPO
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.scoring.constant import (NO_ANSWER, answer_shares, as_answers, beats_constant, best_constant, closed_answers, collapsed_to,
                                   verdict, yardstick)

@@ -16,7 +16,7 @@ import pytest
 
 from fakes import ScriptedLLM, last_user
 from gpo.config import GPOConfig
-from gpo.optim.gpo import GPO
+from gpo.methods.gpo.method import GPO
 from gpo.scoring import Evaluator
 from gpo.scoring.judge import Judge, parse_score
 from gpo.scoring.metrics import build_metric

@@ -44,7 +44,7 @@ def environment() -> dict:
 
 
 class RunStore:
-    """A run directory, and the search's hooks (``gpo.optim.search.Hooks``) writing into it."""
+    """A run directory, and the search's hooks (``gpo.engine.search.Hooks``) writing into it."""
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)

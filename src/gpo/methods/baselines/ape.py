@@ -1,0 +1,56 @@
+"""APE, Automatic Prompt Engineer (Zhou et al., 2023, "Large Language Models Are
+Human-Level Prompt Engineers").
+
+Step 0 induces instructions from demonstrations: each of N requests shows a
+different random set of train input/output pairs and asks what instruction
+produced them. Later steps resample: paraphrases of the best prompts so far
+(iterative Monte Carlo search). Every candidate is scored on eval; the best
+``keep`` prompts are carried to the next step.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.trajectory import StepRecord
+from gpo.prompts.blocks import paraphrase_prompt
+from gpo.prompts.tags import END, START
+from gpo.tasks.task import Example, Task
+
+
+def induction_prompt(demos: list[Example]) -> str:
+    pairs = "\n\n".join(f"Input: {ex.input}\nOutput: {ex.demo_answer}" for ex in demos)
+    return (
+        "I gave a friend an instruction and some inputs. For each input, my friend followed the instruction "
+        "and wrote an output. Here are the input-output pairs.\n\n"
+        f"{pairs}\n\n"
+        f"What was the instruction? Write it between {START} and {END}."
+    )
+
+
+class APE(PromptSearch):
+    name = "ape"
+    defaults = {"keep": 4, "demos": 5}
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        N = self.config.num_generated_instructions_in_each_step
+        return N * n_eval, N, N + self.options["keep"]
+
+    async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
+        N = self.config.num_generated_instructions_in_each_step
+        seed = stable_seed(self.config.seed, task.id, self.name, g)
+        if g == 0:
+            train, rng = task.split("train"), self.rng(task, g)
+            k = min(self.options["demos"], len(train))
+            metas = [induction_prompt(rng.sample(train, k)) for _ in range(N)]
+            texts = await self.ask(state, metas, 1, seed)
+        else:
+            parents = state.pool[: self.options["keep"]]
+            metas = [paraphrase_prompt(p) for p in parents]
+            texts = await self.ask(state, metas, math.ceil(N / len(parents)), seed)
+            texts = texts[:N]
+        candidates = self.screen(state, texts, state.current)
+        await self.score(task, state, candidates, g)
+        self.keep_best(state, candidates, self.options["keep"])
+        return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)

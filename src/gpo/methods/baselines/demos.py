@@ -1,0 +1,224 @@
+"""Demonstrations as the parameter: the instruction stays, the search chooses which k
+solved train examples the scorer is shown before each question.
+
+A small scorer responds to demonstrations far more than to instruction wording, and
+choosing them needs no capable optimizer: candidates come from the data and the scorer
+judges them. Both searches propose N demonstration sets a step, each added to the
+initial instruction (``gpo.scoring.demos``), score them on eval like any candidate
+(racing, the search budget, adoption and the constant yardstick apply unchanged) and
+carry the best one.
+
+- ``demos``: random search over demonstration sets drawn from train with their gold
+  answers (DSPy's LabeledFewShot under random search).
+- ``bootstrap``: bootstrapped demonstrations, as DSPy's BootstrapFewShot: each step
+  scores the instruction on its train minibatch and keeps the examples the scorer itself
+  answers correctly, shown with its own reply (its reasoning, where the prompt asks for
+  steps, then the bare answer it gave when asked again); sets are drawn from all kept so
+  far, filled with gold-labelled examples while fewer than k are kept.
+
+No optimizer model is called. Option ``k`` (default 3): demonstrations per candidate.
+
+- ``gpo+demos``: the joint search: GPO's instruction steps, then steps that pair the best
+  instructions with demonstration sets, at random or by Optuna's TPE as MIPROv2 does
+  (``InstructionsThenDemos``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpo.config import ConfigError
+from gpo.methods.gpo.method import GPO, GPOState
+from gpo.methods.gpo.schedule import StepSizeSchedule
+from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.trajectory import Candidate, StepRecord
+from gpo.scoring.demos import split_demos, with_demos
+from gpo.tasks.task import Example, Task
+
+
+@dataclass
+class DemoState(SearchState):
+    """The shared search state plus the train examples the scorer answered correctly
+    (bootstrap): their index in train and the reply shown as the demonstration's answer."""
+
+    bootstrapped: list[list] = field(default_factory=list)  # [train index, answer shown]
+
+
+class DemoSearch(PromptSearch):
+    name = "demos"
+    defaults = {"k": 3}
+    State = DemoState
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        return self.config.num_generated_instructions_in_each_step * n_eval, 0, 0
+
+    def instruction(self, state: SearchState) -> str:
+        """The instruction every candidate carries: the initial prompt's."""
+        return split_demos(state.trajectory.points[0].prompt)[0]
+
+    async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
+        """The examples demonstrations are drawn from: (preferred, fill); a set takes k of the
+        preferred ones, or all of them and the rest from the fill. Here: train, gold answers."""
+        return task.split("train"), []
+
+    async def step(self, task: Task, state: DemoState, g: int) -> StepRecord:
+        preferred, fill = await self.demo_pool(task, state, g)
+        k, rng = self.options["k"], self.rng(task, g)
+
+        def draw() -> list[Example]:
+            if len(preferred) >= k:
+                return rng.sample(preferred, k)
+            return preferred + rng.sample(fill, min(len(fill), k - len(preferred)))
+
+        texts = [with_demos(self.instruction(state), draw())
+                 for _ in range(self.config.num_generated_instructions_in_each_step)]
+        candidates = self.new_candidates(state, texts)
+        await self.score(task, state, candidates, g)
+        self.keep_best(state, candidates, 1)
+        return self.record(task, state, g, "", candidates)
+
+    @staticmethod
+    def new_candidates(state: SearchState, texts: list[str]) -> list[Candidate]:
+        """Each drawn set as a candidate; one drawn twice in a step, or scored before, is not new."""
+        out: list[Candidate] = []
+        for text in texts:
+            c = Candidate(text=text)
+            if any(o.text == text for o in out):
+                c.rejected = "duplicate in this step"
+            elif text in state.seen:
+                c.reused = text in state.scores
+                c.rejected = None if c.reused else "seen before, never scored"
+            else:
+                state.seen.append(text)
+            out.append(c)
+        return out
+
+
+class BootstrapDemos(DemoSearch):
+    name = "bootstrap"
+
+    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+        examples, _, _ = super().planned_step(batch, n_eval)
+        return examples + batch, 0, 0  # the train minibatch the instruction is scored on
+
+    async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
+        train = task.split("train")
+        for _, evaluation in await self.probe(task, state, [self.instruction(state)], g):
+            known = {i for i, _ in state.bootstrapped}
+            for r in evaluation.records:
+                if r.score >= 1.0 and r.index not in known:
+                    shown = r.raw_answer.strip()
+                    if r.raw_answer_second_round is not None:
+                        shown = f"{shown}\n\n{r.raw_answer_second_round.strip()}"
+                    state.bootstrapped.append([r.index, shown])
+        taken = {i for i, _ in state.bootstrapped}
+        own = [Example(train[i].input, answer, fields=train[i].fields) for i, answer in state.bootstrapped]
+        return own, [e for i, e in enumerate(train) if i not in taken]  # gold-labelled fill
+
+
+class InstructionsThenDemos(GPO):
+    """Instruction and demonstrations searched jointly (``--method gpo+demos``).
+
+    GPO's own steps come first and write instructions (the recipe as configured; under a
+    per-task search budget, until ``instruction_share`` of it is spent); then
+    ``demo_steps`` steps (under a budget: as many as the rest pays for) each propose N candidates, every one an instruction from the
+    ``instructions`` best on eval so far paired with a set of k train examples, scored on
+    eval like any candidate (raced, under ``selection='race'``). The final prompt is the best
+    on eval over both phases, so demonstrations are kept only where they beat the
+    instructions alone. How the pairs are chosen (option ``sampler``):
+
+    - ``random`` (default): each pair drawn at random, a fresh set of examples each time;
+    - ``tpe``: as MIPROv2 does, Optuna's TPE sampler over (instruction, demonstration set)
+      with ``demo_sets`` sets drawn once per task, fitted on every pair scored so far (a
+      raced-out pair by its estimate). The study is built anew each step from the
+      checkpointed scores with a seed of that step, so a resumed run asks what an
+      uninterrupted one would. Needs ``pip install 'gpo[tpe]'``.
+    """
+
+    name = "gpo+demos"
+    defaults = {"k": 3, "demo_steps": 2, "instructions": 3, "sampler": "random", "demo_sets": 8,
+                "instruction_share": 0.5}
+    SAMPLERS = ("random", "tpe")
+
+    @classmethod
+    def parse_options(cls, options: dict) -> dict:
+        out = super().parse_options(options)
+        if out["sampler"] not in cls.SAMPLERS:
+            raise ConfigError(f"method {cls.name!r} option sampler={out['sampler']!r}: one of {', '.join(cls.SAMPLERS)}")
+        return out
+
+    def instruction_steps(self, task: Task) -> int:
+        return super().total_steps(task)
+
+    def total_steps(self, task: Task) -> int:
+        return self.instruction_steps(task) + self.options["demo_steps"]
+
+    def schedule(self, task: Task):
+        """GPO's step-size schedule over its own (instruction) steps only."""
+        if task.id not in self._schedules:
+            self._schedules[task.id] = StepSizeSchedule.from_config(self.config, self.instruction_steps(task))
+        return self._schedules[task.id]
+
+    def writes_instructions(self, task: Task, state: GPOState, g: int) -> bool:
+        """Whether step g is one of GPO's: its steps remain, no demonstration step was taken,
+        and under a search budget less than ``instruction_share`` of it is spent (the rest is
+        left for the demonstrations)."""
+        cap = self.config.budget.scorer_calls_per_task
+        if g >= self.instruction_steps(task) or (cap is not None and
+                                                 self.spent(task, state) >= self.options["instruction_share"] * cap):
+            return False
+        return not any(split_demos(c.text)[1] for st in state.trajectory.steps for c in st.candidates)
+
+    async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
+        if self.writes_instructions(task, state, g):
+            return await super().step(task, state, g)
+        ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
+        instructions = ranked[: self.options["instructions"]] or [state.trajectory.points[0].prompt]
+        n = self.config.num_generated_instructions_in_each_step
+        if self.options["sampler"] == "tpe":
+            pairs = self.tpe_pairs(task, state, g, instructions, n)
+        else:
+            train, rng = task.split("train"), self.rng(task, g)
+            pairs = [(rng.choice(instructions), rng.sample(train, min(self.options["k"], len(train))))
+                     for _ in range(n)]
+        candidates = DemoSearch.new_candidates(state, [with_demos(i, d) for i, d in pairs])
+        await self.score(task, state, candidates, g)
+        return self.record(task, state, g, "", candidates)
+
+    def demo_sets(self, task: Task) -> list[list[Example]]:
+        """The ``demo_sets`` demonstration sets TPE chooses among, drawn once per task."""
+        train, rng = task.split("train"), self.rng(task, "demo-sets")
+        return [rng.sample(train, min(self.options["k"], len(train))) for _ in range(self.options["demo_sets"])]
+
+    def tpe_pairs(self, task: Task, state: GPOState, g: int, instructions: list[str],
+                  n: int) -> list[tuple[str, list[Example]]]:
+        """n (instruction, demonstration set) pairs from TPE fitted on the pairs scored so far."""
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError("method 'gpo+demos' with sampler=tpe needs Optuna: pip install 'gpo[tpe]'") from None
+        from optuna.distributions import CategoricalDistribution
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sets = self.demo_sets(task)
+        space = {"instruction": CategoricalDistribution(list(range(len(instructions)))),
+                 "demos": CategoricalDistribution(list(range(len(sets))))}
+        pair_of = {with_demos(p, d): (i, j) for i, p in enumerate(instructions) for j, d in enumerate(sets)}
+        seen = dict(state.scores)
+        for step in state.trajectory.steps:  # a pair racing stopped counts at its estimate
+            for c in step.candidates:
+                if c.race_estimate is not None:
+                    seen.setdefault(c.text, c.race_estimate)
+        sampler = optuna.samplers.TPESampler(seed=stable_seed(self.config.seed, task.id, "tpe", g),
+                                             n_startup_trials=n, constant_liar=True)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for text, score in seen.items():
+            if text in pair_of:
+                i, j = pair_of[text]
+                study.add_trial(optuna.trial.create_trial(params={"instruction": i, "demos": j},
+                                                          distributions=space, value=score))
+        out = []
+        for _ in range(n):
+            trial = study.ask(space)
+            out.append((instructions[trial.params["instruction"]], sets[trial.params["demos"]]))
+        return out

@@ -1,0 +1,97 @@
+"""GPO's update ("util gradient"): the meta-prompt asking for a new prompt, generate or
+edit, with or without the gradient, with or without the word-budget ("learning rate")
+clause; and what becomes of a candidate that changes more words than the budget.
+
+The text is our own wording of the paper's content lists (docs/BEHAVIOUR.md, "The update").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpo.prompts.blocks import PLACEHOLDER, Placement, format_exemplars
+from gpo.prompts.tags import END, START
+from gpo.tasks.task import Example
+
+
+@dataclass(frozen=True)
+class UpdateSpec:
+    method: str  # generate | edit | generate_without | edit_without
+    position: Placement
+    momentum_kind: str = "-"  # "-" | "k-list" | "real-time": how the trajectory block reads
+
+
+def build_update_prompt(
+    spec: UpdateSpec,
+    current: str,
+    current_score: float,
+    trajectory_block: str,
+    exemplars: list[Example],
+    gradient: str | None = None,
+    step_size: int | None = None,
+) -> str:
+    """The meta-prompt asking the optimizer LLM for one improved prompt."""
+    edit = spec.method.startswith("edit")
+    with_gradient = spec.method in ("edit", "generate")
+    where = spec.position.phrase
+    parts = []
+    if edit:
+        parts.append(f"Your job is to revise the current prompt so that it works better in place of {PLACEHOLDER} in the task examples below.")
+    else:
+        parts.append(f"Your job is to write a prompt that works better in place of {PLACEHOLDER} in the task examples below.")
+    parts.append(trajectory_block.rstrip())
+    parts.append(f"The current prompt is:\n{current}")
+    if with_gradient and gradient:
+        parts.append(f"Problems found with the current prompt:\n{gradient}")
+    parts.append(
+        f"Each example below shows an input in which {PLACEHOLDER} stands for the prompt. A model reads the input "
+        f"with the prompt filled in and writes an output. The output is wrong if it differs from the output given, "
+        f"and right if it matches."
+    )
+    parts.append(format_exemplars(exemplars, spec.position))
+    analyse = ""
+    if spec.momentum_kind == "k-list":
+        analyse = "First study the earlier prompts and their scores carefully. Then "
+    elif spec.momentum_kind == "real-time":
+        analyse = "First study the summarised prompt and its score carefully. Then "
+    verb = "revise the current prompt into a new, better prompt" if edit else "write a new, better prompt"
+    request = f"{analyse}{verb if analyse else verb[0].upper() + verb[1:]} to go {where} in the examples above."
+    parts.append(request)
+    lines = "\n\n".join(parts).split("\n")
+    if step_size is not None:
+        lines.append(f"Change at most {step_size} words of the current prompt.")
+        lines.append("")
+    lines.append(f"Put the new prompt between {START} and {END}.")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """GPO's update, built once from the config: edit or generate, with or without the
+    gradient (``method``, the paper's util_gradient_name); whether the meta-prompt states
+    the word budget (``learning_rate_name='w_lr'``); and what becomes of a candidate that
+    changes more words than the budget (``enforcement``: off, reject, or resample up to
+    ``resample_rounds`` more times)."""
+
+    method: str = "generate_without"
+    states_step_size: bool = True
+    enforcement: str = "off"
+    resample_rounds: int = 0
+
+    @classmethod
+    def from_config(cls, cfg) -> "UpdateRule":
+        return cls(cfg.util_gradient_name, cfg.learning_rate_name == "w_lr", cfg.edit_budget_enforcement,
+                   cfg.max_resample_rounds if cfg.edit_budget_enforcement == "resample" else 0)
+
+    def meta_prompt(self, position: Placement, momentum_kind: str, current: str, current_score: float,
+                    trajectory_block: str, exemplars: list[Example], gradient: str | None,
+                    step_size: int | None) -> str:
+        return build_update_prompt(UpdateSpec(self.method, position, momentum_kind), current, current_score,
+                                   trajectory_block, exemplars, gradient,
+                                   step_size if self.states_step_size else None)
+
+    def over_budget(self, edit_distance: int, step_size: int | None) -> str | None:
+        """Why a candidate breaks the word budget (when the budget is enforced), else None."""
+        if step_size is not None and self.enforcement != "off" and edit_distance > step_size:
+            return f"changes {edit_distance} words, budget {step_size}"
+        return None

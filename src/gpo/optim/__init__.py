@@ -1,1 +1,0 @@
-"""The optimizers and their pieces: trajectory, feedback, momentum, schedule, update."""

@@ -1,0 +1,111 @@
+"""Replies that are not instructions are screened out before they are scored, counted by
+reason in the step's events and the report; the closing lines say plainly what happened.
+Scripted fakes (named as such) for the search."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fakes import ScriptedLLM, config, echo_scorer, last_user, plus_task
+from gpo.methods.gpo.method import GPO
+from gpo.prompts.checks import not_an_instruction
+from gpo.runs.store import RunStore
+from gpo.scoring import Evaluator
+
+QUICKSTART_NONSENSE = ("Premise: I have always been interested in science and technology.\n"
+                       "Syntax: If you have been interested in a subject, write down what you learned.")
+
+
+@pytest.mark.parametrize("reply,reason", [
+    (QUICKSTART_NONSENSE, "reads like a form ('Premise:', 'Syntax:'"),
+    ("User: what is 2+2?\nAssistant: 4", "invents a transcript ('User:' turn)"),
+    ("Q: If you follow these instructions, do you return?\nA: Yes", "invents a transcript ('Q:' turn)"),
+])
+def test_transcripts_and_forms_are_not_instructions(reply, reason):
+    assert reason in not_an_instruction(reply)
+
+
+def test_a_reply_that_copies_the_meta_prompt_or_an_example_is_not_an_instruction():
+    meta = ("Below are some examples of the task.\nInput: If you follow these instructions, do you return to "
+            "the starting point? Take 3 steps. Turn left.\nOutput: No\nWrite a new prompt.")
+    copied = "If you follow these instructions, do you return to the starting point? Take 3 steps."
+    assert "copies 8+ words" in not_an_instruction(copied, meta)
+    # an instruction is usable, even one that names the task in its own words
+    for fine in ("Track your position step by step and answer Yes or No.",
+                 "Answer: Yes or No.",  # one label is not a form
+                 "Decide whether you end where you started; follow each instruction in order."):
+        assert not_an_instruction(fine, meta) is None
+
+
+def test_the_search_screens_them_out_before_scoring_and_counts_the_reasons(tmp_path):
+    def optimizer(request, i):
+        text = last_user(request)
+        if "Put the new prompt between" not in text:
+            return "<START>It is too short.<END>"
+        return ["<START>" + QUICKSTART_NONSENSE + "<END>", "<START>User: hi\nAssistant: yes<END>",
+                "<START>start ++++<END>"][i]
+
+    opt, scorer = ScriptedLLM(script=optimizer), echo_scorer()
+    store = RunStore(tmp_path / "run")
+    result = asyncio.run(GPO(config(num_generated_instructions_in_each_step=3), opt, Evaluator(scorer, second_round=False),
+                             None, store).optimize(plus_task()))
+    store.close()
+    asked = [last_user(r) for r in scorer.requests]
+    assert not any("Premise:" in a or "User: hi" in a for a in asked)  # neither reached the scorer
+    assert any("Start ++++" in a for a in asked)  # the instruction did
+    assert result.final_prompt == "Start ++++"
+    import json
+
+    steps = [json.loads(line) for line in (tmp_path / "run/events.jsonl").read_text().splitlines()
+             if '"event": "step"' in line]
+    assert steps and all(s["rejected"].get("not an instruction") == 2 for s in steps)
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"scorer": {"model": "fake"}, "optimizer": {"model": "fake"},
+                                                           "config": {}}))
+    from gpo.runs.report import write_report
+
+    page = write_report(tmp_path / "run").read_text()
+    assert "Candidates set aside" in page and "<td>not an instruction</td><td>" in page
+
+
+def test_the_closing_lines_say_what_happened(capsys):
+    from gpo.cli import _outcome
+    from gpo.engine.search import TaskResult
+    from gpo.scoring.stats import compare
+
+    weak = compare([0] * 6 + [1] * 4, [0] * 4 + [1] * 6).as_dict()  # 6 of 10 against 4 of 10
+    strong = compare([0] * 20, [1] * 20).as_dict()
+    kept = TaskResult("synthetic", "navigate", "Think.", 0.4, "Think.", 0.4, adopt="significant",
+                      not_adopted={"prompt": QUICKSTART_NONSENSE, "eval": 0.6, "comparison": weak},
+                      eval_comparison=compare([1] * 10, [1] * 10).as_dict())
+    assert _outcome(kept).startswith("no significant gain on eval: kept the initial prompt 'Think.'")
+    adopted = TaskResult("synthetic", "navigate", "Think.", 0.0, "Track it.", 1.0, eval_comparison=strong,
+                         adopt="significant")
+    assert _outcome(adopted) == "new prompt (a significant gain on eval): 'Track it.'"
+    best = TaskResult("synthetic", "navigate", "Think.", 0.4, "Track it.", 0.6, eval_comparison=weak, adopt="best")
+    assert "not a significant gain (--adopt best)" in _outcome(best)
+    same = TaskResult("synthetic", "navigate", "Think.", 0.4, "Think.", 0.4)
+    assert _outcome(same).startswith("no candidate scored higher on eval")
+
+
+def test_the_library_and_quickstart_adopt_only_significant_gains_and_the_paper_presets_keep_the_best():
+    from gpo.config import GPOConfig, preset
+
+    assert GPOConfig().adopt == preset("gpo").adopt == "significant"
+    assert preset("quickstart").adopt == "significant+constant"  # the quickstart's task has a majority answer
+    assert preset("gpo-paper").adopt == preset("table2-prompt").adopt == preset("table3-edit-cosine").adopt == "best"
+
+
+@pytest.mark.parametrize("method", ["gpo", "ape", "evoprompt-ga"])
+def test_constrained_replies_shape_every_request_for_a_new_prompt_and_count_usable_proposals(method):
+    from gpo.llm import ReplyShape
+    from gpo.methods import METHODS
+
+    for constrained in (False, True):
+        opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>plus {'+' * (i + 1)} {r.seed}<END>")
+        cfg = config(constrained_replies=constrained, max_prompt_words=40, num_search_epochs=2)
+        result = asyncio.run(METHODS[method](cfg, opt, Evaluator(echo_scorer(), second_round=False)).optimize(plus_task()))
+        shapes = {r.shape for r in opt.requests}
+        assert shapes == ({ReplyShape(max_words=40)} if constrained else {None}), method
+        assert 0 < result.usable_proposals <= result.proposals
