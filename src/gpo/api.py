@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gpo.aio import first_failure
-from gpo.llm import LLM, Request, ResponseCache
-from gpo.llm.meter import Meter
-from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
-from gpo.methods import method_class
-from gpo.engine.search import PromptSearch, TaskResult
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import TaskResult
 from gpo.errors import RunDirError
+from gpo.llm import LLM, Request, ResponseCache
+from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
+from gpo.llm.meter import Meter
+from gpo.methods import method_class
 from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.scoring.evaluate import Evaluation, Evaluator, second_round_applies
 from gpo.scoring.judge import Judge

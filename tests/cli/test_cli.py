@@ -85,7 +85,7 @@ def test_a_long_plan_names_the_options_that_shorten_it(tmp_path):
 
 def test_closing_lines_carry_intervals_and_significance(capsys):
     from gpo.cli import _print_results
-    from gpo.engine.search import TaskResult
+    from gpo.engine.state import TaskResult
     from gpo.scoring.stats import compare
 
     eval_gain = compare([0] * 14 + [1] * 6, [0] * 8 + [1] * 12)  # six examples won, none lost

@@ -162,7 +162,7 @@ def test_quickstart_with_a_scorer_budget_sends_at_most_that_many_requests_across
 def test_a_step_cut_short_keeps_no_half_changed_state_with_hooks_that_keep_nothing():
     """With the library's default hooks (nothing kept), a mid-step budget stop restores the
     state from before that step: the step's candidates are not in the search's memory."""
-    from gpo.engine.search import NoHooks
+    from gpo.engine.hooks import NoHooks
 
     class Saves(NoHooks):  # sees each checkpoint, keeps nothing (load_state is None)
         def __init__(self):

@@ -13,7 +13,7 @@ from fakes import HashEmbedder, ScriptedLLM, config, echo_scorer, last_user, plu
 from gpo.config import Budget, ConfigError
 from gpo.llm import ResponseCache
 from gpo.methods.gpo.method import GPO
-from gpo.engine.search import NoHooks
+from gpo.engine.hooks import NoHooks
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 
@@ -147,7 +147,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run_with_no_repeated_calls(
     table = [[f"p{s} " + "+" * ((s * 3 + i) % 7) for i in range(4)] for s in range(9)]
     cfg = config(num_search_epochs=3, opt_batch_size=8)
 
-    from gpo.methods.gpo.method import stable_seed
+    from gpo.engine.state import stable_seed
 
     step_of_seed = {stable_seed(cfg.seed, "test/plus", g, 0): g for g in range(9)}
 

@@ -12,7 +12,7 @@ from gpo.config import CELLS, PRESETS, ConfigError, GPOConfig, preset
 from gpo.methods import method_class
 from gpo.methods.baselines import SGDM
 from gpo.methods.gpo.method import GPO
-from gpo.engine.search import NoHooks
+from gpo.engine.hooks import NoHooks
 from gpo.methods.gpo.momentum import select
 from gpo.methods.gpo.schedule import StepSizeSchedule
 from gpo.prompts.blocks import format_exemplars

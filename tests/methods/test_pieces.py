@@ -7,7 +7,8 @@ import pytest
 from fakes import HashEmbedder
 from gpo.config import ConfigError, GPOConfig, preset
 from gpo.methods.gpo.feedback import FeedbackGradient
-from gpo.methods.gpo.method import GPO, steps_per_epoch
+from gpo.engine.state import steps_per_epoch
+from gpo.methods.gpo.method import GPO
 from gpo.methods.gpo.momentum import (Importance, KList, KListGradients, NewestGradient, NoMomentum, RealTime,
                                 RealTimeGradients, Recency, Relevance, select)
 from gpo.methods.gpo.schedule import StepSizeSchedule

@@ -71,7 +71,7 @@ def test_the_search_screens_them_out_before_scoring_and_counts_the_reasons(tmp_p
 
 def test_the_closing_lines_say_what_happened(capsys):
     from gpo.cli import _outcome
-    from gpo.engine.search import TaskResult
+    from gpo.engine.state import TaskResult
     from gpo.scoring.stats import compare
 
     weak = compare([0] * 6 + [1] * 4, [0] * 4 + [1] * 6).as_dict()  # 6 of 10 against 4 of 10

@@ -5,8 +5,20 @@ own ``step``. ``method_class`` resolves a name (or an alias such as ``protegi``)
 from __future__ import annotations
 
 from gpo.engine.search import PromptSearch
-from gpo.methods.baselines import (APE, APO, OPRO, PE2, SGDM, BootstrapDemos, ChainOfThought, DemoSearch,
-                                   EmptyPrompt, EvoPromptDE, EvoPromptGA, InstructionsThenDemos)
+from gpo.methods.baselines import (
+    APE,
+    APO,
+    OPRO,
+    PE2,
+    SGDM,
+    BootstrapDemos,
+    ChainOfThought,
+    DemoSearch,
+    EmptyPrompt,
+    EvoPromptDE,
+    EvoPromptGA,
+    InstructionsThenDemos,
+)
 from gpo.methods.gpo.method import GPO
 from gpo.methods.peers import PEERS
 

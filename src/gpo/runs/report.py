@@ -18,9 +18,9 @@ import html
 import json
 from pathlib import Path
 
-from gpo.methods import method_class
-from gpo.engine.search import rejection_counts
+from gpo.engine.actions import rejection_counts
 from gpo.engine.trajectory import Candidate
+from gpo.methods import method_class
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.constant import verdict
 from gpo.scoring.demos import split_demos

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from gpo.methods.baselines.ape import APE
 from gpo.methods.baselines.apo import APO
-from gpo.methods.baselines.demos import BootstrapDemos, DemoSearch, InstructionsThenDemos
+from gpo.methods.baselines.demos import (
+           BootstrapDemos,
+           DemoSearch,
+           InstructionsThenDemos,
+)
 from gpo.methods.baselines.evoprompt import EvoPromptDE, EvoPromptGA
 from gpo.methods.baselines.fixed import ChainOfThought, EmptyPrompt
 from gpo.methods.baselines.opro import OPRO

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
 from gpo.prompts.blocks import paraphrase_prompt
 from gpo.prompts.tags import END, START

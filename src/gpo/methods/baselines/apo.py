@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 
-from gpo.methods.gpo.feedback import wrong_examples
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
+from gpo.methods.gpo.feedback import wrong_examples
 from gpo.prompts.blocks import paraphrase_prompt
 from gpo.prompts.tags import END, START, extract_all_tagged, polish
 from gpo.tasks.task import Task

@@ -28,10 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpo.config import ConfigError
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
+from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.methods.gpo.method import GPO, GPOState
 from gpo.methods.gpo.schedule import StepSizeSchedule
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
-from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.scoring.demos import split_demos, with_demos
 from gpo.tasks.task import Example, Task
 

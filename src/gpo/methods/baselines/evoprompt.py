@@ -15,7 +15,8 @@ operators in words:
 
 from __future__ import annotations
 
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.prompts.blocks import paraphrase_prompt
 from gpo.prompts.tags import END, START

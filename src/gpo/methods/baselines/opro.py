@@ -10,9 +10,10 @@ scored prompts are the memory of the next step.
 
 from __future__ import annotations
 
-from gpo.methods.gpo.momentum import Importance
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
+from gpo.methods.gpo.momentum import Importance
 from gpo.prompts.blocks import PLACEHOLDER, Placement, format_exemplars, k_list_block
 from gpo.prompts.tags import END, START
 from gpo.scoring.render import placement

@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 
 from gpo.config import ConfigError
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
+from gpo.engine.trajectory import StepRecord
 from gpo.methods.gpo.feedback import wrong_examples
 from gpo.methods.gpo.schedule import StepSizeSchedule
-from gpo.engine.search import PromptSearch, SearchState, stable_seed
-from gpo.engine.trajectory import StepRecord
 from gpo.prompts.blocks import PLACEHOLDER, Placement, format_exemplars, k_list_block
 from gpo.prompts.tags import END, START
 from gpo.scoring.render import placement

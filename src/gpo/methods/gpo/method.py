@@ -33,20 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpo.config import GPOConfig
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
+from gpo.engine.trajectory import Candidate, GradientEntry, Point, StepRecord
 from gpo.llm.base import LLM
 from gpo.llm.embed import Embedder
 from gpo.methods.gpo.feedback import gradient
 from gpo.methods.gpo.momentum import gradient_momentum, prompt_momentum
 from gpo.methods.gpo.schedule import StepSizeSchedule
-from gpo.engine.search import (  # noqa: F401  (re-exported: the names of gpo's first API)
-    Hooks,
-    PromptSearch,
-    SearchState,
-    TaskResult,
-    stable_seed,
-    steps_per_epoch,
-)
-from gpo.engine.trajectory import Candidate, GradientEntry, Point, StepRecord
 from gpo.methods.gpo.update import UpdateRule
 from gpo.prompts.tags import extract_tagged, polish
 from gpo.scoring.evaluate import Evaluation, Evaluator

@@ -27,9 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Sequence
 
-from gpo.llm.embed import Embedder
 from gpo.engine.trajectory import GradientEntry, Point
-from gpo.prompts.blocks import SCALE_NOTE, current_block, k_list_block, real_time_block, show_score
+from gpo.llm.embed import Embedder
+from gpo.prompts.blocks import (
+    SCALE_NOTE,
+    current_block,
+    k_list_block,
+    real_time_block,
+    show_score,
+)
 from gpo.prompts.tags import END, START
 
 History = Sequence[tuple[str, float]]  # (text, score or improvement), oldest first

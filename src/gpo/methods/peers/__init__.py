@@ -3,7 +3,11 @@ gpo's engine: same scorer, splits, extraction, budget and reports as gpo's own m
 They need the optional extra: pip install 'gpo[peers]'."""
 
 from gpo.methods.peers.gepa_peer import GEPA
-from gpo.methods.peers.promptolution_peer import CAPO, PromptolutionEvoPromptGA, PromptolutionOPRO
+from gpo.methods.peers.promptolution_peer import (
+    CAPO,
+    PromptolutionEvoPromptGA,
+    PromptolutionOPRO,
+)
 
 PEERS = (GEPA, CAPO, PromptolutionOPRO, PromptolutionEvoPromptGA)
 

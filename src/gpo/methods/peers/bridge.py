@@ -22,13 +22,14 @@ import random
 from typing import ClassVar
 
 from gpo.config import ConfigError
-from gpo.llm.base import Request
-from gpo.engine.search import SPENT, PromptSearch, SearchState, stable_seed
+from gpo.engine.search import PromptSearch
+from gpo.engine.state import SearchState, stable_seed
+from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, StepRecord
+from gpo.llm.base import Request
 from gpo.prompts.checks import word_edit_distance
 from gpo.scoring.evaluate import Record
 from gpo.tasks.task import Task
-
 
 STALL = 50
 

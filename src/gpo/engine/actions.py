@@ -1,0 +1,224 @@
+"""What a method's step may do, the same way for every method: ask the optimizer LLM
+(``ask``, ``ask_raw``), screen its replies (``screen``: leaks, not an instruction,
+duplicates, re-seen prompts), score candidates on eval within the search budget
+(``score``, ``race``), probe prompts on the step's train minibatch (``probe``), keep a
+beam or population (``keep_best``) and close the step (``record``). Every optimizer
+therefore spends, extracts, rejects, scores and reports alike, which is what makes their
+results comparable."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from typing import Callable, Sequence
+
+from gpo.engine.state import SearchState, stable_seed
+from gpo.engine.stoppers import SPENT
+from gpo.engine.trajectory import Candidate, Point, StepRecord
+from gpo.llm.base import ReplyShape, Request
+from gpo.prompts.checks import leak_reason, not_an_instruction, word_edit_distance
+from gpo.prompts.tags import END, START, extract_tagged, polish
+from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.racing import Stop, example_order, least_scorings, race
+from gpo.tasks.task import Example, Task
+
+
+def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
+    """How many of a step's candidates were set aside, by kind of reason (the text before
+    any detail: 'not an instruction', 'too long', 'stopped by racing', ...)."""
+    kinds = [c.rejected.split(":")[0].split(" (")[0] for c in candidates if c.rejected]
+    return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+
+
+SCORING_STOPS = ("stopped by racing", SPENT)  # set aside after screening: the proposal itself was usable
+
+
+def usable_proposals(candidates: Sequence[Candidate]) -> int:
+    """How many of a step's proposals were usable prompts: parsed, new (not a duplicate nor
+    seen before), within the length and word budgets and not a copy of the meta-prompt; a
+    candidate that racing or the search budget stopped still counts, as its text was usable."""
+    return sum(1 for c in candidates
+               if not c.reused and (c.rejected is None or c.rejected.startswith(SCORING_STOPS)))
+
+
+class StepActions:
+    """The actions a ``PromptSearch`` offers its ``step`` (mixed into it: they read the
+    search's config, models, evaluator and hooks)."""
+
+    def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None,
+                shape: ReplyShape | None = None) -> Request:
+        t = self.config.optimizer_temperature if temperature is None else temperature
+        return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed,
+                            shape=shape)
+
+    async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
+        """The optimizer's raw replies to several requests (sent together), counted against the task."""
+        replies = await self.optimizer_llm.generate(requests)
+        self._asked.setdefault(id(state), []).extend(
+            text for r in requests for _, text in (r.messages or (("user", r.prompt or ""),)))
+        for reply in replies:
+            state.optimizer_samples += len(reply.samples)
+            state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
+        return [reply.texts for reply in replies]
+
+    def prompt_shape(self) -> ReplyShape | None:
+        """The shape a reply that should be a new prompt is held to (``constrained_replies``)."""
+        return ReplyShape(START, END, self.config.max_prompt_words) if self.config.constrained_replies else None
+
+    async def ask(self, state: SearchState, prompts: list[str], n: int, seed: int,
+                  temperature: float | None = None) -> list[str]:
+        """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished
+        (with ``constrained_replies``, the backend holds each reply to that shape)."""
+        requests = [self.request(p, n, stable_seed(seed, i), temperature, self.prompt_shape())
+                    for i, p in enumerate(prompts)]
+        return [polish(extract_tagged(t)) for texts in await self.ask_raw(state, requests) for t in texts]
+
+    def screen(self, state: SearchState, texts: list[str], reference: str,
+               check: Callable[[Candidate], str | None] | None = None,
+               this_step: set[str] | None = None) -> list[Candidate]:
+        """Each text as a Candidate, in generation order, either usable or marked with why not:
+        leaked scaffolding, too long, not an instruction (a transcript, a form, or a copy of
+        the step's meta-prompts or their examples), repeated within the step, failing
+        ``check``, or seen before (re-used with its stored score when it was scored). Pass
+        ``this_step`` to carry the step's texts across several calls."""
+        out, this_step = [], (set() if this_step is None else this_step)
+        shown = self._shown(state)
+        for text in texts:
+            c = Candidate(text=text, edit_distance=word_edit_distance(reference, text))
+            c.rejected = leak_reason(text, self.config.max_prompt_words) or not_an_instruction(text, shown)
+            failed = None
+            if c.rejected is None and text in this_step:
+                c.rejected = "duplicate in this step"
+            elif c.rejected is None and check is not None and (failed := check(c)):
+                c.rejected = failed
+            elif c.rejected is None and text in state.seen:
+                c.reused = text in state.scores
+                if not c.reused:
+                    c.rejected = "seen before, never scored"
+            if c.rejected is None or c.rejected == failed:
+                this_step.add(text)
+            if text not in state.seen:
+                state.seen.append(text)
+            out.append(c)
+        return out
+
+    def _shown(self, state: SearchState) -> str:
+        """This step's meta-prompts with the prompts they quote cut out: what a reply copies
+        when it continues the meta-prompt or repeats an example instead of writing a prompt."""
+        text = "\n".join(self._asked.get(id(state), []))
+        for prompt in sorted({*state.seen, *state.scores, *state.chosen}, key=len, reverse=True):
+            if prompt:
+                text = text.replace(prompt, "\n")
+        return text
+
+    async def probe(self, task: Task, state: SearchState, prompts: list[str], g: int) -> list[tuple[str, Evaluation]]:
+        """Score prompts on step g's train minibatch (for gradients and error examples), in
+        order, as far as the search budget allows; prompts that do not fit are left out."""
+        batch, fits, planned = self.minibatch(task, g), [], 0
+        for p in prompts:
+            need = self.evaluator.requests_needed(task, p, "train", batch)
+            if planned + need <= self.remaining(task, state):
+                planned += need
+                fits.append(p)
+        evaluations = await self.evaluator.evaluate_many(task, fits, "train", batch)
+        return list(zip(fits, evaluations))
+
+    async def score(self, task: Task, state: SearchState, candidates: list[Candidate], g: int) -> None:
+        """Score the usable, new candidates on eval (together), as many as the search budget
+        allows in generation order (under ``full`` each at its whole-split request count; under
+        ``race`` the fewest requests a race of them can take, and the race keeps within the budget);
+        the rest are marked. With ``selection='race'`` the candidates
+        significantly worse than the leader stop early and are marked; every other usable
+        candidate gets its whole-split eval score. Each is reported as an event."""
+        fresh, planned = [], 0
+        racing = self.config.selection == "race"
+        for c in candidates:
+            if c.rejected is not None or c.reused or c.text in (f.text for f in fresh):
+                continue
+            need = self.evaluator.requests_needed(task, c.text, "eval")
+            if racing and fresh:  # a race needs one whole split, then a first block for each other candidate
+                per = self.evaluator.requests_per_example(task)
+                need = per * least_scorings(len(fresh) + 1, len(task.split("eval")), self.config.race_block) - planned
+            if planned + need > self.remaining(task, state):
+                c.rejected = SPENT
+                continue
+            planned += need
+            fresh.append(c)
+        stops = await self.race(task, state, [c.text for c in fresh], g) if racing else {}
+        finished = [c.text for c in fresh if c.text not in stops]
+        for text, ev in zip(finished, await self.evaluator.evaluate_many(task, finished, "eval")):
+            state.scores[text] = ev.score
+            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}", ev)
+        for c in candidates:
+            if c.text in stops and c.rejected is None:
+                stop = stops[c.text]
+                c.rejected, c.race_examples, c.race_estimate = stop.reason(), stop.examples, stop.estimate
+            elif c.rejected is None:
+                c.score = state.scores[c.text]
+            self.hooks.event("candidate", task=task.id, global_step=g, **asdict(c))
+
+    async def race(self, task: Task, state: SearchState, prompts: list[str], g: int) -> dict[str, Stop]:
+        """Race a step's new candidates over eval in one seeded example order (gpo.scoring.racing).
+        Returns the stopped ones; their partial records are saved. The survivors' records are in
+        the Evaluator, so their whole-split scoring sends nothing again."""
+        cfg, n = self.config, len(task.split("eval"))
+        if len(prompts) < 2:
+            return {}
+
+        async def fetch(alive: list[str], indices: list[int]) -> dict[str, list[float]]:
+            evaluations = await self.evaluator.evaluate_many(task, alive, "eval", indices)
+            return {p: [r.score for r in ev.records] for p, ev in zip(alive, evaluations)}
+
+        def affordable(scorings: int) -> bool:
+            return scorings * self.evaluator.requests_per_example(task) <= self.remaining(task, state)
+
+        seed = stable_seed(cfg.seed, task.id, "race", g)
+        result = await race(prompts, n, fetch, block=cfg.race_block, alpha=cfg.race_alpha, seed=seed,
+                            affordable=affordable)
+        order = example_order(n, seed)
+        for text, stop in result.stopped.items():
+            partial = await self.evaluator.evaluate(task, text, "eval", order[: stop.examples])
+            self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}-raced", partial)
+        return result.stopped
+
+    def ranked(self, state: SearchState, prompts: list[str]) -> list[str]:
+        """Scored prompts, best first on eval; ties keep the given order (deterministic)."""
+        scored = [p for p in dict.fromkeys(prompts) if p in state.scores]
+        return sorted(scored, key=lambda p: -state.scores[p])
+
+    def keep_best(self, state: SearchState, candidates: list[Candidate], size: int) -> list[str]:
+        """The method's pool (beam, population) after a step: the best ``size`` of the old
+        pool and this step's scored candidates."""
+        new = [c.text for c in candidates if c.rejected is None]
+        state.pool = self.ranked(state, state.pool + new)[: max(1, size)]
+        return state.pool
+
+    def record(self, task: Task, state: SearchState, g: int, meta_prompt: str, candidates: list[Candidate],
+               train_score: float | None = None, gradient: str | None = None) -> StepRecord:
+        """Close a step of a pool method: the best prompt scored so far becomes this
+        step's trajectory point (so the trajectory's best is the search's best)."""
+        epoch, step = self.epoch_step(task, g)
+        current, current_score = state.current, state.scores[state.current]
+        best = self.ranked(state, list(state.scores))[0]
+        state.trajectory.points.append(Point(best, state.scores[best], epoch, step))
+        if best not in state.chosen:
+            state.chosen.append(best)
+        state.current = best
+        return StepRecord(
+            epoch=epoch, step=step, global_step=g, current=current, current_score=current_score,
+            train_score=train_score, step_size=None,
+            gradient=gradient, momentum=None, meta_prompt=meta_prompt, candidates=candidates,
+            chosen=best, chosen_score=state.scores[best],
+        )
+
+    def rng(self, task: Task, *parts) -> random.Random:
+        return random.Random(stable_seed(self.config.seed, task.id, self.name, *parts))
+
+    @staticmethod
+    def format_pool(task: Task) -> list[Example]:
+        """Where meta-prompt exemplars come from: the format split, else train."""
+        return task.splits.get("format") or task.split("train")
+
+    def format_examples(self, task: Task, state: SearchState) -> list[Example]:
+        pool = self.format_pool(task)
+        return [pool[i] for i in state.format_indices]

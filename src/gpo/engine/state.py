@@ -1,0 +1,96 @@
+"""What a search keeps: its state between steps (checkpointed after each one), what it
+returns for a task, and the two small rules every method shares (the steps of an epoch,
+and seeds derived from names)."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass, field, fields
+
+from gpo.engine.trajectory import Trajectory
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """GPO_SPEC 5.3: a trailing partial batch counts only if it holds at least half a
+    batch. Deviation: a split smaller than half a batch still gives one step."""
+    if n <= 0:
+        return 0
+    full, rest = divmod(n, batch_size)
+    steps = full + (1 if rest >= batch_size / 2 else 0)
+    return max(steps, 1)
+
+
+def stable_seed(*parts) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+@dataclass
+class TaskResult:
+    dataset: str
+    task: str
+    initial_prompt: str
+    initial_eval: float
+    final_prompt: str
+    final_eval: float
+    initial_test: float | None = None
+    final_test: float | None = None
+    steps_done: int = 0
+    total_steps: int = 0
+    stopped: str | None = None  # why a run budget stopped the run early (test not scored), else None
+    method: str = "gpo"
+    search_ended: str | None = None  # why the search ended before its last step (per-task search budget)
+    scorer_requests: int = 0  # scorer requests the search made (initial prompt included, test excluded)
+    scorer_tokens: int = 0
+    optimizer_samples: int = 0  # optimizer completions the search asked for
+    optimizer_tokens: int = 0
+    selection: str = "full"  # how candidates were scored: race or full
+    adopt: str = "best"  # how the final prompt was adopted: best (eval mean) or significant
+    eval_comparison: dict | None = None  # final against initial on eval (stats.Comparison.as_dict)
+    test_comparison: dict | None = None  # final against initial on test
+    not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
+    proposals: int = 0  # candidates the search's steps proposed
+    usable_proposals: int = 0  # of which were usable prompts (``usable_proposals``)
+    # closed-answer tasks: the best constant answer on eval and test, and the initial and final
+    # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
+    # each gpo.scoring.constant.yardstick); None where the answers are not a closed set
+    constant: dict | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaskResult":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class SearchState:
+    """Everything needed to continue a task's search after the last finished step."""
+
+    next_step: int = 0  # global step to run next
+    current: str = ""
+    trajectory: Trajectory = field(default_factory=Trajectory)
+    scores: dict[str, float] = field(default_factory=dict)  # eval score of every prompt scored
+    seen: list[str] = field(default_factory=list)  # every candidate generated, in order
+    chosen: list[str] = field(default_factory=list)  # step-best prompts, initial prompt first
+    pool: list[str] = field(default_factory=list)  # the beam or population a method carries
+    format_indices: list[int] = field(default_factory=list)
+    initial_test: float | None = None
+    done: bool = False
+    result: dict | None = None
+    scorer_requests: int = 0  # spent by finished phases (survives a resume)
+    scorer_tokens: int = 0
+    optimizer_samples: int = 0
+    optimizer_tokens: int = 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["trajectory"] = self.trajectory.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchState":
+        d = dict(d)
+        d["trajectory"] = Trajectory.from_dict(d["trajectory"])
+        return cls(**d)
