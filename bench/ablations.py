@@ -110,7 +110,7 @@ Test accuracy of each cell's final prompt with its 95% Wilson interval, and its 
 test, 95% interval; "not significant" where p ≥ 0.05). Scorer requests and optimizer tokens are summed over the
 cell's runs. Wall time {wall:.0f} min summed over the recorded runs, on this machine.
 
-The paper's own figures for these cells are not set beside ours: neither GPO_SPEC.md nor the original
+The paper's own figures for these cells are not set beside ours: neither the behavioural specification gpo started from nor the original
 repository's text holds Tables 2 and 3 (the README shows only Tables 5 and 6, as images)."""]
     for t in args.tables:
         title = ("Table 2 shape (update direction; editing, no edit-distance limit)" if t == "2"

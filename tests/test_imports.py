@@ -11,7 +11,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
 # lower layers first; a module may import only its own layer and those before it
 LAYERS = ["gpo.errors", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.prompts", "gpo.config",
-          "gpo.engine", "gpo.methods", "gpo.runs", "gpo.spec", "gpo.api", "gpo.cli"]
+          "gpo.engine", "gpo.methods", "gpo.runs", "gpo.spec", "gpo.runtime", "gpo.plan", "gpo.api", "gpo.cli"]
 
 
 def module_name(path: Path) -> str:
@@ -81,7 +81,7 @@ def test_no_code_outside_the_optimizers_asks_which_method_it_is():
     import re
 
     asks = re.compile(r"""\bmethod\s*[!=]=\s*["']|isinstance\([^)]*,\s*(GPO|SGDM|APE|APO|OPRO|PE2)\b""")
-    found = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py") if "optim" not in p.relative_to(SRC).parts
+    found = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py") if "methods" not in p.relative_to(SRC).parts
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)]
     assert not found, found
 
@@ -95,3 +95,14 @@ def test_methods_declare_whether_they_need_an_embedder():
     assert not method_class("gpo").needs_embedder(GPOConfig(momentum_selection_name="recency"))
     assert not method_class("sgdm").needs_embedder(relevance)  # SGDM fixes its own momentum
     assert not method_class("opro").needs_embedder(relevance)
+
+
+def test_the_engine_knows_no_method_and_the_prompt_vocabulary_no_search():
+    """The folder tree is the architecture: the engine runs any method without importing one,
+    and the prompt vocabulary is below both."""
+    edges = graph()
+    engine = {t for m, ts in edges.items() if m.startswith("gpo.engine") for t in ts}
+    assert engine and not {t for t in engine if t.startswith("gpo.methods")}
+    prompts = {t for m, ts in edges.items() if m.startswith("gpo.prompts") for t in ts}
+    assert not {t for t in prompts if t.startswith(("gpo.engine", "gpo.methods"))}
+    assert any(t.startswith("gpo.prompts") for t in engine)  # the engine parses replies with it

@@ -20,8 +20,11 @@ from pathlib import Path
 import click
 
 from gpo.config import CHOICES, PRESETS, GPOConfig
+from gpo.engine.events import Event
 from gpo.errors import USER_ERRORS
+from gpo.llm.meter import ROLES
 from gpo.tasks.task import TaskError
+
 
 class UserError(click.ClickException):
     """Printed as one line, exit code 2, no traceback."""
@@ -171,7 +174,9 @@ def _method_options(f):
 
 
 def _load_tasks(spec):
-    return spec.tasks.load()  # errors reach the user as one line (Commands)
+    from gpo.runtime import load_tasks
+
+    return load_tasks(spec.tasks)  # errors reach the user as one line (Commands)
 
 
 def build_spec(kw: dict):
@@ -213,23 +218,23 @@ class Progress:
         if self.mode == "json":
             click.echo(json.dumps(event, ensure_ascii=False))
             return
-        if event["event"] == "run_start" and event.get("reused"):
+        if event["event"] == Event.RUN_START and event.get("reused"):
             click.echo("this run directory holds this same run (the same settings): continuing it, as "
                        "gpo resume would; finished work comes from its checkpoints and cache", err=True)
         task = event.get("task")
         if task:
             st = self.state.setdefault(task, {"step": 0, "total": None, "best": None, "status": "running"})
-            if event["event"] == "initial":
+            if event["event"] == Event.INITIAL:
                 st["best"] = event["eval"]
-            elif event["event"] == "step":
+            elif event["event"] == Event.STEP:
                 st.update(step=event["global_step"] + 1, total=event["total_steps"], best=event["best"])
-            elif event["event"] == "task_done":
+            elif event["event"] == Event.TASK_DONE:
                 st.update(status="done", best=event["final_eval"], test=event.get("final_test"))
-        if event["event"] == "usage":
-            self.usage = {k: v for k, v in event.items() if k in ("optimizer", "scorer", "judge")}
+        if event["event"] == Event.USAGE:
+            self.usage = {k: v for k, v in event.items() if k in ROLES}
         if self.mode == "quiet":
             return
-        if event["event"] == "plan" and self._live:
+        if event["event"] == Event.PLAN and self._live:
             self.console.print(plan_line(event))
             if event.get("hint"):
                 self.console.print(event["hint"])
@@ -427,12 +432,6 @@ def optimize(**kw) -> None:
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
 
 
-def _gpus(value) -> list[int] | None:
-    from gpo.spec import parse_gpus
-
-    return parse_gpus(value)
-
-
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live")
@@ -446,14 +445,9 @@ def resume(run_dir: str, progress: str, **scale) -> None:
     from gpo.runs.store import read_spec
 
     spec = RunSpec.from_dict(read_spec(run_dir))
+    spec.place(scale)
     for name in ("scorer", "optimizer"):
-        role = getattr(spec, name)
-        for key, value in {"parallel": scale[f"{name}_parallel"], "replicas": scale[f"{name}_replicas"],
-                           "base_url": scale[f"{name}_base_url"], "ray_address": scale["ray_address"],
-                           "replica_cpus": scale["replica_cpus"], "gpus": _gpus(scale["gpus"])}.items():
-            if value is not None:
-                setattr(role, key, value)
-        role.check(name)
+        getattr(spec, name).check(name)
     with Progress(progress) as view:
         results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view], resume=True), run_dir)
     if progress != "json":

@@ -2,8 +2,8 @@
 
 Every alternative the paper studies is a field here. Invalid combinations are
 rejected up front with a message that names the fields (the original crashed
-mid-run on many of them, GPO_SPEC section 9). The original spellings ``consine``
-and ``relavance`` are accepted and normalised.
+mid-run on many of them). The original spellings ``consine`` and ``relavance`` are
+accepted and normalised (``normalised``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 
 from gpo.errors import ConfigError, suggest  # noqa: F401 - ConfigError is re-exported here
 
-ALIASES = {"consine": "cosine", "relavance": "relevance"}
+ALIASES = {"consine": "cosine", "relavance": "relevance"}  # the original's spellings of values
+RENAMED = {"momentum_select_num": "momentum_selection_num"}  # the original's config key
 CHOICES = {
     "instruction_pos": ("before_Q", "Q_begin", "Q_end", "A_begin"),
     "gradient_name": ("-", "feedback"),
@@ -57,42 +58,24 @@ class Budget:
 
 
 @dataclass
-class GPOConfig:
-    # search loop (GPO_SPEC 5)
+class SearchSettings:
+    """What every search shares, whatever its method: how long it runs and on what, how
+    the optimizer LLM is asked, how candidates are scored, and which prompt is adopted."""
+
+    # the loop: epochs over train in minibatches, N candidates a step
     num_search_epochs: int = 3
     opt_batch_size: int = 8
     num_generated_instructions_in_each_step: int = 8
-    format_data_num: int = 3
+    format_data_num: int = 3  # task examples a meta-prompt shows
     initial_instruction: str = "Let's think step by step."
     optimizer_temperature: float = 1.0
     optimizer_max_tokens: int = 512
-    # where the instruction goes (GPO_SPEC 4.1)
+    # where the instruction goes (docs/BEHAVIOUR.md, "Scoring a prompt")
     instruction_pos: str = "Q_end"
     include_qa: bool = False
     evaluate_generated_ins_on_few_shot: bool = False
     few_shot_number: int = 5
-    # update direction: gradient and momentum (GPO_SPEC 6)
-    gradient_name: str = "-"
-    gradient_max_examples: int = 5
-    momentum_para_name: str = "para"
-    momentum_selection_name: str = "relevance"
-    momentum_selection_num: int = 3
-    momentum_update_name: str = "k-list"
-    # update method and learning rate (GPO_SPEC 7)
-    util_gradient_name: str = "generate_without"
-    learning_rate_name: str = "w_lr"
-    initial_step_size: int = 50
-    decay_strategy: str = "cosine"
-    use_warmup_strategy: bool = False
-    warmup_steps: int = 0
-    warmup_fraction: float = 0.0  # warm up over this share of each task's steps instead (the paper: 0.05)
-    final_step_size: int = 10
-    # beyond the original
     max_prompt_words: int = 150  # longer candidates are rejected (the paper's prompts have 7-97 words)
-    edit_budget_enforcement: str = "off"  # off | reject | resample (candidates over the word budget)
-    max_resample_rounds: int = 2
-    test_each_step: bool = False  # score every step's prompt on test too (reporting only)
-    train_probe: bool = True  # score U on the train batch every step (GPO_SPEC 5.4.1); off: only when the feedback gradient needs it
     patience: int = 0  # end a task's search after this many steps without a new best on eval (0: never)
     # hold the optimizer's replies for new prompts to one tagged text of at most max_prompt_words
     # words (a grammar for llama.cpp models, a JSON schema for endpoints; gpo.llm.types.ReplyShape)
@@ -111,23 +94,8 @@ class GPOConfig:
     seed: int = 0
     budget: Budget = field(default_factory=Budget)
 
-    def __post_init__(self) -> None:
-        if isinstance(self.budget, dict):  # GPOConfig(budget={...}) as from a config file
-            unknown = set(self.budget) - {f.name for f in fields(Budget)}
-            if unknown:
-                raise ConfigError(f"unknown budget field(s) {sorted(unknown)}")
-            self.budget = Budget(**self.budget)
-        for name in CHOICES:
-            value = getattr(self, name)
-            setattr(self, name, ALIASES.get(value, value))
-        self.validate()
-
-    # ------------------------------------------------------------------ checks
-    def validate(self) -> None:
-        for name, allowed in CHOICES.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"{name}={value!r} is not allowed{suggest(str(value), allowed)}; choose from {', '.join(allowed)}")
+    def validate_search(self) -> None:
+        _check_choices(self, SearchSettings)
         if self.patience < 0:
             raise ConfigError(f"patience must be 0 (off) or more steps, got {self.patience}")
         positive = ("num_search_epochs", "opt_batch_size", "num_generated_instructions_in_each_step", "format_data_num")
@@ -136,6 +104,44 @@ class GPOConfig:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.optimizer_temperature < 0:
             raise ConfigError("optimizer_temperature must be >= 0")
+        if not 0 < self.race_alpha < 1:
+            raise ConfigError(f"race_alpha must be between 0 and 1, got {self.race_alpha}")
+        if self.race_block < 8:
+            raise ConfigError(f"race_block must be at least 8 examples (a paired test on fewer can stop nothing), got {self.race_block}")
+        if self.evaluate_generated_ins_on_few_shot and self.few_shot_number < 1:
+            raise ConfigError("evaluate_generated_ins_on_few_shot needs few_shot_number >= 1")
+
+
+@dataclass
+class GPOOptions:
+    """GPO's own options, the paper's switches under the paper's names: the update direction
+    (gradient and momentum), the update method and the learning rate (word budget and its
+    decay). Validated here: which of them go together."""
+
+    # update direction: gradient and momentum (docs/BEHAVIOUR.md, "The update direction")
+    gradient_name: str = "-"
+    gradient_max_examples: int = 5
+    momentum_para_name: str = "para"
+    momentum_selection_name: str = "relevance"
+    momentum_selection_num: int = 3
+    momentum_update_name: str = "k-list"
+    # update method and learning rate (docs/BEHAVIOUR.md, "The update")
+    util_gradient_name: str = "generate_without"
+    learning_rate_name: str = "w_lr"
+    initial_step_size: int = 50
+    decay_strategy: str = "cosine"
+    use_warmup_strategy: bool = False
+    warmup_steps: int = 0
+    warmup_fraction: float = 0.0  # warm up over this share of each task's steps instead (the paper: 0.05)
+    final_step_size: int = 10
+    # beyond the paper
+    edit_budget_enforcement: str = "off"  # off | reject | resample (candidates over the word budget)
+    max_resample_rounds: int = 2
+    test_each_step: bool = False  # score every step's prompt on test too (reporting only)
+    train_probe: bool = True  # score U on the train batch every step; off: only when the feedback gradient needs it
+
+    def validate_gpo(self) -> None:
+        _check_choices(self, GPOOptions)
         m_para, m_sel, m_upd = self.momentum_para_name, self.momentum_selection_name, self.momentum_update_name
         if m_para == "-":
             if m_sel != "-" or m_upd != "-":
@@ -176,12 +182,43 @@ class GPOConfig:
             raise ConfigError("set warmup_steps or warmup_fraction, not both")
         if self.use_warmup_strategy and self.warmup_steps < 1 and not self.warmup_fraction:
             raise ConfigError("use_warmup_strategy needs warmup_steps >= 1 or warmup_fraction > 0")
-        if not 0 < self.race_alpha < 1:
-            raise ConfigError(f"race_alpha must be between 0 and 1, got {self.race_alpha}")
-        if self.race_block < 8:
-            raise ConfigError(f"race_block must be at least 8 examples (a paired test on fewer can stop nothing), got {self.race_block}")
-        if self.evaluate_generated_ins_on_few_shot and self.few_shot_number < 1:
-            raise ConfigError("evaluate_generated_ins_on_few_shot needs few_shot_number >= 1")
+
+
+def _check_choices(settings, cls) -> None:
+    for f in fields(cls):
+        if f.name in CHOICES and getattr(settings, f.name) not in CHOICES[f.name]:
+            value, allowed = getattr(settings, f.name), CHOICES[f.name]
+            raise ConfigError(f"{f.name}={value!r} is not allowed{suggest(str(value), allowed)}; choose from {', '.join(allowed)}")
+
+
+def normalised(key: str, value=None) -> tuple[str, object]:
+    """An option as gpo names it: the original's config key ``momentum_select_num`` and its
+    spellings ``consine`` and ``relavance`` are accepted wherever options are read (flags,
+    config files, presets, run.json) and normalised here, once."""
+    key = key.replace("-", "_")
+    key = RENAMED.get(key, key)
+    return key, (ALIASES.get(value, value) if key in CHOICES and isinstance(value, str) else value)
+
+
+@dataclass
+class GPOConfig(GPOOptions, SearchSettings):
+    """A run's options, flat as run.json, config files and flags name them: the settings
+    every search shares (``SearchSettings``) and GPO's own (``GPOOptions``). Each method
+    reads the shared ones; GPO (and the methods built on it) read its own too."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budget, dict):  # GPOConfig(budget={...}) as from a config file
+            unknown = set(self.budget) - {f.name for f in fields(Budget)}
+            if unknown:
+                raise ConfigError(f"unknown budget field(s) {sorted(unknown)}")
+            self.budget = Budget(**self.budget)
+        for name in CHOICES:
+            setattr(self, name, normalised(name, getattr(self, name))[1])
+        self.validate()
+
+    def validate(self) -> None:
+        self.validate_search()
+        self.validate_gpo()
 
     # ------------------------------------------------------------------ io
     def to_dict(self) -> dict:
@@ -192,10 +229,9 @@ class GPOConfig:
         data = dict(data)
         known = {f.name for f in fields(cls)}
         budget = data.pop("budget", None) or {}
-        renamed = {"momentum_select_num": "momentum_selection_num"}  # the original's config key
         clean = {}
         for key, value in data.items():
-            key = renamed.get(key, key).replace("-", "_")
+            key, value = normalised(key, value)
             if key not in known:
                 raise ConfigError(f"{where}: unknown option {key!r}{suggest(key, known)}")
             clean[key] = value

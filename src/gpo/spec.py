@@ -13,28 +13,30 @@ preset on a small synthetic task. Bad values fail here, in one line naming the o
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpo.config import PRESETS, GPOConfig
-from gpo.errors import ConfigError, TaskError, suggest
-from gpo.llm import LLM, Pricing, ResponseCache, build_llm, preflight
+from gpo.config import PRESETS, RENAMED, GPOConfig
+from gpo.errors import ConfigError, suggest
+from gpo.llm import preflight
+from gpo.llm.meter import ROLES
+from gpo.engine.options import option_names
 from gpo.methods import method_class
-from gpo.scoring.metrics import build_metric, needs_target
-from gpo.tasks import Task, load_gpo_task, load_hf_task, load_user_task, resolve_tasks, synthetic_task
+from gpo.scoring.metrics import build_metric
+from gpo.tasks.task import TaskError
 from gpo.tasks.template import Template, read_template
 
 DEFAULT_SYNTHETIC = "navigate"
 SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # the quickstart's task
 BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
-SCALE_KEYS = ("scorer_parallel", "optimizer_parallel", "scorer_replicas", "optimizer_replicas", "ray_address",
-              "replica_cpus", "gpus")
+# scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
+ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas"), ("ray_address", "replica_cpus", "gpus")
+SCALE_KEYS = (*(f"{role}_{key}" for key in ROLE_SCALE for role in ("scorer", "optimizer")), *SHARED_SCALE)
 USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
 RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
             "optimizer_base_url", "seed", "run_dir", "method", "method_options", "demos", *SCALE_KEYS}
-ROLE_KEYS = {f"{role}_{key}" for role in ("optimizer", "scorer", "judge")
+ROLE_KEYS = {f"{role}_{key}" for role in ROLES
              for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas")}
 # the run settings a config file may hold beside GPO's options (the flags' names)
 SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
@@ -69,16 +71,6 @@ class ModelSpec:
         preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0,
                   api_key_env=self.api_key_env, role=role)
 
-    def build(self, cache: ResponseCache | None) -> LLM:
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        pricing = None
-        if self.price_prompt is not None or self.price_completion is not None:
-            pricing = Pricing(self.price_prompt or 0.0, self.price_completion or 0.0)
-        return build_llm(self.model, base_url=self.base_url, api_key=key, cache=cache,
-                         concurrency=self.concurrency, pricing=pricing, parallel=self.parallel or 1,
-                         gpus=self.gpus or (), replicas=self.replicas or 0, ray_address=self.ray_address,
-                         replica_cpus=self.replica_cpus or 1.0)
-
 
 @dataclass
 class TaskSpec:
@@ -104,44 +96,6 @@ class TaskSpec:
     judge_rubric: str | None = None  # metric "judge": the rubric's text
     hf_name: str | None = None  # hf: a dataset folder (save_to_disk) or a hub name
     hf_splits: dict[str, str] | None = None  # hf: gpo split -> dataset split (default: by name, or cut one)
-
-    def load(self) -> list[Task]:
-        if self.source != "user" and (self.template or self.system_template or self.metric or self.optimize != "instruction"):
-            raise TaskError("templates, --optimize and --metric are for your own data (--dataset user); "
-                            "the paper's tasks keep their own rendering and metrics")
-        if self.source == "synthetic":
-            tasks = [synthetic_task(t, seed=self.seed, sizes=self.sizes) for t in self.tasks]
-        elif self.source == "gpo":
-            if not self.dataset:
-                raise TaskError("source 'gpo' needs a dataset (bbh, mmlu, gsm8k, webnlg, wsc)")
-            if not self.data_dir:
-                raise TaskError("source 'gpo' needs --data-dir (the folder holding bbh/, mmlu/, ...)")
-            tasks = [load_gpo_task(self.data_dir, self.dataset, t) for t in resolve_tasks(self.dataset, self.tasks)]
-        elif self.source == "user":
-            if not self.files:
-                raise TaskError("source 'user' needs files (one file, or split -> file)")
-            name = self.tasks[0] if self.tasks and self.tasks != ["all"] else "user"
-            metric, template = self.user_metric(), self.user_template()
-            tasks = [load_user_task(name, self.files, input_col=self.input_col, target_col=self.target_col,
-                                    kind=self.kind, seed=self.seed, metric=metric, template=template,
-                                    target_optional=metric is not None and not needs_target(metric))]
-            if template is not None and template.optimize == "system":
-                tasks[0].initial_instruction = self.system_template
-        elif self.source == "hf":
-            if not self.hf_name:
-                raise TaskError("source 'hf' needs hf_name (--hf-name: a dataset folder saved with datasets, or a hub name)")
-            name = self.tasks[0] if self.tasks and self.tasks != ["all"] else Path(self.hf_name).name
-            tasks = [load_hf_task(name, self.hf_name, input_col=self.input_col, target_col=self.target_col,
-                                  split_map=self.hf_splits, kind=self.kind, seed=self.seed)]
-        else:
-            raise TaskError(f"unknown task source {self.source!r}; use synthetic, gpo, user or hf")
-        if self.max_examples:
-            for t in tasks:
-                for split, cap in self.max_examples.items():
-                    if split in t.splits:
-                        t.splits[split] = t.splits[split][:cap]
-        return tasks
-
 
     def user_template(self) -> Template | None:
         if self.template is None and self.system_template is None and self.optimize == "instruction":
@@ -187,6 +141,18 @@ class RunSpec:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def place(self, scale: Mapping[str, Any]) -> None:
+        """Apply scale options given again (``gpo resume --scorer-replicas 2``, other servers):
+        they change where answers come from, not what is asked; None leaves a setting as it was."""
+        for name in ("scorer", "optimizer"):
+            role = getattr(self, name)
+            given = {**{k: scale.get(f"{name}_{k}") for k in (*ROLE_SCALE, "base_url")},
+                     **{k: scale.get(k) for k in SHARED_SCALE}}
+            given["gpus"] = parse_gpus(given["gpus"])
+            for key, value in given.items():
+                if value is not None:
+                    setattr(role, key, value)
+
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
         """A spec as ``to_dict`` wrote it into run.json. A run written before racing existed
@@ -212,7 +178,7 @@ class RunSpec:
         one. Placement (concurrency, parallel decoding, GPUs, replicas, tasks at a time)
         changes how fast answers come, not which, and is not a difference."""
         mine, theirs = _flat(self.to_dict()), _flat(RunSpec.from_dict(other).to_dict())
-        placement = {f"{role}.{k}" for role in ("optimizer", "scorer", "judge") for k in PLACEMENT_FIELDS}
+        placement = {f"{role}.{k}" for role in ROLES for k in PLACEMENT_FIELDS}
         placement.add("concurrent_tasks")
         return sorted(k for k in mine.keys() | theirs.keys()
                       if k not in placement and mine.get(k) != theirs.get(k))
@@ -375,7 +341,7 @@ def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> Ta
 
 def _split_file(data: Mapping[str, Any], where: str) -> tuple[dict, dict]:
     """A config file's keys: (GPO options, run settings); anything else is refused, named."""
-    options = {f.name for f in dataclasses.fields(GPOConfig)} | {"budget", "momentum_select_num"}
+    options = {f.name for f in dataclasses.fields(GPOConfig)} | {"budget", *RENAMED}
     config, settings = {}, {}
     for key, value in data.items():
         name = key.replace("-", "_")
@@ -416,7 +382,7 @@ def _demo_method(o: Mapping[str, Any]) -> tuple[str, dict]:
                               f"{method!r}; leave --method out, or drop --optimize {target}")
         method = method or allowed[0]
     method = method or "gpo"
-    if options and "k" not in method_class(method).defaults:
+    if options and "k" not in option_names(method_class(method).Options):
         raise ConfigError(f"--demos is for the demonstration searches (--optimize demos or instruction+demos); "
                           f"method {method!r} writes instructions only")
     return method, options

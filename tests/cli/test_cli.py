@@ -1,7 +1,6 @@
 """The `gpo` command through its real entry point."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

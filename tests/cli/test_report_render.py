@@ -1,7 +1,6 @@
 """The HTML report, rendered in headless Chromium: charts show, no broken images."""
 
 import asyncio
-import json
 import re
 import shutil
 import subprocess

@@ -1,14 +1,12 @@
 """The durable SQLite response cache."""
 
 import asyncio
-import json
 import os
 from pathlib import Path
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 

@@ -2,7 +2,6 @@
 local endpoint), and a real llama.cpp server."""
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys

@@ -96,7 +96,7 @@ def test_registry_names_aliases_and_bad_options():
         METHODS["apo"].parse_options({"bem": 2})
     with pytest.raises(ConfigError, match="expected int"):
         METHODS["apo"].parse_options({"beam": "wide"})
-    assert METHODS["apo"].parse_options({"beam": "2"})["beam"] == 2  # CLI strings are converted
+    assert METHODS["apo"].parse_options({"beam": "2"}).beam == 2  # CLI strings are converted
 
 
 @pytest.mark.parametrize("method, prompt", [("empty", ""), ("cot", "Let's think step by step.")])

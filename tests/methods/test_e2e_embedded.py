@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize, plan
+from gpo.api import RunSpec, ScoringSpec, TaskSpec, load_tasks, optimize, plan
 from gpo.config import preset
 from gpo.llm import LocalLLM
 from gpo.scoring import Evaluator
@@ -40,7 +40,7 @@ def test_gpo_preset_end_to_end_and_test_score_reproduces(tmp_path):
     rows = [json.loads(l) for l in (tmp_path / "run/optimized_prompts.jsonl").read_text().splitlines()]
     assert rows[0]["final_prompt"] == result.final_prompt and rows[0]["task"] == "boolean_expressions"
     # the reported test score is what a fresh evaluation (new model object, no cache) gives
-    task = spec.tasks.load()[0]
+    task = load_tasks(spec.tasks)[0]
     fresh = Evaluator(LocalLLM(), max_tokens=32, second_round_max_tokens=8)
     again = asyncio.run(fresh.evaluate(task, result.final_prompt, "test"))
     assert again.score == result.final_test

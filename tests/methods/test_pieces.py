@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from fakes import HashEmbedder
-from gpo.config import ConfigError, GPOConfig, preset
+from gpo.config import ConfigError, GPOConfig, normalised, preset
+from gpo.methods import METHODS
 from gpo.methods.gpo.feedback import FeedbackGradient
 from gpo.engine.state import steps_per_epoch
 from gpo.methods.gpo.method import GPO
@@ -35,7 +36,7 @@ GPO_SH = {
 
 @pytest.mark.parametrize("T", list(GPO_SH))
 def test_cosine_schedule_matches_gpo_sh(T):
-    assert StepSizeSchedule("consine", 50, 10, T).values() == GPO_SH[T]
+    assert StepSizeSchedule("cosine", 50, 10, T).values() == GPO_SH[T]
 
 
 def test_cosine_39_steps_start_and_end():
@@ -64,7 +65,6 @@ def test_selection_methods():
     assert sel("importance", 3) == [1, 0, 3]
     rel = sel("relevance", 3)
     assert rel[0] == 4 and set(rel[1:]) == {0, 2}  # the newest, then the two most similar to it
-    assert sel("relavance", 3) == rel
     for m in ("recency", "importance", "relevance"):
         assert sel(m, 0) == []  # k = 0 selects nothing (the original returned everything)
     assert asyncio.run(select(HISTORY, "importance", 3, force_newest=True)) == [4, 1, 0]
@@ -109,6 +109,11 @@ def test_reply_handling():
 def test_config_validation_and_aliases():
     cfg = GPOConfig(decay_strategy="consine", momentum_selection_name="relavance")
     assert cfg.decay_strategy == "cosine" and cfg.momentum_selection_name == "relevance"
+    # the original's spellings and config key, normalised once, from a file as from a flag
+    from_file = GPOConfig.from_dict({"decay_strategy": "consine", "momentum_select_num": 2})
+    assert (from_file.decay_strategy, from_file.momentum_selection_num) == ("cosine", 2)
+    assert normalised("momentum-select-num", 4) == ("momentum_selection_num", 4)
+    assert METHODS["pe2"].parse_options({"decay": "consine"}).decay == "cosine"
     assert preset("gpo").to_dict() == GPOConfig().to_dict()
     bad = [
         (dict(util_gradient_name="generate"), "need gradient_name='feedback'"),

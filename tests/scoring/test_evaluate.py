@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fakes import ScriptedLLM, last_user
+from fakes import ScriptedLLM
 from gpo.llm import LocalLLM
 from gpo.scoring import Evaluator, Position, PromptFormat
 from gpo.tasks import synthetic_task

@@ -1,4 +1,4 @@
-"""``extraction = original``: the original code's answer parsing (GPO_SPEC 4.5-4.7), and
+"""``extraction = original``: the original code's answer parsing (docs/BEHAVIOUR.md, "Scoring a prompt"), and
 few-shot scoring as the original did it. Each case is the original's behaviour, set
 beside gpo's lenient parsing where the two differ."""
 

@@ -142,6 +142,7 @@ def test_hugging_face_tasks_are_reachable_from_a_spec_and_the_command_line(tmp_p
     import subprocess
     import sys
 
+    from gpo.runtime import load_tasks
     from gpo.spec import RunSpec
 
     ds = datasets.DatasetDict({
@@ -154,7 +155,7 @@ def test_hugging_face_tasks_are_reachable_from_a_spec_and_the_command_line(tmp_p
     spec = RunSpec.from_sources(overrides={"dataset": "hf", "hf_name": str(tmp_path / "parity"), "input_col": "q",
                                            "target_col": "a", "hf_split": ["train=train", "eval=dev", "test=holdout"]},
                                 check_models=False)
-    (task,) = RunSpec.from_dict(spec.to_dict()).tasks.load()  # and as run.json keeps it
+    (task,) = load_tasks(RunSpec.from_dict(spec.to_dict()).tasks)  # and as run.json keeps it
     assert task.dataset == "hf" and task.name == "parity" and task.kind is AnswerKind.BOOLEAN
     assert task.sizes()["train"] == 8 and [e.target for e in task.split("eval")] == ["yes", "no"]
     assert task.split("test")[0].input == "Is 12 even?"

@@ -12,6 +12,7 @@ import random
 from dataclasses import asdict
 from typing import Callable, Sequence
 
+from gpo.engine.events import Event
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, Point, StepRecord
@@ -155,7 +156,7 @@ class StepActions:
                 c.rejected, c.race_examples, c.race_estimate = stop.reason(), stop.examples, stop.estimate
             elif c.rejected is None:
                 c.score = state.scores[c.text]
-            self.hooks.event("candidate", task=task.id, global_step=g, **asdict(c))
+            self.hooks.event(Event.CANDIDATE, task=task.id, global_step=g, **asdict(c))
 
     async def race(self, task: Task, state: SearchState, prompts: list[str], g: int) -> dict[str, Stop]:
         """Race a step's new candidates over eval in one seeded example order (gpo.scoring.racing).

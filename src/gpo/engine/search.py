@@ -14,13 +14,14 @@ from __future__ import annotations
 import random
 from typing import Callable, ClassVar, Sequence
 
-from gpo.config import ConfigError, GPOConfig
+from gpo.config import GPOConfig
 from gpo.engine.actions import StepActions, rejection_counts, usable_proposals
+from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks
+from gpo.engine.options import NoOptions, parse_options
 from gpo.engine.state import SearchState, TaskResult, stable_seed, steps_per_epoch
 from gpo.engine.stoppers import NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.engine.trajectory import Point, StepRecord
-from gpo.errors import suggest
 from gpo.llm.base import LLM
 from gpo.llm.embed import Embedder
 from gpo.llm.meter import BudgetSpent, charge_to
@@ -37,7 +38,7 @@ class PromptSearch(StepActions):
     options) and implement ``step``; ``initial_prompt`` and ``total_steps`` may change."""
 
     name: ClassVar[str] = "?"
-    defaults: ClassVar[dict] = {}
+    Options: ClassVar[type] = NoOptions  # the method's own options, a frozen dataclass
     State: ClassVar[type[SearchState]] = SearchState
 
     def __init__(
@@ -51,7 +52,7 @@ class PromptSearch(StepActions):
         options: dict | None = None,
         stoppers: Sequence[Stopper] = (),
     ):
-        self.config = config
+        self.config = config = self.configured(config)
         self.optimizer_llm = optimizer_llm  # the model that writes prompts (a PromptSearch is the optimizer)
         self.evaluator = evaluator
         self.embedder = embedder
@@ -65,20 +66,10 @@ class PromptSearch(StepActions):
         self._asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
 
     @classmethod
-    def parse_options(cls, options: dict) -> dict:
-        out = dict(cls.defaults)
-        for key, value in options.items():
-            key = key.replace("-", "_")
-            if key not in cls.defaults:
-                known = ", ".join(cls.defaults) or "none"
-                raise ConfigError(f"method {cls.name!r} has no option {key!r}{suggest(key, cls.defaults)}; options: {known}")
-            try:
-                out[key] = type(cls.defaults[key])(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"method {cls.name!r} option {key}={value!r}: expected {type(cls.defaults[key]).__name__}") from None
-            if isinstance(out[key], (int, float)) and out[key] < 0:
-                raise ConfigError(f"method {cls.name!r} option {key} must be >= 0, got {value!r}")
-        return out
+    def parse_options(cls, options: dict):
+        """The method's typed ``Options`` from ``--method-option`` values (strings from the
+        command line, typed values from a config file), each checked."""
+        return parse_options(cls.name, cls.Options, options)
 
     # ------------------------------------------------------------------ the loop
     async def optimize(self, task: Task) -> TaskResult:
@@ -101,7 +92,7 @@ class PromptSearch(StepActions):
             halt = self.stop(self, task, state)
             if halt is not None:
                 stopped, ended = (halt.reason, None) if halt.run_budget else (None, halt.reason)
-                self.hooks.event("budget_stop" if halt.run_budget else "search_ended", task=task.id,
+                self.hooks.event(Event.BUDGET_STOP if halt.run_budget else Event.SEARCH_ENDED, task=task.id,
                                  reason=halt.reason, step=state.next_step)
                 break
             g = state.next_step
@@ -112,13 +103,13 @@ class PromptSearch(StepActions):
                 record = await self.step(task, state, g)
             except BudgetSpent as err:  # a request would have passed a run budget: the step is dropped
                 stopped = str(err)
-                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=g, mid_step=True)
+                self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=g, mid_step=True)
                 state = self.State.from_dict(before)
                 break
             self._settle(task, state)
             state.trajectory.steps.append(record)
             state.next_step = g + 1
-            self.hooks.event("step", task=task.id, method=self.name, epoch=record.epoch, step=record.step,
+            self.hooks.event(Event.STEP, task=task.id, method=self.name, epoch=record.epoch, step=record.step,
                              global_step=g, total_steps=total, chosen=record.chosen, score=record.chosen_score,
                              best=state.trajectory.best().score, step_size=record.step_size,
                              candidates=len(record.candidates), usable=usable_proposals(record.candidates),
@@ -132,17 +123,48 @@ class PromptSearch(StepActions):
         """Whether this method, so configured, embeds prompts (relevance selection)."""
         return False
 
-    def planned_test_prompts(self, task: Task) -> int:
-        """How many prompts the run scores on test: the initial and the final one."""
-        return 2
 
     @classmethod
     def report_rows(cls, config: dict) -> list[tuple[str, str]]:
         """The method's own settings, as rows of the run report (``config``: run.json's)."""
         return []
 
+    # ------------------------------------------------------------------ the plan: from config and options alone
+    @classmethod
+    def configured(cls, config: GPOConfig) -> GPOConfig:
+        """The run's config as this method runs it (a method that fixes some options sets them here)."""
+        return config
+
+    @classmethod
+    def planned_steps(cls, config: GPOConfig, options, task: Task) -> int:
+        """The steps of a task's search."""
+        return config.num_search_epochs * steps_per_epoch(len(task.split("train")), config.opt_batch_size)
+
+    @classmethod
+    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        """Upper estimate of one step: (examples scored, optimizer requests, optimizer samples)."""
+        N = config.num_generated_instructions_in_each_step
+        return N * n_eval, 1, N
+
+    @classmethod
+    def planned_test_prompts(cls, config: GPOConfig, options, task: Task) -> int:
+        """How many prompts the run scores on test: the initial and the final one."""
+        return 2
+
+    @classmethod
+    def initial_prompt_for(cls, config: GPOConfig, task: Task) -> str:
+        """The config's initial instruction; an MMLU subject's own template; or the starting
+        system prompt a user's templated task brings (``--system-template`` with ``--optimize system``)."""
+        if task.template is not None and task.initial_instruction:
+            return task.initial_instruction
+        subject_template = config.initial_instruction.startswith("The following are multiple choice questions about")
+        return task.initial_instruction if (task.initial_instruction and subject_template) else config.initial_instruction
+
     def total_steps(self, task: Task) -> int:
-        return self.config.num_search_epochs * self.steps_per_epoch(task)
+        return self.planned_steps(self.config, self.options, task)
+
+    def initial_prompt(self, task: Task) -> str:
+        return self.initial_prompt_for(self.config, task)
 
     def steps_per_epoch(self, task: Task) -> int:
         return steps_per_epoch(len(task.split("train")), self.config.opt_batch_size)
@@ -151,24 +173,11 @@ class PromptSearch(StepActions):
         return divmod(g, max(1, self.steps_per_epoch(task)))
 
     def minibatch(self, task: Task, g: int) -> list[int]:
-        """The train examples of global step g (GPO_SPEC 5.4: consecutive batches, every epoch alike)."""
+        """The train examples of global step g: consecutive batches, every epoch alike
+        (docs/BEHAVIOUR.md, "The search loop")."""
         b, n = self.config.opt_batch_size, len(task.split("train"))
         step = self.epoch_step(task, g)[1]
         return list(range(step * b, min(n, (step + 1) * b)))
-
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        """Upper estimate of one step: (examples scored, optimizer requests, optimizer samples)."""
-        N = self.config.num_generated_instructions_in_each_step
-        return N * n_eval, 1, N
-
-    def initial_prompt(self, task: Task) -> str:
-        """The config's initial instruction; an MMLU subject's own template; or the starting
-        system prompt a user's templated task brings (``--system-template`` with ``--optimize system``)."""
-        cfg = self.config
-        if task.template is not None and task.initial_instruction:
-            return task.initial_instruction
-        subject_template = cfg.initial_instruction.startswith("The following are multiple choice questions about")
-        return task.initial_instruction if (task.initial_instruction and subject_template) else cfg.initial_instruction
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         raise NotImplementedError
@@ -189,7 +198,7 @@ class PromptSearch(StepActions):
         state.seen.append(initial)
         state.chosen.append(initial)
         self._settle(task, state)
-        self.hooks.event("initial", task=task.id, method=self.name, prompt=initial, eval=ev.score)
+        self.hooks.event(Event.INITIAL, task=task.id, method=self.name, prompt=initial, eval=ev.score)
         self.hooks.save_state(task, state.to_dict())
         return state
 
@@ -218,7 +227,7 @@ class PromptSearch(StepActions):
                 yardsticks["test"] = await self.yardstick(task, initial.prompt, final.prompt, "test")
             except BudgetSpent as err:  # the search fitted the run budget; test scoring does not
                 stopped = f"{err}, before test scoring"
-                self.hooks.event("budget_stop", task=task.id, reason=stopped, step=state.next_step)
+                self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=state.next_step)
         result = TaskResult(
             dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
             final_prompt=final.prompt, final_eval=final.score, initial_test=init_test,
@@ -234,7 +243,7 @@ class PromptSearch(StepActions):
         state.done = not stopped
         state.result = result.as_dict()
         self.hooks.save_state(task, state.to_dict())
-        self.hooks.event("task_done", **{**result.as_dict(), "task": task.id})
+        self.hooks.event(Event.TASK_DONE, **{**result.as_dict(), "task": task.id})
         return result
 
     async def compare(self, task: Task, initial: str, final: str, split: str, save: bool = False) -> Comparison:

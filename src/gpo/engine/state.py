@@ -11,8 +11,8 @@ from gpo.engine.trajectory import Trajectory
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """GPO_SPEC 5.3: a trailing partial batch counts only if it holds at least half a
-    batch. Deviation: a split smaller than half a batch still gives one step."""
+    """A trailing partial batch counts only if it holds at least half a batch; a split smaller
+    than half a batch still gives one step (docs/BEHAVIOUR.md, "The search loop")."""
     if n <= 0:
         return 0
     full, rest = divmod(n, batch_size)

@@ -20,16 +20,16 @@ from gpo.llm.base import (
     Usage,
 )
 from gpo.llm.cache import CacheError, ResponseCache
-from gpo.llm.local import DEFAULT_MODEL_NAME, LocalLLM, default_gguf_path, gguf_backend_id
+from gpo.llm.local import LocalLLM, default_gguf_path, gguf_backend_id
 from gpo.llm.openai import OpenAILLM
 from gpo.llm.pool import LLMMember, Pool
+from gpo.llm.resolve import EMBEDDED_ALIASES, ModelRef, resolve_model  # noqa: F401 - re-exported
 
-EMBEDDED_ALIASES = {"", "embedded", "default", "smollm2", DEFAULT_MODEL_NAME}
 
 __all__ = [
     "LLM", "Completion", "FatalLLMError", "LLMError", "Pricing", "ReplyShape", "Request", "Sample",
     "TransientLLMError", "Usage", "CacheError", "ResponseCache", "LocalLLM", "OpenAILLM", "Pool",
-    "build_llm", "default_gguf_path", "preflight",
+    "build_llm", "default_gguf_path", "preflight", "resolve_model", "ModelRef",
 ]
 
 
@@ -58,32 +58,31 @@ def build_llm(
     In-process models take ``parallel`` (batched decoding, llama.cpp) and ``gpus`` (ignored
     for endpoints); with ``replicas`` they run as that many Ray actors (``gpo.llm.ray_pool``).
     """
-    urls = [u.strip() for u in (base_url or "").split(",") if u.strip()]
+    ref = resolve_model(model, base_url)
     common = dict(cache=cache, pricing=pricing)
     extra = {} if concurrency is None else {"concurrency": concurrency}
     if replicas:
-        if urls:
+        if not ref.in_process:
             raise FatalLLMError("replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL); "
                                 "to spread requests over servers, list them in the base URL instead")
         from gpo.llm.ray_pool import ray_pool
 
-        label, factory, kind, num_gpus = _replica_recipe(model, parallel, tuple(gpus), replica_cpus)
+        label, factory, kind, num_gpus = _replica_recipe(ref, parallel, tuple(gpus), replica_cpus)
         return ray_pool(label, factory, replicas=replicas, address=ray_address, num_cpus=replica_cpus,
                         num_gpus=num_gpus, per_replica=max(1, parallel), kind=kind, **common)
-    if len(urls) > 1:
-        members = [LLMMember(OpenAILLM(model=model, base_url=u, api_key=api_key, **extra)) for u in urls]
+    if ref.kind == "fleet":
+        members = [LLMMember(OpenAILLM(model=model, base_url=u, api_key=api_key, **extra)) for u in ref.urls]
         return Pool(model=model, members=members, kind="openai-fleet", **common,
                     concurrency=sum(m.llm.concurrency for m in members))
-    if not urls and model.lower() in EMBEDDED_ALIASES:
+    if ref.kind == "embedded":
         return LocalLLM(parallel=parallel, gpus=tuple(gpus), **common, **extra)
-    if not urls and model.endswith(".gguf"):
-        return LocalLLM(model=Path(model).stem, path=Path(model), parallel=parallel, gpus=tuple(gpus), **common, **extra)
-    if not urls and model.startswith("vllm:"):
+    if ref.kind == "gguf":
+        return LocalLLM(model=ref.name, path=ref.path, parallel=parallel, gpus=tuple(gpus), **common, **extra)
+    if ref.kind == "vllm":
         from gpo.llm.vllm_local import VLLMLocal
 
-        return VLLMLocal(model=model.split(":", 1)[1], gpus=tuple(gpus), **common, **extra)
-    return OpenAILLM(model=model, base_url=urls[0] if urls else None, api_key=api_key, **common, **extra)
-
+        return VLLMLocal(model=ref.name, gpus=tuple(gpus), **common, **extra)
+    return OpenAILLM(model=model, base_url=ref.urls[0] if ref.urls else None, api_key=api_key, **common, **extra)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 GGUF_MAGIC = b"GGUF"
@@ -103,31 +102,29 @@ def preflight(model: str, *, base_url: str | None = None, gpus: Sequence[int] = 
     missing or not a GGUF, a remote endpoint whose API-key variable is unset, scale-out
     settings this machine cannot honour."""
     _check_urls(base_url, role)
-    if not base_url and model.lower() not in EMBEDDED_ALIASES and not model.startswith("vllm:"):
-        path = Path(model).expanduser()
-        if model.endswith(".gguf") and not path.is_file():
-            raise FatalLLMError(f"--{role}-model: GGUF model file not found: {model}")
-        if path.is_file() and not is_gguf(path):
-            raise FatalLLMError(f"--{role}-model: {model} is a file but not a GGUF model (it does not start with "
-                                f"'GGUF'); give a .gguf file, 'embedded', or a served model name with --{role}-base-url")
-    in_process = not base_url and (model.lower() in EMBEDDED_ALIASES or model.endswith(".gguf") or model.startswith("vllm:"))
-    local_file = not base_url and Path(model).expanduser().is_file()  # refused above unless a GGUF
-    if not in_process and not local_file:
+    ref = resolve_model(model, base_url)
+    path = Path(model).expanduser()
+    local_file = not ref.urls and path.is_file()  # a file is a model only if it is a GGUF
+    if ref.kind == "gguf" and not path.is_file():
+        raise FatalLLMError(f"--{role}-model: GGUF model file not found: {model}")
+    if local_file and ref.kind not in ("embedded", "vllm") and not is_gguf(path):
+        raise FatalLLMError(f"--{role}-model: {model} is a file but not a GGUF model (it does not start with "
+                            f"'GGUF'); give a .gguf file, 'embedded', or a served model name with --{role}-base-url")
+    if not ref.in_process and not local_file:
         _check_api_key(base_url, api_key_env, role)
-    if replicas and not in_process:
+    if replicas and not ref.in_process:
         raise FatalLLMError(f"replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}"
                             + (" at an endpoint; list several endpoints in the base URL to spread requests" if base_url else ""))
-    if not in_process:
+    if not ref.in_process:
         return  # --gpus is for in-process models; an endpoint's server has its own
     if replicas:
         from gpo.llm.ray_pool import import_ray
 
         import_ray()
-    elif gpus and not model.startswith("vllm:"):
+    elif gpus and ref.kind != "vllm":
         from gpo.llm.local import check_gpu_offload
 
         check_gpu_offload(tuple(gpus))
-
 
 def _check_urls(base_url: str | None, role: str) -> None:
     """Every endpoint in a base URL (comma-separated for a fleet) is an http(s) URL with a host."""
@@ -154,21 +151,15 @@ def _check_api_key(base_url: str | None, api_key_env: str | None, role: str) -> 
                             f" (or name another variable with --{role}-api-key-env)")
 
 
-def _replica_recipe(model: str, parallel: int, gpus: tuple[int, ...], cpus: float):
+def _replica_recipe(ref: ModelRef, parallel: int, gpus: tuple[int, ...], cpus: float):
     """(label, factory, cache identity, GPUs per actor) for the in-process model each replica holds."""
     threads = max(1, int(cpus))
-    if model.startswith("vllm:"):
+    if ref.kind == "vllm":
         from gpo.llm.vllm_local import VLLMLocal
 
-        name, tp = model.split(":", 1)[1], max(1, len(gpus))
-        return name, partial(VLLMLocal, model=name, tensor_parallel=tp), "vllm", float(tp)
-    if model.lower() in EMBEDDED_ALIASES:
-        path, label = None, DEFAULT_MODEL_NAME
-        kind = gguf_backend_id(default_gguf_path())
-    elif model.endswith(".gguf"):
-        path, label, kind = Path(model), Path(model).stem, gguf_backend_id(Path(model))
-    else:
-        raise FatalLLMError(f"replicas need an in-process model (embedded, a .gguf or vllm:MODEL), not {model!r}")
-    factory = partial(LocalLLM, model=label, path=path, parallel=parallel, n_threads=threads,
+        tp = max(1, len(gpus))
+        return ref.name, partial(VLLMLocal, model=ref.name, tensor_parallel=tp), "vllm", float(tp)
+    kind = gguf_backend_id(ref.path or default_gguf_path())
+    factory = partial(LocalLLM, model=ref.name, path=ref.path, parallel=parallel, n_threads=threads,
                       gpus=tuple(range(len(gpus))))
-    return label, factory, kind, float(len(gpus))
+    return ref.name, factory, kind, float(len(gpus))

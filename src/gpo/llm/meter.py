@@ -33,7 +33,8 @@ from typing import Callable, Iterator, Sequence
 from gpo.errors import BudgetSpent  # noqa: F401 - raised here, re-exported
 from gpo.llm.types import Pricing, Sample, Usage
 
-SCORING_ROLES = ("scorer", "judge")  # their calls count against the scorer-call cap
+ROLES = ("optimizer", "scorer", "judge")  # the models a run pays for, in the order usage shows them
+SCORING_ROLES = ROLES[1:]  # their calls count against the scorer-call cap
 
 _task: ContextVar[str | None] = ContextVar("gpo_meter_task", default=None)
 

@@ -7,7 +7,7 @@ import re
 
 _LEAKS = ("<prompt>", "<start>", "<end>", "</start>", "</end>", "</prompt>")
 # field labels of our meta-prompts (GPO's and the baselines'): a candidate that starts a line
-# with one copied the scaffolding, often a whole task example (GPO_SPEC 8 lists such prompts)
+# with one copied the scaffolding, often a whole task example (docs/BEHAVIOUR.md, "Unusable candidates")
 _LABEL_LINE = re.compile(
     r"^\s*(Score|Output|Input|Prompt(?: \d+)?|Basic prompt|Question|Wrong prediction|Correct answer):", re.M)
 

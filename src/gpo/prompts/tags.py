@@ -32,7 +32,7 @@ def extract_all_tagged(reply: str) -> list[str]:
 
 
 def polish(text: str) -> str:
-    """Strip, drop markdown bold, capitalise the first letter (GPO_SPEC 7.4)."""
+    """Strip, drop markdown bold, capitalise the first letter (docs/BEHAVIOUR.md, "The update")."""
     text = text.strip().replace("**", "").strip()
     if len(text) > 1:
         text = text[0].upper() + text[1:]

@@ -19,7 +19,9 @@ import json
 from pathlib import Path
 
 from gpo.engine.actions import rejection_counts
+from gpo.engine.events import Event, of
 from gpo.engine.trajectory import Candidate
+from gpo.llm.meter import ROLES
 from gpo.methods import method_class
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.constant import verdict
@@ -147,7 +149,7 @@ img{max-width:100%;display:block;margin:.6em 0} del{background:#fbd5d5;text-deco
 
 def _task_accounts(events: list[dict]) -> list[str]:
     """What each task's search paid for (the meter's account of it; cache hits are free)."""
-    paid = {e["task"]: e["paid"] for e in events if e["event"] == "task_usage"}  # the latest of each task
+    paid = {e["task"]: e["paid"] for e in of(events, Event.TASK_USAGE)}  # the latest of each task
     if len(paid) < 2:
         return []
     rows = ["<h3>Paid, per task</h3><table><tr><th>task</th><th>calls</th><th>tokens</th><th>cost (USD)</th></tr>"]
@@ -213,7 +215,7 @@ def write_report(run_dir: str | Path) -> Path:
     rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
     body.append("<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
-    results = [e for e in events if e["event"] == "task_done"]
+    results = of(events, Event.TASK_DONE)
     if results:
         body.append("<h2>Results</h2><table><tr><th>task</th><th>eval: initial → final</th><th>eval gain</th>"
                     "<th>test: initial → final</th><th>test gain</th><th>final prompt</th></tr>")
@@ -250,11 +252,11 @@ def write_report(run_dir: str | Path) -> Path:
             body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
         body.append("</table>")
         body += _rejections(state)
-    usage = [e for e in events if e["event"] == "usage"]
+    usage = of(events, Event.USAGE)
     if usage:
         u = usage[-1]
         body.append("<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
-        for role in [r for r in ("optimizer", "scorer", "judge") if r in u]:
+        for role in [r for r in ROLES if r in u]:
             r = u[role]
             body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{r['prompt_tokens']}</td>"
                         f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")

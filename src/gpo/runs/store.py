@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from gpo.engine.events import Event, check, of, status_of
 from gpo.errors import RunDirError
 from gpo.files import atomic_write_text
 
@@ -62,7 +63,7 @@ class RunStore:
 
     # ---------------------------------------------------------------- hooks
     def event(self, kind: str, **data) -> None:
-        record = {"time": round(time.time(), 3), "event": kind, **data}
+        record = {"time": round(time.time(), 3), "event": check(kind, data), **data}
         self._events.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._events.flush()
         for listener in self.listeners:
@@ -156,19 +157,10 @@ def read_events(run_dir: str | Path) -> list[dict]:
 def run_status(run_dir: str | Path) -> dict:
     """Status and best scores of a run, from its event log."""
     events = read_events(run_dir)
-    kinds = [e["event"] for e in events]
-    if "run_done" in kinds:
-        status = "finished"
-    elif "interrupted" in kinds[-3:] or "budget_stop" in kinds:
-        status = "stopped"
-    elif "failed" in kinds[-3:]:
-        status = "failed"
-    else:
-        status = "incomplete"
-    done = [e for e in events if e["event"] == "task_done"]
+    done = of(events, Event.TASK_DONE)
     return {
         "run_dir": str(run_dir),
-        "status": status,
+        "status": status_of(events),
         "tasks_done": len({e["task"] for e in done}),
         "best": {e["task"]: e.get("final_eval") for e in done},
         "started": events[0]["time"] if events else None,

@@ -100,6 +100,12 @@ class Evaluation:
                    records=[Record(**json.loads(line)) for line in lines[1:]])
 
 
+def scoring_requests(task: Task, fmt, second_round) -> tuple[int, int]:
+    """Requests that scoring one example sends: (the scorer's rounds, the judge's grades).
+    The Evaluator spends by it and ``gpo.api.plan`` plans by it."""
+    return (2 if second_round_applies(fmt, second_round, task) else 1), (1 if task.metric == "judge" else 0)
+
+
 @dataclass
 class Evaluator:
     scorer: LLM
@@ -125,7 +131,7 @@ class Evaluator:
 
     def requests_per_example(self, task: Task) -> int:
         """Scoring requests per example: the scorer's rounds, and the judge's grade."""
-        return (2 if self.uses_second_round(task) else 1) + (1 if task.metric == "judge" else 0)
+        return sum(scoring_requests(task, self.format, self.second_round))
 
     def uses_second_round(self, task: Task) -> bool:
         return second_round_applies(self.format, self.second_round, task)
@@ -244,7 +250,7 @@ class Evaluator:
     def answer_text(self, reply: str, shows_demos: bool | None = None) -> str:
         """The part of a reply that is parsed. A base scorer shown demonstrations (the format's,
         or the prompt's own) goes on to write the next questions itself, so only the first line
-        of its continuation counts (after a leading ':'), as in the original (GPO_SPEC 4.5)."""
+        of its continuation counts (after a leading ':'), as in the original (docs/BEHAVIOUR.md, "Scoring a prompt")."""
         shows_demos = bool(self.format.few_shot) if shows_demos is None else shows_demos
         if shows_demos and not self.format.chat:
             return reply.strip().strip(":").strip().split("\n")[0]

@@ -1,4 +1,4 @@
-"""From a model's reply to the bare answer it gives (GPO_SPEC 4.4-4.6, bugs fixed).
+"""From a model's reply to the bare answer it gives (docs/BEHAVIOUR.md, "Scoring a prompt", bugs fixed).
 
 Fixed relative to the original: answer cues are found case-insensitively; signs and
 decimals survive ("-35" is not "35", "4.5" is not "4"); booleans map through

@@ -1,4 +1,4 @@
-"""The original code's answer parsing (GPO_SPEC 4.6-4.7), for ``extraction = original``.
+"""The original code's answer parsing (docs/BEHAVIOUR.md, "Scoring a prompt"), for ``extraction = original``.
 
 The paper's numbers were measured with this parsing, so every paper-reproduction
 preset uses it; gpo's own (``extraction = lenient``, gpo.scoring.extract) is the
@@ -62,7 +62,7 @@ def _number(s: str, indicated: bool) -> str:
 
 
 def normalize(reply: str, kind: AnswerKind) -> str:
-    """The parsed answer, as the original's normaliser gives it (GPO_SPEC 4.6)."""
+    """The parsed answer, as the original's normaliser gives it (docs/BEHAVIOUR.md, "Scoring a prompt")."""
     s = reply.lower().strip()
     behind = PRIMARY if any(cue in reply for cue in PRIMARY) else SECONDARY
     indicated = False
@@ -87,7 +87,7 @@ def _bare_letter(text: str) -> str:
 
 
 def accuracy(parsed: str, target: str, metric: str = "exact") -> float:
-    """1.0 or 0.0 as the original's accuracy rule gives it (GPO_SPEC 4.7)."""
+    """1.0 or 0.0 as the original's accuracy rule gives it (docs/BEHAVIOUR.md, "Scoring a prompt")."""
     t, p = str(target).lower().strip(), str(parsed).lower().strip()
     if metric == "dyck":
         runs = _CLOSERS.findall(p)

@@ -1,6 +1,6 @@
 """Task-prompt assembly: where the instruction goes, Q:/A: wrapper, zero- or few-shot.
 
-Positions (GPO_SPEC 4.1): ``before_Q`` (a line before the question), ``Q_begin``
+Positions (docs/BEHAVIOUR.md, "Scoring a prompt"): ``before_Q`` (a line before the question), ``Q_begin``
 (start of the question), ``Q_end`` (end of the question), ``A_begin`` (start of the
 answer). Without the Q:/A: wrapper there is no answer marker, so ``before_Q``
 renders like ``Q_begin`` and ``A_begin`` puts the instruction on its own line after

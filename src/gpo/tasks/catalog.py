@@ -66,7 +66,7 @@ def _boolean_round(yes: str, no: str) -> str:
 
 def second_round_for(kind: AnswerKind, boolean_words: tuple[str, str] | None = None) -> str | None:
     """The "prompting again" instruction that asks a chat scorer for the bare answer of this
-    kind (GPO_SPEC 4.3); None for generation and free text. Every loader uses this one."""
+    kind (docs/BEHAVIOUR.md, "Scoring a prompt"); None for generation and free text. Every loader uses this one."""
     if kind is AnswerKind.BOOLEAN:
         return _boolean_round(*boolean_words) if boolean_words else "Give only the final answer, one word, nothing else."
     return {AnswerKind.NUMERIC: _NUMBER_ONLY, AnswerKind.MULTIPLE_CHOICE: _MC}.get(kind)

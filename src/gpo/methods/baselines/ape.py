@@ -10,6 +10,8 @@ produced them. Later steps resample: paraphrases of the best prompts so far
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 from gpo.engine.search import PromptSearch
@@ -30,28 +32,37 @@ def induction_prompt(demos: list[Example]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class APEOptions:
+    """APE's own options (``--method-option NAME=VALUE``)."""
+
+    keep: int = 4
+    demos: int = 5
+
+
 class APE(PromptSearch):
     name = "ape"
-    defaults = {"keep": 4, "demos": 5}
+    Options = APEOptions
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        N = self.config.num_generated_instructions_in_each_step
-        return N * n_eval, N, N + self.options["keep"]
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        N = config.num_generated_instructions_in_each_step
+        return N * n_eval, N, N + options.keep
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         N = self.config.num_generated_instructions_in_each_step
         seed = stable_seed(self.config.seed, task.id, self.name, g)
         if g == 0:
             train, rng = task.split("train"), self.rng(task, g)
-            k = min(self.options["demos"], len(train))
+            k = min(self.options.demos, len(train))
             metas = [induction_prompt(rng.sample(train, k)) for _ in range(N)]
             texts = await self.ask(state, metas, 1, seed)
         else:
-            parents = state.pool[: self.options["keep"]]
+            parents = state.pool[: self.options.keep]
             metas = [paraphrase_prompt(p) for p in parents]
             texts = await self.ask(state, metas, math.ceil(N / len(parents)), seed)
             texts = texts[:N]
         candidates = self.screen(state, texts, state.current)
         await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, self.options["keep"])
+        self.keep_best(state, candidates, self.options.keep)
         return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)

@@ -14,6 +14,8 @@ twice). Prompts the bandit drops are recorded with their estimate.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
 from gpo.engine.search import PromptSearch
@@ -49,37 +51,51 @@ def edit_prompt(prompt: str, wrong: str, reason: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class APOOptions:
+    """APO's own options (``--method-option NAME=VALUE``)."""
+
+    beam: int = 4
+    errors: int = 4
+    gradients: int = 2
+    edits: int = 1
+    paraphrases: int = 1
+    bandit_batch: int = 4
+    bandit_rounds: int = 2
+    ucb_c: float = 1.0
+
+
 class APO(PromptSearch):
     name = "apo"
-    defaults = {"beam": 4, "errors": 4, "gradients": 2, "edits": 1, "paraphrases": 1,
-                "bandit_batch": 4, "bandit_rounds": 2, "ucb_c": 1.0}
+    Options = APOOptions
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        o = self.options
-        edits = o["beam"] * o["gradients"]
-        new = edits * o["edits"] * (1 + o["paraphrases"])
-        requests = o["beam"] + edits + edits * o["edits"]
-        return o["beam"] * batch + new * (o["bandit_rounds"] * o["bandit_batch"]) + o["beam"] * n_eval, requests, requests - edits * o["edits"] + new
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        o = options
+        edits = o.beam * o.gradients
+        new = edits * o.edits * (1 + o.paraphrases)
+        requests = o.beam + edits + edits * o.edits
+        return o.beam * batch + new * (o.bandit_rounds * o.bandit_batch) + o.beam * n_eval, requests, requests - edits * o.edits + new
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         o, cfg = self.options, self.config
         seed = stable_seed(cfg.seed, task.id, self.name, g)
         train = task.split("train")
         probed = await self.probe(task, state, list(state.pool), g)
-        failing = [(p, w) for p, ev in probed if (w := wrong_examples(ev, train, o["errors"]))]
-        metas = [gradient_prompt(p, w, o["gradients"]) for p, w in failing]
+        failing = [(p, w) for p, ev in probed if (w := wrong_examples(ev, train, o.errors))]
+        metas = [gradient_prompt(p, w, o.gradients) for p, w in failing]
         replies = await self.ask_raw(state, [self.request(m, 1, stable_seed(seed, "g", i)) for i, m in enumerate(metas)])
         reasons = [(p, w, polish(r)) for (p, w), texts in zip(failing, replies)
-                   for r in extract_all_tagged(texts[0])[: o["gradients"]]]
+                   for r in extract_all_tagged(texts[0])[: o.gradients]]
         edits = [edit_prompt(p, w, r) for p, w, r in reasons]
-        texts = await self.ask(state, edits, o["edits"], stable_seed(seed, "e")) if edits and o["edits"] else []
-        if texts and o["paraphrases"]:
-            texts += await self.ask(state, [paraphrase_prompt(t) for t in texts if t], o["paraphrases"],
+        texts = await self.ask(state, edits, o.edits, stable_seed(seed, "e")) if edits and o.edits else []
+        if texts and o.paraphrases:
+            texts += await self.ask(state, [paraphrase_prompt(t) for t in texts if t], o.paraphrases,
                                     stable_seed(seed, "p"))
         candidates = self.screen(state, texts, state.current)
         await self._select(task, state, candidates, g)
         await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, o["beam"])
+        self.keep_best(state, candidates, o.beam)
         return self.record(task, state, g, "\n\n-----\n\n".join(metas + edits), candidates,
                            train_score=probed[0][1].score if probed else None, gradient="\n\n".join(r for _, _, r in reasons) or None)
 
@@ -88,20 +104,20 @@ class APO(PromptSearch):
         outside the best ``beam`` estimates are marked as dropped."""
         o = self.options
         new = list(dict.fromkeys(c.text for c in candidates if c.rejected is None and not c.reused))
-        if len(new) + len(state.pool) <= o["beam"]:
+        if len(new) + len(state.pool) <= o.beam:
             return  # everything fits in the beam: nothing to choose
         n_eval = len(task.split("eval"))
-        m = max(1, min(o["bandit_batch"], n_eval))
-        reserve = o["beam"] * n_eval * self.evaluator.requests_per_example(task)  # keep enough to score the kept prompts in full
+        m = max(1, min(o.bandit_batch, n_eval))
+        reserve = o.beam * n_eval * self.evaluator.requests_per_example(task)  # keep enough to score the kept prompts in full
         sums = {p: state.scores[p] * n_eval for p in state.pool}
         pulls = {p: n_eval for p in state.pool}
         sums.update({p: 0.0 for p in new})
         pulls.update({p: 0 for p in new})
         rng = self.rng(task, g, "ucb")
-        for t in range(1, o["bandit_rounds"] * len(new) + 1):
+        for t in range(1, o.bandit_rounds * len(new) + 1):
             untried = [p for p in new if pulls[p] == 0]
             arm = untried[0] if untried else max(
-                new, key=lambda p: sums[p] / pulls[p] + o["ucb_c"] * math.sqrt(math.log(t) / pulls[p]))
+                new, key=lambda p: sums[p] / pulls[p] + o.ucb_c * math.sqrt(math.log(t) / pulls[p]))
             indices = sorted(rng.sample(range(n_eval), m))
             if self.evaluator.requests_needed(task, arm, "eval", indices) > self.remaining(task, state) - reserve:
                 break
@@ -109,7 +125,7 @@ class APO(PromptSearch):
             sums[arm] += sum(r.score for r in ev.records)
             pulls[arm] += len(ev.records)
         estimate = {p: sums[p] / pulls[p] if pulls[p] else -1.0 for p in sums}
-        kept = set(sorted(estimate, key=lambda p: -estimate[p])[: o["beam"]])
+        kept = set(sorted(estimate, key=lambda p: -estimate[p])[: o.beam])
         for c in candidates:
             if c.rejected is None and not c.reused and c.text not in kept:
                 shown = "unscored" if pulls[c.text] == 0 else f"{100 * estimate[c.text]:.1f} on {pulls[c.text]} examples"

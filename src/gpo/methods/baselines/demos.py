@@ -45,13 +45,21 @@ class DemoState(SearchState):
     bootstrapped: list[list] = field(default_factory=list)  # [train index, answer shown]
 
 
+@dataclass(frozen=True)
+class DemoSearchOptions:
+    """DemoSearch's own options (``--method-option NAME=VALUE``)."""
+
+    k: int = 3
+
+
 class DemoSearch(PromptSearch):
     name = "demos"
-    defaults = {"k": 3}
+    Options = DemoSearchOptions
     State = DemoState
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        return self.config.num_generated_instructions_in_each_step * n_eval, 0, 0
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        return config.num_generated_instructions_in_each_step * n_eval, 0, 0
 
     def instruction(self, state: SearchState) -> str:
         """The instruction every candidate carries: the initial prompt's."""
@@ -64,7 +72,7 @@ class DemoSearch(PromptSearch):
 
     async def step(self, task: Task, state: DemoState, g: int) -> StepRecord:
         preferred, fill = await self.demo_pool(task, state, g)
-        k, rng = self.options["k"], self.rng(task, g)
+        k, rng = self.options.k, self.rng(task, g)
 
         def draw() -> list[Example]:
             if len(preferred) >= k:
@@ -98,8 +106,9 @@ class DemoSearch(PromptSearch):
 class BootstrapDemos(DemoSearch):
     name = "bootstrap"
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        examples, _, _ = super().planned_step(batch, n_eval)
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        examples, _, _ = super().planned_step(config, options, batch, n_eval)
         return examples + batch, 0, 0  # the train minibatch the instruction is scored on
 
     async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
@@ -115,6 +124,25 @@ class BootstrapDemos(DemoSearch):
         taken = {i for i, _ in state.bootstrapped}
         own = [Example(train[i].input, answer, fields=train[i].fields) for i, answer in state.bootstrapped]
         return own, [e for i, e in enumerate(train) if i not in taken]  # gold-labelled fill
+
+
+SAMPLERS = ("random", "tpe")  # how gpo+demos pairs instructions with demonstration sets
+
+
+@dataclass(frozen=True)
+class InstructionsThenDemosOptions:
+    """InstructionsThenDemos's own options (``--method-option NAME=VALUE``)."""
+
+    k: int = 3
+    demo_steps: int = 2
+    instructions: int = 3
+    sampler: str = "random"  # random | tpe
+    demo_sets: int = 8
+    instruction_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"method 'gpo+demos' option sampler={self.sampler!r}: one of {', '.join(SAMPLERS)}")
 
 
 class InstructionsThenDemos(GPO):
@@ -137,22 +165,14 @@ class InstructionsThenDemos(GPO):
     """
 
     name = "gpo+demos"
-    defaults = {"k": 3, "demo_steps": 2, "instructions": 3, "sampler": "random", "demo_sets": 8,
-                "instruction_share": 0.5}
-    SAMPLERS = ("random", "tpe")
-
-    @classmethod
-    def parse_options(cls, options: dict) -> dict:
-        out = super().parse_options(options)
-        if out["sampler"] not in cls.SAMPLERS:
-            raise ConfigError(f"method {cls.name!r} option sampler={out['sampler']!r}: one of {', '.join(cls.SAMPLERS)}")
-        return out
+    Options = InstructionsThenDemosOptions
 
     def instruction_steps(self, task: Task) -> int:
-        return super().total_steps(task)
+        return GPO.planned_steps(self.config, self.options, task)
 
-    def total_steps(self, task: Task) -> int:
-        return self.instruction_steps(task) + self.options["demo_steps"]
+    @classmethod
+    def planned_steps(cls, config, options, task: Task) -> int:
+        return GPO.planned_steps(config, options, task) + options.demo_steps
 
     def schedule(self, task: Task):
         """GPO's step-size schedule over its own (instruction) steps only."""
@@ -166,7 +186,7 @@ class InstructionsThenDemos(GPO):
         left for the demonstrations)."""
         cap = self.config.budget.scorer_calls_per_task
         if g >= self.instruction_steps(task) or (cap is not None and
-                                                 self.spent(task, state) >= self.options["instruction_share"] * cap):
+                                                 self.spent(task, state) >= self.options.instruction_share * cap):
             return False
         return not any(split_demos(c.text)[1] for st in state.trajectory.steps for c in st.candidates)
 
@@ -174,13 +194,13 @@ class InstructionsThenDemos(GPO):
         if self.writes_instructions(task, state, g):
             return await super().step(task, state, g)
         ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
-        instructions = ranked[: self.options["instructions"]] or [state.trajectory.points[0].prompt]
+        instructions = ranked[: self.options.instructions] or [state.trajectory.points[0].prompt]
         n = self.config.num_generated_instructions_in_each_step
-        if self.options["sampler"] == "tpe":
+        if self.options.sampler == "tpe":
             pairs = self.tpe_pairs(task, state, g, instructions, n)
         else:
             train, rng = task.split("train"), self.rng(task, g)
-            pairs = [(rng.choice(instructions), rng.sample(train, min(self.options["k"], len(train))))
+            pairs = [(rng.choice(instructions), rng.sample(train, min(self.options.k, len(train))))
                      for _ in range(n)]
         candidates = DemoSearch.new_candidates(state, [with_demos(i, d) for i, d in pairs])
         await self.score(task, state, candidates, g)
@@ -189,7 +209,7 @@ class InstructionsThenDemos(GPO):
     def demo_sets(self, task: Task) -> list[list[Example]]:
         """The ``demo_sets`` demonstration sets TPE chooses among, drawn once per task."""
         train, rng = task.split("train"), self.rng(task, "demo-sets")
-        return [rng.sample(train, min(self.options["k"], len(train))) for _ in range(self.options["demo_sets"])]
+        return [rng.sample(train, min(self.options.k, len(train))) for _ in range(self.options.demo_sets)]
 
     def tpe_pairs(self, task: Task, state: GPOState, g: int, instructions: list[str],
                   n: int) -> list[tuple[str, list[Example]]]:

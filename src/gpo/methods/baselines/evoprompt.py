@@ -15,6 +15,8 @@ operators in words:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gpo.engine.search import PromptSearch
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
@@ -53,22 +55,30 @@ def differential_prompt(a: str, b: str, best: str, basic: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class EvoPromptGAOptions:
+    """EvoPromptGA's own options (``--method-option NAME=VALUE``)."""
+
+    population: int = 4
+
+
 class EvoPromptGA(PromptSearch):
     name = "evoprompt-ga"
-    defaults = {"population": 4}
+    Options = EvoPromptGAOptions
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        N = max(self.config.num_generated_instructions_in_each_step, self.options["population"])
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        N = max(config.num_generated_instructions_in_each_step, options.population)
         return N * n_eval, N, N
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         seed = stable_seed(self.config.seed, task.id, self.name, g)
-        if g == 0 and len(state.pool) < self.options["population"]:
+        if g == 0 and len(state.pool) < self.options.population:
             metas = [paraphrase_prompt(state.pool[0])]
-            texts = await self.ask(state, metas, self.options["population"] - len(state.pool), seed)
+            texts = await self.ask(state, metas, self.options.population - len(state.pool), seed)
             candidates = self.screen(state, texts, state.current)
             await self.score(task, state, candidates, g)
-            self.keep_best(state, candidates, self.options["population"])
+            self.keep_best(state, candidates, self.options.population)
         else:
             metas, candidates = await self.evolve(task, state, g, seed)
         return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)
@@ -84,7 +94,7 @@ class EvoPromptGA(PromptSearch):
             metas.append(crossover_mutation_prompt(a, b))
         candidates = self.screen(state, await self.ask(state, metas, 1, seed), state.current)
         await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, self.options["population"])
+        self.keep_best(state, candidates, self.options.population)
         return metas, candidates
 
 

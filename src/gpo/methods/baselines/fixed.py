@@ -11,10 +11,12 @@ class FixedPrompt(PromptSearch):
 
     prompt = ""
 
-    def initial_prompt(self, task: Task) -> str:
-        return self.prompt
+    @classmethod
+    def initial_prompt_for(cls, config, task: Task) -> str:
+        return cls.prompt
 
-    def total_steps(self, task: Task) -> int:
+    @classmethod
+    def planned_steps(cls, config, options, task: Task) -> int:
         return 0
 
 

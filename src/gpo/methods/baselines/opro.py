@@ -10,6 +10,8 @@ scored prompts are the memory of the next step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gpo.engine.search import PromptSearch
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
@@ -34,17 +36,25 @@ def opro_prompt(history: list[tuple[str, float]], exemplars: list[Example], posi
     )
 
 
+@dataclass(frozen=True)
+class OPROOptions:
+    """OPRO's own options (``--method-option NAME=VALUE``)."""
+
+    history: int = 20
+    exemplars: int = 3
+
+
 class OPRO(PromptSearch):
     name = "opro"
-    defaults = {"history": 20, "exemplars": 3}
+    Options = OPROOptions
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         cfg = self.config
         scored = list(state.scores.items())  # every prompt scored, oldest first
-        best = await Importance()(scored, self.options["history"])
+        best = await Importance()(scored, self.options.history)
         history = [scored[i] for i in reversed(best)]
         pool = self.format_pool(task)
-        exemplars = self.rng(task, g).sample(pool, min(self.options["exemplars"], len(pool)))
+        exemplars = self.rng(task, g).sample(pool, min(self.options.exemplars, len(pool)))
         meta = opro_prompt(history, exemplars, placement(task, cfg.instruction_pos))
         texts = await self.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
                                stable_seed(cfg.seed, task.id, self.name, g))

@@ -13,9 +13,11 @@ go on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 
-from gpo.config import ConfigError
+from gpo.config import ConfigError, normalised
 from gpo.engine.search import PromptSearch
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
@@ -51,9 +53,24 @@ def pe2_prompt(current: str, score: float, history: list[tuple[str, float]], con
     )
 
 
+@dataclass(frozen=True)
+class PE2Options:
+    """PE2's own options (``--method-option NAME=VALUE``)."""
+
+    beam: int = 2
+    errors: int = 2
+    history: int = 3
+    step_size: int = 50
+    decay: str = "fixed"  # fixed | linear | cosine, GPO's schedule
+    final_step_size: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decay", normalised("decay_strategy", self.decay)[1])
+
+
 class PE2(PromptSearch):
     name = "pe2"
-    defaults = {"beam": 2, "errors": 2, "history": 3, "step_size": 50, "decay": "fixed", "final_step_size": 10}
+    Options = PE2Options
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,26 +81,27 @@ class PE2(PromptSearch):
 
     def schedule(self, total_steps: int) -> StepSizeSchedule:
         o = self.options
-        return StepSizeSchedule(o["decay"], o["step_size"], o["final_step_size"], total_steps)
+        return StepSizeSchedule(o.decay, o.step_size, o.final_step_size, total_steps)
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        N = self.config.num_generated_instructions_in_each_step
-        return self.options["beam"] * batch + N * n_eval, self.options["beam"], N + self.options["beam"]
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        N = config.num_generated_instructions_in_each_step
+        return options.beam * batch + N * n_eval, options.beam, N + options.beam
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         o, cfg = self.options, self.config
         train = task.split("train")
         probed = await self.probe(task, state, list(state.pool), g)
-        history = [(p.prompt, p.score) for p in state.trajectory.points[-o["history"]:]] if o["history"] else []
+        history = [(p.prompt, p.score) for p in state.trajectory.points[-o.history:]] if o.history else []
         context = self.format_examples(task, state)[:1]
         position = placement(task, cfg.instruction_pos)
         step_size = self.schedule(self.total_steps(task))(len(state.trajectory.points))
-        metas = [pe2_prompt(p, state.scores[p], history, context, wrong_examples(ev, train, o["errors"]),
+        metas = [pe2_prompt(p, state.scores[p], history, context, wrong_examples(ev, train, o.errors),
                             position, step_size) for p, ev in probed]
         N = cfg.num_generated_instructions_in_each_step
         texts = await self.ask(state, metas, math.ceil(N / max(1, len(metas))), stable_seed(cfg.seed, task.id, self.name, g))
         candidates = self.screen(state, texts[:N], state.current)
         await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, o["beam"])
+        self.keep_best(state, candidates, o.beam)
         return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates,
                            train_score=probed[0][1].score if probed else None)

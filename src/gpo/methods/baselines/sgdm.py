@@ -24,12 +24,13 @@ SGDM_SETTINGS = dict(
 class SGDM(GPO):
     name = "sgdm"
 
-    def __init__(self, config: GPOConfig, *args, **kwargs):
-        super().__init__(config.replace(**SGDM_SETTINGS), *args, **kwargs)
+    @classmethod
+    def configured(cls, config: GPOConfig) -> GPOConfig:
+        return config.replace(**SGDM_SETTINGS)
 
     @classmethod
     def needs_embedder(cls, config: GPOConfig) -> bool:
-        return GPO.needs_embedder(config.replace(**SGDM_SETTINGS))
+        return GPO.needs_embedder(cls.configured(config))
 
     @classmethod
     def report_rows(cls, config: dict) -> list[tuple[str, str]]:

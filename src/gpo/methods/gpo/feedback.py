@@ -1,6 +1,6 @@
 """The textual "gradient": what the current prompt gets wrong on a minibatch.
 
-Fixed relative to the original (GPO_SPEC bug 18): the wrong prediction shows the
+Fixed relative to the original (docs/DEVIATIONS.md): the wrong prediction shows the
 model's full first answer *and* its final answer; "wrong" means any score below
 full marks, worst first (so ROUGE tasks get feedback too); and no call is made when
 there is nothing wrong.

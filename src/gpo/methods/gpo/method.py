@@ -1,6 +1,6 @@
 """The GPO optimizer: composes gradient, momentum, step size and update rule.
 
-One step (GPO_SPEC 5.4) at epoch e, step s: score the current prompt U on a train
+One step (docs/BEHAVIOUR.md, "The search loop") at epoch e, step s: score the current prompt U on a train
 minibatch; optionally write a feedback gradient (and its momentum); select the
 update direction from the trajectory (momentum); compute the word budget; ask the
 optimizer LLM for N candidates in one call; drop leaked, empty, duplicate and
@@ -64,7 +64,7 @@ class GPOState(SearchState):
 
 
 @dataclass
-class StepTools:
+class PieceTools:
     """What GPO's pieces may do inside one step of one task: ask the optimizer LLM for a
     greedy reply (gradients, summaries), and score a prompt on eval within the search budget."""
 
@@ -76,7 +76,7 @@ class StepTools:
         texts = await self.search.ask_raw(self.state, [self.search.request(prompt, temperature=0.0)])
         return polish(extract_tagged(texts[0][0]))
 
-    async def score(self, prompt: str) -> float | None:
+    async def eval_score(self, prompt: str) -> float | None:
         """The prompt's eval score; None when the task's search budget cannot pay for it
         (asked before anything is sent, like every scoring of a search)."""
         search, task = self.search, self.task
@@ -107,9 +107,10 @@ class GPO(PromptSearch):
     def needs_embedder(cls, config: GPOConfig) -> bool:
         return config.momentum_selection_name == "relevance"
 
-    def planned_test_prompts(self, task: Task) -> int:
+    @classmethod
+    def planned_test_prompts(cls, config: GPOConfig, options, task: Task) -> int:
         """With ``test_each_step`` every step's prompt is scored on test too (reporting only)."""
-        return 2 + (self.total_steps(task) if self.config.test_each_step else 0)
+        return 2 + (cls.planned_steps(config, options, task) if config.test_each_step else 0)
 
     @classmethod
     def report_rows(cls, config: dict) -> list[tuple[str, str]]:
@@ -119,12 +120,13 @@ class GPO(PromptSearch):
                 ("update", f"{c.get('util_gradient_name')}, {c.get('learning_rate_name')} {c.get('decay_strategy')} "
                            f"{c.get('initial_step_size')}->{c.get('final_step_size')}")]
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
-        N = self.config.num_generated_instructions_in_each_step
-        requests = 1 + (self.gradient.requests if self.gradient else 0) + self.momentum.requests \
-            + self.gradient_momentum.requests
-        examples = batch + N * n_eval + (n_eval if self.momentum.scores else 0)
-        rounds = self.update.resample_rounds  # each may ask again for as many as were unusable
+    @classmethod
+    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+        N = config.num_generated_instructions_in_each_step
+        grad, momentum, grad_momentum = gradient(config), prompt_momentum(config), gradient_momentum(config)
+        requests = 1 + (grad.requests if grad else 0) + momentum.requests + grad_momentum.requests
+        examples = batch + N * n_eval + (n_eval if momentum.scores else 0)
+        rounds = UpdateRule.from_config(config).resample_rounds  # each may ask again for as many as were unusable
         return examples, requests + rounds, N * (1 + rounds) + requests - 1
 
     def schedule(self, task: Task) -> StepSizeSchedule | None:
@@ -134,10 +136,10 @@ class GPO(PromptSearch):
         return self._schedules[task.id]
 
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
-        """GPO_SPEC 5.4: the gradient of U, the update direction (momentum), the step size,
+        """One step (docs/BEHAVIOUR.md, "The search loop"): the gradient of U, the update direction (momentum), the step size,
         the update meta-prompt, N candidates scored on eval, and the best not chosen before."""
         epoch, step = self.epoch_step(task, g)
-        tools = StepTools(self, task, state)
+        tools = PieceTools(self, task, state)
         U, u_score = state.current, state.scores[state.current]
         train_ev = await self._probe(task, state, U, g)
         grad = await self._gradient(tools, task, state, U, train_ev, epoch, step)
@@ -172,7 +174,7 @@ class GPO(PromptSearch):
         probed = await self.probe(task, state, [U], g)
         return probed[0][1] if probed else None
 
-    async def _gradient(self, tools: StepTools, task: Task, state: GPOState, U: str,
+    async def _gradient(self, tools: PieceTools, task: Task, state: GPOState, U: str,
                         train_ev: Evaluation | None, epoch: int, step: int) -> str | None:
         """This step's gradient, through the gradient momentum; None without a gradient."""
         if self.gradient is None or train_ev is None:

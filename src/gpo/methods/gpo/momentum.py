@@ -5,7 +5,7 @@ Small pieces, each built once from the config (``prompt_momentum``,
 step. A piece's running state (the real-time summary) is passed in and handed back,
 so it lives in the checkpointed search state, not in the piece.
 
-Selectors pick from a chronological history, newest last (GPO_SPEC 6.4), with the
+Selectors pick from a chronological history, newest last (docs/BEHAVIOUR.md, "The update direction"), with the
 k = 0 edge cases fixed (k = 0 selects nothing) and one rule for importance:
 
 - ``Recency``: the newest k, newest first;
@@ -88,12 +88,12 @@ class Relevance:
 
 
 def selector(name: str, embedder: Embedder | None = None, keep_newest: bool = False) -> Selector:
-    """The selector a config names (``relavance``, the original's spelling, is accepted)."""
+    """The selector a config names (the original's ``relavance`` is normalised by gpo.config)."""
     if name == "recency":
         return Recency()
     if name == "importance":
         return Importance(keep_newest)
-    if name in ("relevance", "relavance"):
+    if name == "relevance":
         return Relevance(embedder)
     raise ValueError(f"unknown momentum selection {name!r}")
 
@@ -110,7 +110,7 @@ class Optimizing(Protocol):
 
     async def reply(self, prompt: str) -> str: ...
 
-    async def score(self, prompt: str) -> float | None: ...  # None: the search budget cannot pay for it
+    async def eval_score(self, prompt: str) -> float | None: ...  # None: the search budget cannot pay for it
 
 
 # ---------------------------------------------------------------------- momentum over prompts
@@ -178,7 +178,7 @@ class RealTime:
         if summary is None:
             return Direction(current_block(*current), "-"), current
         text = await tools.reply(summarise_prompts_prompt(*summary, *current)) or current[0]
-        score = await tools.score(text)
+        score = await tools.eval_score(text)
         if score is None:  # the search budget cannot score the new summary: this step goes without, the old one stays
             return Direction(current_block(*current), "-"), summary
         return Direction(real_time_block(text, score), "real-time"), (text, score)

@@ -1,6 +1,6 @@
 """Step-size (edit budget, in words) schedules: fixed, linear, cosine, with warmup.
 
-The formulas of GPO_SPEC 7.3, computed in the original's arithmetic order, so the
+The formulas of docs/BEHAVIOUR.md, "The update", computed in the original's arithmetic order, so the
 values are the original's word for word (the int() truncation makes the order
 matter: one step of T = 39 would otherwise give 19 words instead of 20). ``t`` is
 the trajectory length at the step (global step + 1). One deliberate deviation:
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepSizeSchedule:
-    strategy: str  # fixed | linear | cosine ("consine" accepted)
+    strategy: str  # fixed | linear | cosine (the original's "consine" is normalised by gpo.config)
     initial: int
     final: int
     total_steps: int
@@ -29,8 +29,6 @@ class StepSizeSchedule:
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy == "consine":
-            object.__setattr__(self, "strategy", "cosine")
         if self.strategy not in ("fixed", "linear", "cosine"):
             raise ValueError(f"unknown decay strategy {self.strategy!r}")
         if self.strategy != "fixed" and self.warmup and self.total_steps <= self.warmup_steps:

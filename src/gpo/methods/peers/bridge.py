@@ -6,7 +6,7 @@ asks of a model goes through ``Bridge``, back on the run's event loop:
 
 - ``score`` scores a prompt on examples with gpo's Evaluator (same rendering, extraction,
   metric, response cache and request counting as every gpo method), and refuses with
-  ``BudgetSpent`` a scoring that would pass the peer's share of the search budget;
+  ``ShareSpent`` a scoring that would pass the peer's share of the search budget;
 - ``ask`` sends one optimizer request through gpo's optimizer LLM, counted like any
   method's.
 
@@ -34,7 +34,7 @@ from gpo.tasks.task import Task
 STALL = 50
 
 
-class BudgetSpent(Exception):
+class ShareSpent(Exception):
     """A peer asked for a scoring that would pass its share of the search budget."""
 
 
@@ -59,12 +59,12 @@ class Bridge:
         """The peer's share is spent, or it has stalled: STALL scorings in a row sent nothing."""
         return self.sent() >= self.share or self.idle >= STALL
 
-    def score(self, prompt: str, split: str, indices: list[int]) -> list[Record]:
+    def records(self, prompt: str, split: str, indices: list[int]) -> list[Record]:
         """The records of ``prompt`` on these examples of ``split``, in their order."""
         evaluator, task = self.search.evaluator, self.task
         need = evaluator.requests_needed(task, prompt, split, indices)
         if self.sent() + need > self.share:
-            raise BudgetSpent(f"{SPENT} ({self.sent()} of {self.share:.0f} for the peer)")
+            raise ShareSpent(f"{SPENT} ({self.sent()} of {self.share:.0f} for the peer)")
         if prompt not in self.proposed:
             self.proposed.append(prompt)
         self.idle = 0 if need else self.idle + 1
@@ -96,13 +96,15 @@ class PeerSearch(PromptSearch):
 
     library: ClassVar[str] = "?"  # the PyPI package the peer needs
 
-    def total_steps(self, task: Task) -> int:
+    @classmethod
+    def planned_steps(cls, config, options, task: Task) -> int:
         return 1
 
-    def planned_step(self, batch: int, n_eval: int) -> tuple[int, int, int]:
+    @classmethod
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
         """A rough guess (the peer decides its own spending; with a search budget, the plan is
         capped by it): one scoring of N candidates on eval and N optimizer requests an epoch."""
-        N, epochs = self.config.num_generated_instructions_in_each_step, self.config.num_search_epochs
+        N, epochs = config.num_generated_instructions_in_each_step, config.num_search_epochs
         return epochs * N * n_eval, epochs * N, epochs * N
 
     def share(self, task: Task, state: SearchState) -> float:

@@ -12,7 +12,9 @@ best mean on the eval split, which is how gpo picks the final prompt too.
 
 from __future__ import annotations
 
-from gpo.methods.peers.bridge import Bridge, BudgetSpent, PeerSearch
+from dataclasses import dataclass
+
+from gpo.methods.peers.bridge import Bridge, ShareSpent, PeerSearch
 from gpo.tasks.task import Task
 
 COMPONENT = "instruction"
@@ -39,7 +41,7 @@ class GpoAdapter:
         records = {}
         for split in dict.fromkeys(s for s, _ in batch):
             indices = [i for s, i in batch if s == split]
-            for i, rec in zip(indices, self.bridge.score(prompt, split, indices)):
+            for i, rec in zip(indices, self.bridge.records(prompt, split, indices)):
                 records[split, i] = rec
         recs = [records[item] for item in batch]
         traces = None
@@ -56,10 +58,17 @@ class GpoAdapter:
         return {name: items for name in components_to_update}
 
 
+@dataclass(frozen=True)
+class GEPAOptions:
+    """GEPA's own options (``--method-option NAME=VALUE``)."""
+
+    minibatch: int = 3
+
+
 class GEPA(PeerSearch):
     name = "gepa"
     library = "gepa"
-    defaults = {"minibatch": 3}
+    Options = GEPAOptions
 
     def run_peer(self, bridge: Bridge, task: Task, initial: str) -> list[str]:
         import gepa
@@ -70,9 +79,9 @@ class GEPA(PeerSearch):
             result = gepa.optimize(
                 seed_candidate={COMPONENT: initial}, trainset=trainset, valset=valset,
                 adapter=GpoAdapter(bridge, task), reflection_lm=bridge.ask,
-                reflection_minibatch_size=self.options["minibatch"], stop_callbacks=lambda _: bridge.exhausted(),
+                reflection_minibatch_size=self.options.minibatch, stop_callbacks=lambda _: bridge.exhausted(),
                 logger=_Quiet(), seed=self.config.seed, raise_on_exception=True,
             )
-        except BudgetSpent:
+        except ShareSpent:
             return []  # gpo keeps every whole-eval score GEPA obtained; the best of them is final
         return [result.best_candidate[COMPONENT]]

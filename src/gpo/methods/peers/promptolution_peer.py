@@ -19,10 +19,12 @@ library ends its loop on that error and returns its prompts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import logging
 from collections import defaultdict
 
-from gpo.methods.peers.bridge import Bridge, BudgetSpent, PeerSearch
+from gpo.methods.peers.bridge import Bridge, ShareSpent, PeerSearch
 from gpo.tasks.task import Task
 
 
@@ -54,7 +56,7 @@ def _classes():
                 wanted[p].append(self.index[x])
             got = {}
             for p, indices in wanted.items():
-                for i, rec in zip(indices, self.bridge.score(p, "eval", indices)):
+                for i, rec in zip(indices, self.bridge.records(p, "eval", indices)):
                     got[p, i] = rec
             recs = [got[p, self.index[x]] for p, x in zip(prompts, xs)]
             return [str(r.score) for r in recs], [f"{x}\n{r.raw_answer}" for x, r in zip(xs, recs)]
@@ -87,21 +89,28 @@ def _quiet_logs() -> None:
     scoring over budget (that refusal is how the run ends)."""
     logging.getLogger("promptolution").setLevel(logging.ERROR)
     loop_logger = logging.getLogger("promptolution.optimizers.base_optimizer")
-    if not any(isinstance(f, _NotBudgetSpent) for f in loop_logger.filters):
-        loop_logger.addFilter(_NotBudgetSpent())
+    if not any(isinstance(f, _NotShareSpent) for f in loop_logger.filters):
+        loop_logger.addFilter(_NotShareSpent())
 
 
-class _NotBudgetSpent(logging.Filter):
+class _NotShareSpent(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], BudgetSpent))
+        return not (record.exc_info and isinstance(record.exc_info[1], ShareSpent))
+
+
+@dataclass(frozen=True)
+class PromptolutionSearchOptions:
+    """PromptolutionSearch's own options (``--method-option NAME=VALUE``)."""
+
+    block: int = 0  # 0: a quarter of eval (at least 1, at most 30)
+    max_steps: int = 1000
+    population: int = 4  # the initial prompt and variations of it by the library's create_prompt_variation
 
 
 class PromptolutionSearch(PeerSearch):
     library = "promptolution"
     optimizer_class = "?"  # the class name in promptolution.optimizers
-    # block 0: a quarter of eval (at least 1, at most 30); population: the initial prompt and
-    # variations of it by the library's own create_prompt_variation (its optimizers need several)
-    defaults = {"block": 0, "max_steps": 1000, "population": 4}
+    Options = PromptolutionSearchOptions  # its optimizers need a population of several prompts
 
     def extra(self, task: Task, frame) -> dict:
         return {}
@@ -118,16 +127,16 @@ class PromptolutionSearch(PeerSearch):
         for i, ex in enumerate(evals):
             index.setdefault(ex.input, i)
         frame = pd.DataFrame({"x": [ex.input for ex in evals], "y": [ex.target for ex in evals]})
-        block = self.options["block"] or max(1, min(30, len(evals) // 4))
+        block = self.options.block or max(1, min(30, len(evals) // 4))
         llm = GpoLLM(bridge)
-        population = [initial] + create_prompt_variation([initial] * (self.options["population"] - 1), llm)
+        population = [initial] + create_prompt_variation([initial] * (self.options.population - 1), llm)
         optimizer = getattr(optimizers, self.optimizer_class)(
             predictor=GpoScorePredictor(llm, bridge, index), task=GpoScoredTask(frame, task.id, block, self.config.seed),
             meta_llm=llm, initial_prompts=list(dict.fromkeys(p for p in population if p.strip())),
             callbacks=[StopWhenSpent(bridge)], **self.extra(task, frame))
         try:
-            prompts = optimizer.optimize(n_steps=self.options["max_steps"])
-        except BudgetSpent:
+            prompts = optimizer.optimize(n_steps=self.options.max_steps)
+        except ShareSpent:
             prompts = optimizer.prompts
         return [str(p) for p in prompts]
 

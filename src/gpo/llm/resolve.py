@@ -1,0 +1,51 @@
+"""What a model string (and base URL) means, decided once: the embedded model, a GGUF file,
+vLLM in process, an OpenAI-compatible endpoint, or a fleet of endpoints. ``build_llm``,
+the preflight checks and the Ray replica recipe all read a ``ModelRef``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpo.llm.local import DEFAULT_MODEL_NAME
+
+EMBEDDED_ALIASES = {"", "embedded", "default", "smollm2", DEFAULT_MODEL_NAME}
+IN_PROCESS = ("embedded", "gguf", "vllm")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    kind: str  # embedded | gguf | vllm | endpoint | fleet
+    model: str  # as given
+    name: str  # the model's own name: the GGUF's stem, vLLM's model, the endpoint's model
+    urls: tuple[str, ...] = ()  # the endpoints (several for a fleet)
+
+    @property
+    def in_process(self) -> bool:
+        """This machine runs the model itself (so it can be replicated, offloaded to GPUs, timed)."""
+        return self.kind in IN_PROCESS
+
+    @property
+    def path(self) -> Path | None:
+        """The GGUF file of a ``gguf`` model."""
+        return Path(self.model) if self.kind == "gguf" else None
+
+
+def split_urls(base_url: str | None) -> tuple[str, ...]:
+    """A base URL's endpoints: comma-separated for a fleet."""
+    return tuple(u.strip() for u in (base_url or "").split(",") if u.strip())
+
+
+def resolve_model(model: str, base_url: str | None = None) -> ModelRef:
+    urls = split_urls(base_url)
+    if len(urls) > 1:
+        return ModelRef("fleet", model, model, urls)
+    if urls:
+        return ModelRef("endpoint", model, model, urls)
+    if model.lower() in EMBEDDED_ALIASES:
+        return ModelRef("embedded", model, DEFAULT_MODEL_NAME)
+    if model.endswith(".gguf"):
+        return ModelRef("gguf", model, Path(model).stem)
+    if model.startswith("vllm:"):
+        return ModelRef("vllm", model, model.split(":", 1)[1])
+    return ModelRef("endpoint", model, model)

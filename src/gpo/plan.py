@@ -1,0 +1,152 @@
+"""What a run will spend, before it runs: calls and tokens as upper bounds (``plan``), and the
+wall time on this machine (``estimate_time``, timed on a few requests). Planning needs no
+models and no search: each method declares its steps from its config and options."""
+
+from __future__ import annotations
+
+from gpo.llm import LLM, Request
+from gpo.methods import method_class
+from gpo.runtime import build_evaluator, build_model, build_prompt_format, load_tasks
+from gpo.scoring.evaluate import scoring_requests
+from gpo.scoring.render import render
+from gpo.spec import RunSpec
+from gpo.tasks import Task
+
+
+# Token upper bounds. A token is at least one UTF-8 byte (byte-level tokenizers), so bytes
+# bound tokens; a chat message adds at most MESSAGE_TOKENS of template. Instructions are
+# bounded by max_prompt_words (longer candidates are rejected) of at most WORD_BYTES each.
+MESSAGE_TOKENS = 16
+WORD_BYTES = 16
+META_PROMPT_BYTES = 4000  # the fixed text of the longest meta-prompt template
+
+
+def _request_bytes(request: Request) -> int:
+    if request.messages is None:
+        return len((request.prompt or "").encode("utf-8")) + MESSAGE_TOKENS
+    return sum(len(text.encode("utf-8")) + MESSAGE_TOKENS for _, text in request.messages)
+
+
+def _bounds(spec: RunSpec, task: Task) -> dict:
+    """Upper bounds on one call's tokens, by role: (prompt, completion)."""
+    cfg, scoring = spec.config, spec.scoring
+    instruction = " ".join(["w" * (WORD_BYTES - 1)] * cfg.max_prompt_words)
+    fmt = build_prompt_format(spec)
+    demos = task.splits.get("few_shot", [])
+    examples = [e for s in ("train", "eval", "test") for e in task.split(s)] or task.split("eval")
+    first = max((_request_bytes(render(instruction, e, fmt, demos, task.template)) for e in examples), default=0)
+    longest = max((len((e.input + e.target).encode("utf-8")) for e in examples), default=0)
+    second = first + scoring.max_tokens + len((task.second_round or "").encode("utf-8")) + 2 * MESSAGE_TOKENS
+    shown = cfg.format_data_num + cfg.opt_batch_size + cfg.momentum_selection_num + 3
+    optimizer_prompt = (META_PROMPT_BYTES + shown * (longest + scoring.max_tokens + len(instruction))
+                        + cfg.optimizer_max_tokens)
+    judge_prompt = len((spec.tasks.judge_rubric or "").encode("utf-8")) + longest + scoring.max_tokens + 4 * MESSAGE_TOKENS
+    return {"first": (first, scoring.max_tokens), "second": (second, scoring.second_round_max_tokens),
+            "optimizer": (optimizer_prompt, cfg.optimizer_max_tokens), "judge": (judge_prompt, scoring.judge_max_tokens)}
+
+
+def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
+    """Planned scorer and optimizer calls, and upper bounds on tokens and cost, for a run.
+
+    Calls are upper bounds (cache hits, racing and early stops make runs cheaper); tokens
+    are bounded from the configured maxima (the scorer's, second round's, optimizer's and
+    judge's ``max_tokens``, resample rounds) and from the longest prompt each role can be
+    sent (``_bounds``), so every figure a run spends is at most its planned figure."""
+    method = method_class(spec.method)
+    options, cfg = method.parse_options(spec.method_options), method.configured(spec.config)
+    cap = cfg.budget.scorer_calls_per_task
+    totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
+              "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
+    per_task = []
+    for task in tasks if tasks is not None else load_tasks(spec.tasks):
+        second, judge = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
+        n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
+        steps = method.planned_steps(cfg, options, task)
+        per_step_examples, per_step_opt, per_step_samples = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
+        search = (n_eval + steps * per_step_examples) * (second + judge)
+        if cap is not None:
+            search = min(search, cap)
+        test = method.planned_test_prompts(cfg, options, task) * n_test * (second + judge)
+        judge_calls = (search + test) * judge // (second + judge)
+        scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
+        samples = steps * per_step_samples
+        bound = _bounds(spec, task)
+        worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
+        totals["scorer_tokens"][0] += scorer_calls * max(bound["first"][0], worst[0])
+        totals["scorer_tokens"][1] += scorer_calls * max(bound["first"][1], worst[1])
+        totals["optimizer_tokens"][0] += opt_calls * bound["optimizer"][0]
+        totals["optimizer_tokens"][1] += samples * bound["optimizer"][1]
+        if judge_calls:
+            totals["judge_calls"] = totals.get("judge_calls", 0) + judge_calls
+            tokens = totals.setdefault("judge_tokens", [0, 0])
+            tokens[0] += judge_calls * bound["judge"][0]
+            tokens[1] += judge_calls * bound["judge"][1]
+        totals["scorer_calls"] += scorer_calls
+        totals["optimizer_calls"] += opt_calls
+        totals["optimizer_samples"] += samples
+        per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls})
+    priced = [(spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"])]
+    if "judge_tokens" in totals:
+        priced.append((spec.judge_model, totals["judge_tokens"]))
+    cost = sum((tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6 for role, tok in priced)
+    note = ("upper bounds: calls as if nothing were cached or stopped early, tokens from the configured maxima "
+            "(tokens counted as bytes, at most); real runs spend less")
+    if cfg.selection == "race":
+        note += "; with selection=race candidates significantly worse than a step's leader stop early"
+    return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4), "note": note}
+
+
+LONG_RUN_S = 3600
+PROBE_TOKENS = 32
+
+
+async def estimate_time(spec: RunSpec, planned: dict, scorer_llm: LLM, optimizer_llm: LLM, task: Task) -> dict:
+    """Wall time of a plan on this machine. Models that run in process are timed now on a
+    few requests (outside the cache and the usage counts); an endpoint's speed is known
+    only once the run is going (the progress view's ETA uses it)."""
+    out: dict = {"estimated_wall_s": None}
+    seconds, timed = 0.0, []
+    if scorer_llm.in_process:
+        evaluator = build_evaluator(spec, scorer_llm)
+        n = min(2, len(task.split("eval")))
+        requests = evaluator.first_requests(task, method_class(spec.method).initial_prompt_for(spec.config, task), "eval", range(n))
+        per_request = sum([await scorer_llm.time_request(r) for r in requests]) / max(1, n)
+        seconds += per_request * planned["scorer_calls"]
+        timed.append(f"scorer {per_request:.2f} s a request")
+    if optimizer_llm.in_process:
+        probe = Request.chat("Write one short instruction for a language model.", temperature=0.0,
+                             max_tokens=PROBE_TOKENS)
+        per_token = await optimizer_llm.time_request(probe) / PROBE_TOKENS
+        seconds += per_token * planned["optimizer_tokens"][1]
+        timed.append(f"optimizer {1 / per_token:.0f} tokens/s")
+    if not timed:
+        out["timing"] = "endpoints: timed once the run is going (see the progress view's ETA)"
+        return out
+    out["estimated_wall_s"] = round(seconds)
+    out["timing"] = ", ".join(timed) + (" (timed on this machine; endpoints not included)"
+                                        if not (scorer_llm.in_process and optimizer_llm.in_process) else " (timed on this machine)")
+    if seconds > LONG_RUN_S:
+        out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
+                       f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
+                       "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+async def plan_with_time(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
+    """``plan`` plus the wall-time estimate (the dry run's answer)."""
+    tasks = tasks if tasks is not None else load_tasks(spec.tasks)
+    planned = plan(spec, tasks)
+    scorer_llm, optimizer_llm = build_model(spec.scorer, None), build_model(spec.optimizer, None)
+    try:
+        return planned | await estimate_time(spec, planned, scorer_llm, optimizer_llm, tasks[0])
+    finally:
+        await scorer_llm.aclose()
+        await optimizer_llm.aclose()
