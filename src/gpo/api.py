@@ -87,7 +87,7 @@ async def optimize_async(
         planned = plan(spec, tasks)
         store.event(Event.PLAN, scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
                     selection=spec.config.selection, resume=resume,
-                    **await estimate_time(spec, planned, rt.scorer_llm, rt.optimizer_llm, tasks[0]))
+                    **await estimate_time(spec, planned, rt.evaluator, rt.optimizer_llm, tasks[0]))
         results = await first_failure(one(t) for t in tasks)  # a task that fails stops the others
         store.write_results([r.as_dict() for r in results])
         stopped = [r.stopped for r in results if r.stopped]

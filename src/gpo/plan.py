@@ -7,7 +7,7 @@ from __future__ import annotations
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
 from gpo.runtime import build_evaluator, build_model, build_prompt_format, load_tasks
-from gpo.scoring.evaluate import scoring_requests
+from gpo.scoring.evaluate import Evaluator, scoring_requests
 from gpo.scoring.render import render
 from gpo.spec import RunSpec
 from gpo.tasks import Task
@@ -100,14 +100,14 @@ LONG_RUN_S = 3600
 PROBE_TOKENS = 32
 
 
-async def estimate_time(spec: RunSpec, planned: dict, scorer_llm: LLM, optimizer_llm: LLM, task: Task) -> dict:
+async def estimate_time(spec: RunSpec, planned: dict, evaluator: Evaluator, optimizer_llm: LLM, task: Task) -> dict:
     """Wall time of a plan on this machine. Models that run in process are timed now on a
     few requests (outside the cache and the usage counts); an endpoint's speed is known
-    only once the run is going (the progress view's ETA uses it)."""
+    only once the run is going (the progress view's ETA uses it). ``evaluator``: the run's
+    (it renders the requests timed; nothing is scored)."""
     out: dict = {"estimated_wall_s": None}
-    seconds, timed = 0.0, []
+    seconds, timed, scorer_llm = 0.0, [], evaluator.scorer
     if scorer_llm.in_process:
-        evaluator = build_evaluator(spec, scorer_llm)
         n = min(2, len(task.split("eval")))
         requests = evaluator.first_requests(task, method_class(spec.method).initial_prompt_for(spec.config, task), "eval", range(n))
         per_request = sum([await scorer_llm.time_request(r) for r in requests]) / max(1, n)
@@ -146,7 +146,7 @@ async def plan_with_time(spec: RunSpec, tasks: list[Task] | None = None) -> dict
     planned = plan(spec, tasks)
     scorer_llm, optimizer_llm = build_model(spec.scorer, None), build_model(spec.optimizer, None)
     try:
-        return planned | await estimate_time(spec, planned, scorer_llm, optimizer_llm, tasks[0])
+        return planned | await estimate_time(spec, planned, build_evaluator(spec, scorer_llm), optimizer_llm, tasks[0])
     finally:
         await scorer_llm.aclose()
         await optimizer_llm.aclose()
