@@ -513,6 +513,44 @@ def report(run_dir: str) -> None:
     click.echo(f"report: {path}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--task", default=None, help="Only this task (dataset/task, or its name).")
+@click.option("--format", "fmt", type=click.Choice(["text", "messages", "json"]), default="text",
+              help="text: each message under its role, scores underneath; messages: the chat messages as JSON "
+                   "(an object by task when there are several); json: prompts, messages and results.")
+def show(run_dir: str, task: str | None, fmt: str) -> None:
+    """The final prompt exactly as the scorer receives it, ready to paste: its messages with
+    the instruction, template and demonstrations in place and {field} (or {input}) where each
+    example's own text goes; the scores and their intervals underneath."""
+    from gpo.show import shown
+
+    items = shown(run_dir, task)
+    if fmt == "messages":
+        messages = {i["task"]: i["messages"] for i in items}
+        click.echo(json.dumps(next(iter(messages.values())) if len(items) == 1 else messages, ensure_ascii=False, indent=2))
+        return
+    if fmt == "json":
+        click.echo(json.dumps([{**{k: v for k, v in i.items() if k != "result"}, "result": i["result"].as_dict()}
+                               for i in items], ensure_ascii=False, indent=2))
+        return
+    for i in items:
+        r = i["result"]
+        click.echo(f"== {i['task']} ({r.method}) ==")
+        for m in i["messages"]:
+            if i["chat"]:
+                click.echo(f"--- {m['role']} ---")
+            click.echo(m["content"])
+        click.echo("---")
+        click.echo(f"eval {100 * r.final_eval:.1f} (initial {100 * r.initial_eval:.1f}){_gain(r.eval_comparison)}")
+        if r.final_test is not None:
+            click.echo(f"test {100 * r.final_test:.1f} (initial {100 * r.initial_test:.1f}){_gain(r.test_comparison)}")
+        click.echo(_outcome(r))
+        for line in _yardstick_lines(r):
+            click.echo(line)
+        click.echo()
+
+
 @main.command("runs")
 @click.argument("root", default="runs", type=click.Path())
 def runs_cmd(root: str) -> None:
