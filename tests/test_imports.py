@@ -11,7 +11,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
 # lower layers first; a module may import only its own layer and those before it
 LAYERS = ["gpo.errors", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.prompts", "gpo.config",
-          "gpo.engine", "gpo.methods", "gpo.runs", "gpo.spec", "gpo.runtime", "gpo.plan", "gpo.show", "gpo.api", "gpo.cli"]
+          "gpo.engine", "gpo.methods", "gpo.runs", "gpo.spec", "gpo.runtime", "gpo.plan", "gpo.show", "gpo.tracking", "gpo.api", "gpo.cli"]
 
 
 def module_name(path: Path) -> str:

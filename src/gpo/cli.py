@@ -173,6 +173,24 @@ def _method_options(f):
     return f
 
 
+def _mlflow_options(f):
+    f = click.option("--mlflow-prompt-name", default=None, metavar="NAME",
+                     help="With --mlflow: register each final prompt under this name (default gpo-<dataset>-<task>).")(f)
+    f = click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="sqlite:///mlflow.db", default=None,
+                     metavar="[URI]", help="Track the run in MLflow and register its final prompts "
+                     "(default store: sqlite:///mlflow.db here; needs gpo[mlflow]). `gpo resume` continues it.")(f)
+    return f
+
+
+def _trackers(run_dir: str, uri: str | None = None, prompt_name: str | None = None) -> list:
+    """The MLflow tracker a run asks for, or the one a resumed run already has."""
+    from gpo.tracking import STATE, MlflowTracker
+
+    if uri is None and prompt_name is None and not (Path(run_dir) / STATE).is_file():
+        return []
+    return [MlflowTracker(run_dir, uri, prompt_name)]
+
+
 def _load_tasks(spec):
     from gpo.runtime import load_tasks
 
@@ -411,10 +429,12 @@ def main() -> None:
 @click.option("--concurrent-tasks", type=int, default=4, show_default=True, help="Tasks optimized at the same time.")
 @click.option("--dry-run", is_flag=True, help="Print the planned calls and tokens, then stop.")
 @click.option("--progress", type=click.Choice(["live", "quiet", "json"]), default="live", help="live view, quiet, or JSON-lines events on stdout.")
+@_mlflow_options
 def optimize(**kw) -> None:
     """Optimize prompts for one or more tasks."""
     from gpo.api import optimize_async, plan_with_time
 
+    tracking = {k: kw.pop(k) for k in ("mlflow_uri", "mlflow_prompt_name")}
     spec = build_spec(kw)
     tasks = _load_tasks(spec)  # once per command
     if kw["dry_run"]:
@@ -424,9 +444,10 @@ def optimize(**kw) -> None:
             click.echo(planned["hint"], err=True)
         return
     run_dir = kw["run_dir"] or _default_run_dir()
+    trackers = _trackers(run_dir, tracking["mlflow_uri"], tracking["mlflow_prompt_name"])
     with Progress(kw["progress"]) as progress:
         results = run_with_interrupts(
-            lambda: optimize_async(spec, run_dir, [progress], tasks=tasks, overwrite=kw["overwrite"]), run_dir)
+            lambda: optimize_async(spec, run_dir, [progress, *trackers], tasks=tasks, overwrite=kw["overwrite"]), run_dir)
     if kw["progress"] != "json":
         _print_results(results)
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
@@ -449,13 +470,15 @@ def resume(run_dir: str, progress: str, **scale) -> None:
     for name in ("scorer", "optimizer"):
         getattr(spec, name).check(name)
     with Progress(progress) as view:
-        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view], resume=True), run_dir)
+        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view, *_trackers(run_dir)], resume=True),
+                                      run_dir)
     if progress != "json":
         _print_results(results)
 
 
 @main.command()
-@click.option("--prompt", "prompts", multiple=True, help="Prompt to score (repeatable).")
+@click.option("--prompt", "prompts", multiple=True,
+              help="Prompt to score (repeatable); prompts:/NAME/VERSION: one gpo registered in MLflow (see --mlflow).")
 @click.option("--prompts-file", default=None, type=click.Path(), help="JSONL with 'prompt' (and dataset/task), e.g. optimized_prompts.jsonl.")
 @click.option("--split", default="test", type=click.Choice(["train", "eval", "test"]))
 @click.option("--out", "out_dir", default=None, help="Folder for per-example records (default runs/eval-<timestamp>).")
@@ -466,7 +489,9 @@ def resume(run_dir: str, progress: str, **scale) -> None:
 @click.option("--instruction-pos", "--instruction_pos", "instruction_pos", default=None)
 @click.option("--include-qa/--no-include-qa", "include_qa", default=None)
 @click.option("--few-shot", "few_shot_number", type=int, default=None, help="Score with N demonstrations.")
-def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
+@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+              help="The MLflow store a prompts:/ URI is read from (default sqlite:///mlflow.db).")
+def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
     """Score prompts on a split with per-example records written to disk."""
     from gpo.api import evaluate_async, read_prompt_file
     from gpo.scoring.constant import measure, verdict
@@ -475,6 +500,10 @@ def evaluate(prompts, prompts_file, split, out_dir, **kw) -> None:
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
     spec = build_spec(kw)
+    if any(p.startswith("prompts:/") for p in prompts):
+        from gpo.tracking import registered_instruction
+
+        prompts = [registered_instruction(p, mlflow_uri) if p.startswith("prompts:/") else p for p in prompts]
     jobs: list[tuple[str | None, str]] = [(None, p) for p in prompts]
     if prompts_file:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gpo.engine.events import Event, of
+from gpo.engine.events import Event, of, task_result
 from gpo.engine.state import TaskResult
 from gpo.errors import RunDirError, TaskError, suggest
 from gpo.runs.store import read_events, read_spec
@@ -17,28 +17,27 @@ from gpo.scoring.render import render
 from gpo.spec import RunSpec
 from gpo.tasks import Example, Task
 
-INPUT = "{input}"  # where a paper task's question goes
-
-
 def results_of(run_dir: str | Path) -> list[TaskResult]:
     """The run's task results: its optimized_prompts.jsonl, or, for a run still going or
     stopped, the tasks it finished (their ``task_done`` events)."""
     path = Path(run_dir) / "optimized_prompts.jsonl"
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        results = [TaskResult.from_dict(r) for r in rows]
     else:
-        rows = of(read_events(run_dir), Event.TASK_DONE)
-    if not rows:
+        results = [task_result(r) for r in of(read_events(run_dir), Event.TASK_DONE)]
+    if not results:
         raise RunDirError(f"{run_dir}: no task has finished yet, so there is no final prompt to show")
-    return [TaskResult.from_dict(r) for r in rows]
+    return results
 
 
-def placeholder(task: Task) -> Example:
-    """An example whose every field shows where the application's own text goes."""
+def placeholder(task: Task, slot: str = "{%s}") -> Example:
+    """An example whose every field shows where the application's own text goes (``slot``:
+    how a field is written; MLflow's templates take ``{{%s}}``)."""
     template = task.template
     if template is not None and template.fields:
-        return Example(input=INPUT, target="", fields=tuple((f, "{" + f + "}") for f in template.fields))
-    return Example(input=INPUT, target="")
+        return Example(input=slot % "input", target="", fields=tuple((f, slot % f) for f in template.fields))
+    return Example(input=slot % "input", target="")
 
 
 def shown(run_dir: str | Path, task: str | None = None) -> list[dict]:

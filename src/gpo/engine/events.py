@@ -71,6 +71,13 @@ def check(kind: str, data: dict) -> Event:
     return event
 
 
+def task_result(record: dict) -> TaskResult:
+    """The TaskResult a ``task_done`` record carries (its ``task`` field is the task's id,
+    dataset/name, where the result's is the name)."""
+    task, prefix = record["task"], f"{record['dataset']}/"
+    return TaskResult.from_dict({**record, "task": task[len(prefix):] if task.startswith(prefix) else task})
+
+
 def of(records: list[dict], event: Event) -> list[dict]:
     """The records of one kind, in order."""
     return [r for r in records if r.get("event") == event]
