@@ -81,7 +81,8 @@ class ScriptedEndpoint:
     Records every request body and the most requests in flight at once.
     """
 
-    def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None):
+    def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None, cached_tokens: int | None = None):
+        self.cached_tokens = cached_tokens  # reported as OpenAI documents it: usage.prompt_tokens_details.cached_tokens
         self.statuses = list(statuses)
         self.latency = latency
         self.retry_after = retry_after
@@ -122,6 +123,8 @@ class ScriptedEndpoint:
                                          "message": {"role": "assistant", "content": f"answer {i}"}} for i in range(n)],
                             "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
                         }
+                        if outer.cached_tokens is not None:
+                            payload["usage"]["prompt_tokens_details"] = {"cached_tokens": outer.cached_tokens}
                     else:
                         key = (self.headers.get("authorization") or "").replace("Bearer ", "")
                         payload = {"error": {"message": f"Incorrect API key provided: {key}", "type": "error"}}

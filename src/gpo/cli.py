@@ -104,8 +104,10 @@ def _model_options(f):
     f = click.option("--judge-model", default=None,
                      help="--metric judge: the grading model, as --optimizer-model (default: the optimizer's).")(f)
     for role in ("scorer", "optimizer"):
-        f = click.option(f"--{role}-price", default=None, metavar="IN,OUT",
-                         help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures).")(f)
+        f = click.option(f"--{role}-price", default=None, metavar="IN,OUT[,CACHED_IN]",
+                         help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures and "
+                              "--max-cost); a third value prices prompt tokens the endpoint served from its prompt "
+                              "cache (as it reports them).")(f)
         f = click.option(f"--{role}-concurrency", type=int, default=None,
                          help=f"Most {role} requests in flight at once (endpoint default 8).")(f)
         f = click.option(f"--{role}-api-key-env", default=None, metavar="VAR",

@@ -26,7 +26,7 @@ def build_model(role: ModelSpec, cache: ResponseCache | None) -> LLM:
     key = os.environ.get(role.api_key_env) if role.api_key_env else None
     pricing = None
     if role.price_prompt is not None or role.price_completion is not None:
-        pricing = Pricing(role.price_prompt or 0.0, role.price_completion or 0.0)
+        pricing = Pricing(role.price_prompt or 0.0, role.price_completion or 0.0, role.price_cached_prompt)
     return build_llm(role.model, base_url=role.base_url, api_key=key, cache=cache,
                      concurrency=role.concurrency, pricing=pricing, parallel=role.parallel or 1,
                      gpus=role.gpus or (), replicas=role.replicas or 0, ray_address=role.ray_address,

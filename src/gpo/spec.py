@@ -60,6 +60,7 @@ class ModelSpec:
     concurrency: int | None = None
     price_prompt: float | None = None  # USD per million prompt tokens
     price_completion: float | None = None
+    price_cached_prompt: float | None = None  # USD per million prompt tokens an endpoint served from its cache
     parallel: int | None = None  # in-process llama.cpp: requests decoded together
     gpus: list[int] | None = None  # in-process model on these GPUs
     replicas: int | None = None  # run the in-process model as this many Ray actors
@@ -265,16 +266,18 @@ def _pairs(items, flag: str, number: bool = False) -> dict:
     return out
 
 
-def _prices(name: str, value) -> tuple[float | None, float | None]:
+def _prices(name: str, value) -> tuple[float | None, float | None, float | None]:
+    """``IN,OUT`` or ``IN,OUT,CACHED_IN`` (USD per million tokens; CACHED_IN: a prompt token the
+    endpoint served from its prompt cache)."""
     if not value:
-        return None, None
+        return None, None, None
     try:
         prices = tuple(float(x) for x in str(value).split(","))
     except ValueError:
         prices = ()
-    if len(prices) != 2:
-        raise ConfigError(f"--{name}-price expects IN,OUT (USD per million tokens), got {value!r}")
-    return prices
+    if len(prices) not in (2, 3) or any(p < 0 for p in prices):
+        raise ConfigError(f"--{name}-price expects IN,OUT or IN,OUT,CACHED_IN (USD per million tokens), got {value!r}")
+    return (*prices, None) if len(prices) == 2 else prices
 
 
 def _model(o: Mapping[str, Any], name: str) -> ModelSpec:
@@ -284,6 +287,7 @@ def _model(o: Mapping[str, Any], name: str) -> ModelSpec:
         model=o.get(f"{name}_model") or "embedded", base_url=base_url,
         api_key_env=o.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
         concurrency=o.get(f"{name}_concurrency"), price_prompt=prices[0], price_completion=prices[1],
+        price_cached_prompt=prices[2],
         parallel=o.get(f"{name}_parallel"), replicas=o.get(f"{name}_replicas"), ray_address=o.get("ray_address"),
         replica_cpus=o.get("replica_cpus"), gpus=parse_gpus(o.get("gpus")),
     )

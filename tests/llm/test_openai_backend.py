@@ -41,6 +41,30 @@ def test_retries_429_then_500_then_success_with_all_arguments():
     assert llm.usage.calls == 1 and llm.usage.prompt_tokens == 7
 
 
+def test_prompt_tokens_an_endpoint_served_from_its_cache_are_counted_and_priced():
+    """usage.prompt_tokens_details.cached_tokens, as OpenAI (and vLLM) document it, from the
+    scripted endpoint (a fake): counted in the role's usage and the meter, priced at the cached
+    price where one is given, at the prompt price otherwise."""
+    from gpo.llm import Pricing
+    from gpo.llm.meter import Meter
+    from gpo.spec import RunSpec
+
+    with ScriptedEndpoint(cached_tokens=5) as ep:
+        llm = OpenAILLM(model="m", base_url=ep.url, api_key=SECRET, pricing=Pricing(1.0, 2.0, 0.1))
+        llm.meter, llm.role = Meter(max_cost=1.0), "scorer"
+        run(llm, [Request.chat("a"), Request.chat("b")])
+        plain = OpenAILLM(model="m", base_url=ep.url, api_key=SECRET, pricing=Pricing(1.0, 2.0))
+        run(plain, [Request.chat("a")])
+    assert llm.usage.prompt_tokens == 14 and llm.usage.cached_prompt_tokens == 10
+    assert llm.cost == pytest.approx(2 * (2 * 1.0 + 5 * 0.1 + 3 * 2.0) / 1e6)
+    assert llm.meter.cost["scorer"] == pytest.approx(llm.cost)
+    assert llm.meter.to_dict()["run"]["scorer"]["cached_prompt_tokens"] == 10
+    assert plain.cost == pytest.approx((7 * 1.0 + 3 * 2.0) / 1e6)  # no cached price: the prompt price
+    spec = RunSpec.from_sources(overrides={"scorer_model": "m", "scorer_base_url": "http://127.0.0.1:9/v1",
+                                           "scorer_price": "1,2,0.1"}, check_models=False)
+    assert (spec.scorer.price_prompt, spec.scorer.price_completion, spec.scorer.price_cached_prompt) == (1, 2, 0.1)
+
+
 def test_retry_after_header_is_honoured():
     with ScriptedEndpoint(statuses=[429], retry_after="0.4") as ep:
         llm = OpenAILLM(model="m", base_url=ep.url, retry=RetryPolicy(max_attempts=3, base_delay=0.0))
@@ -143,6 +167,9 @@ def test_real_server_chat(llama_server, tmp_path):
     (a,) = run(llm, [req])
     assert a.text.strip() and a.cached == 0
     assert llm.usage.calls == 1 and llm.usage.prompt_tokens > 0 and llm.usage.completion_tokens > 0
+    # llama-cpp-python's server reuses the previous request's KV but reports no cached prompt
+    # tokens (no prompt_tokens_details): read as none
+    assert llm.usage.cached_prompt_tokens == 0
     again = OpenAILLM(model="smollm2", base_url=llama_server, cache=cache)
     (b,) = run(again, [req])
     assert b.text == a.text and b.cached == 1

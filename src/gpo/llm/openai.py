@@ -154,9 +154,11 @@ class OpenAILLM(LLM):
         usage = resp.usage
         p_tok = getattr(usage, "prompt_tokens", 0) or 0
         c_tok = getattr(usage, "completion_tokens", 0) or 0
+        # OpenAI's (and vLLM's) count of prompt tokens read from the server's prompt cache
+        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0
         # The prompt is paid once per call; spread completion tokens over the choices.
         return [
-            Sample(t, fr, p_tok if i == 0 else 0, c_tok // len(texts))
+            Sample(t, fr, p_tok if i == 0 else 0, c_tok // len(texts), cached if i == 0 else 0)
             for i, (t, fr) in enumerate(texts)
         ]
 

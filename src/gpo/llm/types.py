@@ -109,6 +109,7 @@ class Sample:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of the prompt tokens, those the server read from its own prompt cache
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Usage:
     cache_hits: int = 0  # samples served from the cache
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # prompt tokens an endpoint served from its prompt cache (billed lower)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -148,7 +150,8 @@ class Usage:
     def of_call(cls, samples: Sequence["Sample"]) -> "Usage":
         """One backend call that returned these samples (none: a call cut off in flight)."""
         return cls(calls=1, samples=len(samples), prompt_tokens=sum(s.prompt_tokens for s in samples),
-                   completion_tokens=sum(s.completion_tokens for s in samples))
+                   completion_tokens=sum(s.completion_tokens for s in samples),
+                   cached_prompt_tokens=sum(s.cached_prompt_tokens for s in samples))
 
     def add(self, other: "Usage") -> None:
         self.calls += other.calls
@@ -156,17 +159,23 @@ class Usage:
         self.cache_hits += other.cache_hits
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+        self.cached_prompt_tokens += other.cached_prompt_tokens
 
 
 @dataclass(frozen=True)
 class Pricing:
-    """US dollars per million tokens, for a cost figure."""
+    """US dollars per million tokens, for a cost figure. ``cached_prompt``: the price of a prompt
+    token an endpoint served from its prompt cache (None: the prompt price)."""
 
     prompt: float = 0.0
     completion: float = 0.0
+    cached_prompt: float | None = None
 
     def cost(self, usage: Usage) -> float:
-        return (usage.prompt_tokens * self.prompt + usage.completion_tokens * self.completion) / 1e6
+        cached = usage.cached_prompt_tokens
+        cached_price = self.prompt if self.cached_prompt is None else self.cached_prompt
+        return ((usage.prompt_tokens - cached) * self.prompt + cached * cached_price
+                + usage.completion_tokens * self.completion) / 1e6
 
 
 def dumps_canonical(obj) -> str:
