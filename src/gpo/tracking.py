@@ -3,8 +3,9 @@ events (``gpo.engine.events``) that keeps one MLflow run per gpo run and a neste
 task, and registers each task's final prompt in MLflow's prompt registry.
 
 - the spec as params (flattened; it holds the names of API-key variables, never a key);
-- per step, in the task's run: the chosen and the best eval score, the step size, the
-  scorer requests so far, candidates and usable proposals; the step's candidates as a table;
+- per step, in the task's run: the chosen and the best eval score, the step size, the task's
+  scorer requests and tokens and optimizer samples and tokens so far, candidates and usable
+  proposals; the step's candidates as a table (cost: with usage, on the gpo run);
 - usage (calls, tokens, cost per role) on the gpo run;
 - the run directory's ``run.json``, ``optimized_prompts.jsonl``, ``events.jsonl`` and
   ``report.html`` (where written) as artifacts when the run ends or stops;
@@ -203,8 +204,9 @@ class MlflowTracker:
         run_id, g = self.task_runs.get(event["task"]), event["global_step"]
         if run_id is None:
             return
-        metrics = {"chosen_eval": event["score"], "best_eval": event["best"], "scorer_requests": event["scorer_requests"],
-                   "candidates": event["candidates"], "usable_proposals": event["usable"]}
+        metrics = {"chosen_eval": event["score"], "best_eval": event["best"], "candidates": event["candidates"],
+                   "usable_proposals": event["usable"]}
+        metrics |= {k: event[k] for k in ("scorer_requests", "scorer_tokens", "optimizer_samples", "optimizer_tokens")}
         if event.get("step_size") is not None:
             metrics["step_size"] = event["step_size"]
         self._metrics(run_id, metrics, g)

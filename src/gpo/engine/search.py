@@ -113,7 +113,9 @@ class PromptSearch(StepActions):
                              global_step=g, total_steps=total, chosen=record.chosen, score=record.chosen_score,
                              best=state.trajectory.best().score, step_size=record.step_size,
                              candidates=len(record.candidates), usable=usable_proposals(record.candidates),
-                             scorer_requests=state.scorer_requests, rejected=rejection_counts(record.candidates))
+                             scorer_requests=state.scorer_requests, scorer_tokens=state.scorer_tokens,
+                             optimizer_samples=state.optimizer_samples, optimizer_tokens=state.optimizer_tokens,
+                             rejected=rejection_counts(record.candidates))
             self.hooks.save_state(task, state.to_dict())
         return await self._finish(task, state, total, stopped, ended)
 
