@@ -71,6 +71,12 @@ async def optimize_async(
     if resume:
         rt.meter.restore(store.load_meter())  # budgets count what earlier processes of the run spent
     rt.meter.on_change = store.save_meter
+
+    def usage_after_each_step(event: dict) -> None:  # what the run has paid so far, for the live view and trackers
+        if event["event"] == Event.STEP:
+            store.event(Event.USAGE, **usage_summary(rt))
+
+    store.listeners.insert(0, usage_after_each_step)
     search = build_search(spec, rt, store, rt.meter.exhausted)
     store.event(Event.RUN_START, tasks=[t.id for t in tasks], resume=resume, method=spec.method, reused=reused)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))

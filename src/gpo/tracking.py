@@ -5,8 +5,8 @@ task, and registers each task's final prompt in MLflow's prompt registry.
 - the spec as params (flattened; it holds the names of API-key variables, never a key);
 - per step, in the task's run: the chosen and the best eval score, the step size, the task's
   scorer requests and tokens and optimizer samples and tokens so far, candidates and usable
-  proposals; the step's candidates as a table (cost: with usage, on the gpo run);
-- usage (calls, tokens, cost per role) on the gpo run;
+  proposals; the step's candidates as a table;
+- usage (calls, tokens, cost per role), after every step, on the gpo run;
 - the run directory's ``run.json``, ``optimized_prompts.jsonl``, ``events.jsonl`` and
   ``report.html`` (where written) as artifacts when the run ends or stops;
 - each task's final prompt as a new version of a named prompt (``prompt_name``, default
