@@ -34,8 +34,10 @@ __all__ = ["PromptSearch"]
 
 
 class PromptSearch(StepActions):
-    """Base of every optimizer. Subclasses set ``name`` (and ``defaults`` for their own
-    options) and implement ``step``; ``initial_prompt`` and ``total_steps`` may change."""
+    """Base of every method, its contract: ``name``; ``Options``, its own typed options; ``step``,
+    one step written with the actions of ``StepActions``; and, from its config and options
+    alone, its plan (``planned_steps``, ``planned_step``, ``planned_test_prompts``), where it
+    starts (``initial_prompt_for``) and any options it fixes (``configured``)."""
 
     name: ClassVar[str] = "?"
     Options: ClassVar[type] = NoOptions  # the method's own options, a frozen dataclass
