@@ -40,6 +40,12 @@ def placeholder(task: Task, slot: str = "{%s}") -> Example:
     return Example(input=slot % "input", target="")
 
 
+def scorer_request(prompt: str, task: Task, spec: RunSpec, slot: str = "{%s}"):
+    """The first-round request the scorer receives with ``prompt``, with slots for an example's text."""
+    return render(prompt, placeholder(task, slot), build_prompt_format(spec), task.splits.get("few_shot", []),
+                  task.template)
+
+
 def shown(run_dir: str | Path, task: str | None = None) -> list[dict]:
     """For each task of the run (or the one named): the final prompt, the messages the scorer
     receives with it (``{"role", "content"}``; one user message holding the whole text for a
@@ -53,10 +59,9 @@ def shown(run_dir: str | Path, task: str | None = None) -> list[dict]:
                             f"tasks: {', '.join(f'{r.dataset}/{r.task}' for r in results)}")
         results = [names[task]]
     tasks = {(t.dataset, t.name): t for t in load_tasks(spec.tasks)}
-    fmt, out = build_prompt_format(spec), []
+    out = []
     for r in results:
-        t = tasks[(r.dataset, r.task)]
-        request = render(r.final_prompt, placeholder(t), fmt, t.splits.get("few_shot", []), t.template)
+        request = scorer_request(r.final_prompt, tasks[(r.dataset, r.task)], spec)
         messages = request.message_dicts() if request.messages is not None else [{"role": "user", "content": request.prompt}]
         out.append({"task": f"{r.dataset}/{r.task}", "method": r.method, "prompt": r.final_prompt,
                     "chat": request.messages is not None, "messages": messages, "result": r})

@@ -34,11 +34,10 @@ from gpo.engine.events import Event, task_result
 from gpo.engine.state import TaskResult
 from gpo.errors import ConfigError
 from gpo.runs.store import read_spec
-from gpo.runtime import build_prompt_format, load_tasks
-from gpo.scoring.render import render
+from gpo.runtime import load_tasks
 from gpo.scoring.stats import Comparison
-from gpo.show import placeholder
-from gpo.spec import RunSpec
+from gpo.show import scorer_request
+from gpo.spec import RunSpec, _flat
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 STATE = "mlflow.json"
@@ -72,23 +71,18 @@ def prompt_name(dataset: str, task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"gpo-{dataset}-{task}").strip("-")
 
 
-def flat_params(d: dict, prefix: str = "") -> dict[str, str]:
+def flat_params(d: dict) -> dict[str, str]:
+    """The spec as MLflow params: dotted keys (``spec._flat``), values as text within MLflow's limit."""
     out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flat_params(value, name + "."))
-        else:
-            text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-            out[name] = text if len(text) <= PARAM_CHARS else text[: PARAM_CHARS - 1] + "…"
+    for name, value in _flat(d).items():
+        text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+        out[name] = text if len(text) <= PARAM_CHARS else text[: PARAM_CHARS - 1] + "…"
     return out
 
 
 def registry_template(result: TaskResult, spec: RunSpec, task) -> str | list[dict]:
     """The final prompt as the scorer receives it, with MLflow's ``{{field}}`` variables."""
-    example = placeholder(task, slot="{{%s}}")
-    request = render(result.final_prompt, example, build_prompt_format(spec), task.splits.get("few_shot", []),
-                     task.template)
+    request = scorer_request(result.final_prompt, task, spec, slot="{{%s}}")
     return request.message_dicts() if request.messages is not None else request.prompt
 
 
@@ -97,7 +91,7 @@ class MlflowTracker:
 
     def __init__(self, run_dir: str | Path, tracking_uri: str | None = None, prompt_name: str | None = None):
         self.run_dir = Path(run_dir)
-        self.given_uri, self.given_name = tracking_uri, prompt_name
+        self.given_name = prompt_name
         self.uri = absolute(tracking_uri or self._saved().get("tracking_uri") or DEFAULT_URI)
         self.client = client(self.uri)
         self.client.search_experiments(max_results=1)  # an unreachable store fails here, before the run
@@ -107,6 +101,7 @@ class MlflowTracker:
         self._spec: RunSpec | None = None
         self._tasks: dict | None = None
         self._warned: set[str] = set()
+        self._experiment_id: str | None = None
         self._open: set[str] = set()  # task runs started (or continued) by this process and not yet ended
 
     def _load(self) -> None:
@@ -130,6 +125,12 @@ class MlflowTracker:
         (self.run_dir / STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     def _experiment(self) -> str:
+        """The "gpo" experiment's id, looked up (or created) once."""
+        if self._experiment_id is None:
+            self._experiment_id = self._find_or_create_experiment()
+        return self._experiment_id
+
+    def _find_or_create_experiment(self) -> str:
         found = self.client.get_experiment_by_name(EXPERIMENT)
         if found is not None:
             return found.experiment_id
