@@ -68,3 +68,13 @@ def test_optimize_demos_picks_the_demonstration_search_and_demos_sets_k():
         RunSpec.from_sources(overrides={"optimize_target": "demos", "method": "ape"})
     with pytest.raises(ConfigError, match="--demos is for the demonstration searches"):
         RunSpec.from_sources(overrides={"demos": 3})
+
+
+def test_the_prefix_cache_is_placement_set_per_role_and_again_on_resume():
+    spec = RunSpec.from_sources(overrides={"scorer_prefix_cache": 0})
+    assert spec.scorer.prefix_cache == 0 and spec.optimizer.prefix_cache is None  # None: the backend's default
+    assert spec.config.num_search_epochs == 2  # still the quickstart
+    other = RunSpec.from_sources(overrides={"scorer_prefix_cache": 64}).to_dict()
+    assert spec.differences(other) == []  # how fast answers come, not which: a run may resume with another
+    spec.place({"scorer_prefix_cache": 64})
+    assert spec.scorer.prefix_cache == 64

@@ -90,6 +90,10 @@ def _scale_options(f):
     for role in ("scorer", "optimizer"):
         f = click.option(f"--{role}-replicas", type=int, default=None,
                          help=f"Run the in-process {role} model as N Ray actors (needs gpo[ray]).")(f)
+        f = click.option(f"--{role}-prefix-cache", type=int, default=None, metavar="MB",
+                         help=f"In-process llama.cpp {role}: MiB of prompt-prefix KV states kept, so requests that "
+                              "begin alike (and a second round) read their common start once (default 512; "
+                              "0: off, every prompt read whole as before).")(f)
         f = click.option(f"--{role}-parallel", type=int, default=None,
                          help=f"In-process llama.cpp {role}: decode up to N requests together (default 1).")(f)
         f = click.option(f"--{role}-base-url", default=None,

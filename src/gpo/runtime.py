@@ -29,6 +29,7 @@ def build_model(role: ModelSpec, cache: ResponseCache | None) -> LLM:
         pricing = Pricing(role.price_prompt or 0.0, role.price_completion or 0.0, role.price_cached_prompt)
     return build_llm(role.model, base_url=role.base_url, api_key=key, cache=cache,
                      concurrency=role.concurrency, pricing=pricing, parallel=role.parallel or 1,
+                     prefix_cache=role.prefix_cache,
                      gpus=role.gpus or (), replicas=role.replicas or 0, ray_address=role.ray_address,
                      replica_cpus=role.replica_cpus or 1.0)
 

@@ -31,20 +31,21 @@ DEFAULT_SYNTHETIC = "navigate"
 SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # the quickstart's task
 BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
 # scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
-ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas"), ("ray_address", "replica_cpus", "gpus")
+ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas", "prefix_cache"), ("ray_address", "replica_cpus", "gpus")
 SCALE_KEYS = (*(f"{role}_{key}" for key in ROLE_SCALE for role in ("scorer", "optimizer")), *SHARED_SCALE)
 USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
 RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
             "optimizer_base_url", "seed", "run_dir", "method", "method_options", "demos", *SCALE_KEYS}
 ROLE_KEYS = {f"{role}_{key}" for role in ROLES
-             for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas")}
+             for key in ("model", "base_url", "api_key_env", "concurrency", "price", "parallel", "replicas",
+                         "prefix_cache")}
 # the run settings a config file may hold beside GPO's options (the flags' names)
 SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
     "preset", "data_files", "hf_name", "hf_split", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
     "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option",
     *USER_TASK_KEYS, *BUDGET_FIELDS}
 # where and how fast a role's answers come, not what is asked: a rerun of a run may change them
-PLACEMENT_FIELDS = ("concurrency", "parallel", "gpus", "replicas", "ray_address", "replica_cpus")
+PLACEMENT_FIELDS = ("concurrency", "parallel", "gpus", "replicas", "ray_address", "replica_cpus", "prefix_cache")
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file",
                 "patience", *SCALE_KEYS, *BUDGET_FIELDS}
@@ -62,6 +63,7 @@ class ModelSpec:
     price_completion: float | None = None
     price_cached_prompt: float | None = None  # USD per million prompt tokens an endpoint served from its cache
     parallel: int | None = None  # in-process llama.cpp: requests decoded together
+    prefix_cache: int | None = None  # in-process llama.cpp: MiB of prompt-prefix KV states kept (0: off)
     gpus: list[int] | None = None  # in-process model on these GPUs
     replicas: int | None = None  # run the in-process model as this many Ray actors
     ray_address: str | None = None  # with replicas: "auto", "ray://host:10001", or None for a local Ray
@@ -288,7 +290,8 @@ def _model(o: Mapping[str, Any], name: str) -> ModelSpec:
         api_key_env=o.get(f"{name}_api_key_env") or ("OPENAI_API_KEY" if base_url else None),
         concurrency=o.get(f"{name}_concurrency"), price_prompt=prices[0], price_completion=prices[1],
         price_cached_prompt=prices[2],
-        parallel=o.get(f"{name}_parallel"), replicas=o.get(f"{name}_replicas"), ray_address=o.get("ray_address"),
+        parallel=o.get(f"{name}_parallel"), prefix_cache=o.get(f"{name}_prefix_cache"),
+        replicas=o.get(f"{name}_replicas"), ray_address=o.get("ray_address"),
         replica_cpus=o.get("replica_cpus"), gpus=parse_gpus(o.get("gpus")),
     )
 

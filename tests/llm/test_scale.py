@@ -282,7 +282,7 @@ def test_cancelled_requests_leave_the_batch_and_the_model_keeps_serving():
         pending = asyncio.ensure_future(llm.generate(stories))
         # wait for the event (four sequences in the batch), not for a time that is long
         # enough on one machine and too short on another
-        decoder = await asyncio.to_thread(batch_decoder, llm.path, llm.n_ctx, 4)
+        decoder = await asyncio.to_thread(batch_decoder, llm.path, llm.n_ctx, 4, prefix_mb=llm.prefix_cache)
         await until(lambda: decoder.live == 4, what="four sequences in the batch")
         pending.cancel()
         with pytest.raises(asyncio.CancelledError):

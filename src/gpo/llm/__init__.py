@@ -42,6 +42,7 @@ def build_llm(
     concurrency: int | None = None,
     pricing: Pricing | None = None,
     parallel: int = 1,
+    prefix_cache: int | None = None,
     gpus: Sequence[int] = (),
     replicas: int = 0,
     ray_address: str | None = None,
@@ -55,19 +56,22 @@ def build_llm(
     - anything else, or any ``base_url``: an OpenAI-compatible endpoint serving that model;
       a comma-separated ``base_url`` is a fleet of endpoints (``gpo.llm.pool``).
 
-    In-process models take ``parallel`` (batched decoding, llama.cpp) and ``gpus`` (ignored
+    In-process models take ``parallel`` (batched decoding, llama.cpp), ``prefix_cache``
+    (MiB of prompt-prefix states, llama.cpp; None: the default, 0: off) and ``gpus`` (ignored
     for endpoints); with ``replicas`` they run as that many Ray actors (``gpo.llm.ray_pool``).
     """
     ref = resolve_model(model, base_url)
     common = dict(cache=cache, pricing=pricing)
     extra = {} if concurrency is None else {"concurrency": concurrency}
+    local = {"parallel": parallel, "gpus": tuple(gpus),
+             **({} if prefix_cache is None else {"prefix_cache": prefix_cache})}
     if replicas:
         if not ref.in_process:
             raise FatalLLMError("replicas run copies of an in-process model (embedded, a .gguf or vllm:MODEL); "
                                 "to spread requests over servers, list them in the base URL instead")
         from gpo.llm.ray_pool import ray_pool
 
-        label, factory, kind, num_gpus = _replica_recipe(ref, parallel, tuple(gpus), replica_cpus)
+        label, factory, kind, num_gpus = _replica_recipe(ref, local, replica_cpus)
         return ray_pool(label, factory, replicas=replicas, address=ray_address, num_cpus=replica_cpus,
                         num_gpus=num_gpus, per_replica=max(1, parallel), kind=kind, **common)
     if ref.kind == "fleet":
@@ -75,9 +79,9 @@ def build_llm(
         return Pool(model=model, members=members, kind="openai-fleet", **common,
                     concurrency=sum(m.llm.concurrency for m in members))
     if ref.kind == "embedded":
-        return LocalLLM(parallel=parallel, gpus=tuple(gpus), **common, **extra)
+        return LocalLLM(**local, **common, **extra)
     if ref.kind == "gguf":
-        return LocalLLM(model=ref.name, path=ref.path, parallel=parallel, gpus=tuple(gpus), **common, **extra)
+        return LocalLLM(model=ref.name, path=ref.path, **local, **common, **extra)
     if ref.kind == "vllm":
         from gpo.llm.vllm_local import VLLMLocal
 
@@ -151,15 +155,16 @@ def _check_api_key(base_url: str | None, api_key_env: str | None, role: str) -> 
                             f" (or name another variable with --{role}-api-key-env)")
 
 
-def _replica_recipe(ref: ModelRef, parallel: int, gpus: tuple[int, ...], cpus: float):
-    """(label, factory, cache identity, GPUs per actor) for the in-process model each replica holds."""
-    threads = max(1, int(cpus))
+def _replica_recipe(ref: ModelRef, local: dict, cpus: float):
+    """(label, factory, cache identity, GPUs per actor) for the in-process model each replica holds
+    (``local``: LocalLLM's settings as this process would use them)."""
+    threads, gpus = max(1, int(cpus)), local["gpus"]
     if ref.kind == "vllm":
         from gpo.llm.vllm_local import VLLMLocal
 
         tp = max(1, len(gpus))
         return ref.name, partial(VLLMLocal, model=ref.name, tensor_parallel=tp), "vllm", float(tp)
     kind = gguf_backend_id(ref.path or default_gguf_path())
-    factory = partial(LocalLLM, model=ref.name, path=ref.path, parallel=parallel, n_threads=threads,
-                      gpus=tuple(range(len(gpus))))
+    factory = partial(LocalLLM, model=ref.name, path=ref.path, n_threads=threads,
+                      **{**local, "gpus": tuple(range(len(gpus)))})
     return ref.name, factory, kind, float(len(gpus))

@@ -33,6 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from gpo.llm.base import FatalLLMError, Request, Sample
+from gpo.llm.prefix import PrefixCache, plan
 
 TOP_K, TYPICAL_P, TOP_P, MIN_P = 40, 1.0, 0.95, 0.05  # create_chat_completion's defaults
 CTX_PER_SEQUENCE = 4096  # KV cells of each parallel slot (at most the model's n_ctx)
@@ -50,6 +51,7 @@ class _Job:
     temperature: float
     seed: int
     future: Future
+    ones: tuple[tuple[int, int], ...] = ()  # spans of earlier answers of the model (read one token at a time)
 
 
 @dataclass
@@ -58,6 +60,9 @@ class _Sequence:
     seq_id: int
     to_feed: list[int]
     pos: int = 0
+    reused: int = 0  # prompt tokens restored from the prefix cache
+    plan: list[int] = field(default_factory=list)  # with prefix reuse: where the prompt's chunks end
+    ends: list[int] = field(default_factory=list)  # where the chunks read so far ended
     sampler: object = None
     out: list[int] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)  # the output so far, for stop strings
@@ -71,11 +76,12 @@ class BatchDecoder:
     whenever work arrives and returns once nothing is left.
     """
 
-    def __init__(self, model, worker, *, parallel: int, n_ctx: int):
+    def __init__(self, model, worker, *, parallel: int, n_ctx: int, prefix: PrefixCache | None = None):
         import llama_cpp
         from llama_cpp._utils import suppress_stdout_stderr
 
         self.model, self.worker, self.parallel, self.n_ctx = model, worker, parallel, n_ctx
+        self.prefix = prefix  # None: today's path, prompts fed in whatever chunks fit a step
         self._lock = threading.Lock()
         self._pending: collections.deque[_Job] = collections.deque()
         self._scheduled = False
@@ -114,12 +120,14 @@ class BatchDecoder:
         """Queue one sample of ``request`` (sample seed ``seed``)."""
         future: Future = Future()
         prompt, add_bos, template_stops = self._prompt(request)
-        tokens = self.model.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        tokens = self._tokens(prompt, add_bos)
         stop_strings = list(request.stop) + template_stops
         max_tokens = request.max_tokens if request.max_tokens > 0 else self.n_ctx
         if len(tokens) + max_tokens > self.slot:
             raise TooLong(f"{len(tokens)} prompt + {max_tokens} new tokens exceed a slot of {self.slot}")
         job = _Job(tokens, max_tokens, stop_strings, request.temperature, seed, future)
+        if self.prefix is not None and self.parallel == 1 and request.messages is not None:
+            job.ones = self._answer_spans(request, tokens)
         with self._lock:
             self._pending.append(job)
             start = not self._scheduled
@@ -139,6 +147,25 @@ class BatchDecoder:
         result = self._formatter(messages=request.message_dicts())
         stops = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
         return result.prompt, not result.added_special, stops
+
+    def _tokens(self, text: str, add_bos: bool) -> list[int]:
+        return self.model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _answer_spans(self, request: Request, tokens: list[int]) -> tuple[tuple[int, int], ...]:
+        """Where the chat's earlier answers of the model lie in ``tokens``: the request that
+        asked for each one, as rendered, is a start of ``tokens`` and the answer follows it.
+        Read one token at a time, as they were generated, they continue that request's state."""
+        messages, spans = request.message_dicts(), []
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant" or not message["content"] or i == 0:
+                continue
+            asked, bos, _ = self._prompt(Request.chat(messages[:i]))
+            start = self._tokens(asked, bos)
+            answer = self.model.tokenize(message["content"].encode("utf-8"), add_bos=False, special=False)
+            end = len(start) + len(answer)
+            if tokens[:len(start)] == start and tokens[len(start):end] == answer and end < len(tokens):
+                spans.append((len(start), end))
+        return tuple(spans)
 
     # ------------------------------------------------------------ decoding
 
@@ -173,7 +200,12 @@ class BatchDecoder:
                     self.dropped += 1
                     continue
                 seq_id = next(i for i in range(self.parallel) if i not in live)
-                live[seq_id] = _Sequence(job, seq_id, list(job.tokens), sampler=_sampler(job))
+                seq = live[seq_id] = _Sequence(job, seq_id, list(job.tokens), sampler=_sampler(job))
+                if self.prefix is not None:
+                    seq.plan = plan(len(job.tokens), job.ones)
+                    seq.pos = seq.reused = self.prefix.restore(self._ctx, self._memory, seq_id, job.tokens, seq.plan)
+                    seq.ends = [e for e in seq.plan if e <= seq.pos]
+                    del seq.to_feed[: seq.pos]
             self.live = len(live)
 
     def _step(self, live: dict[int, _Sequence]) -> None:
@@ -184,6 +216,9 @@ class BatchDecoder:
             self.dropped += 1
         if not live:
             return
+        if self.prefix is not None:
+            self._canonical_step(live)
+            return
         decoding = [s for s in live.values() if len(s.to_feed) == 1]
         room = self.n_batch - len(decoding)
         items = [(s, 1) for s in decoding]
@@ -193,6 +228,24 @@ class BatchDecoder:
             items.append((seq, min(room, len(seq.to_feed))))
             room -= items[-1][1]
         self._decode(items, live=live)
+
+    def _canonical_step(self, live: dict[int, _Sequence]) -> None:
+        """With prefix reuse: one decode call for the next token of every sequence that is
+        generating, then one call for the next chunk of each prompt being read, as its plan
+        says (so a prompt's chunks are the same whatever else runs; ``gpo.llm.prefix``).
+
+        One at a time, a sequence's state is kept when it finishes (its prompt and answer:
+        the next round continues it); batched, when its prompt is read (the generated
+        tokens shared their decode calls with other sequences, which is not reproducible)."""
+        generating = [s for s in live.values() if s.pos >= len(s.job.tokens)]
+        if generating:
+            self._decode([(s, 1) for s in generating], live=live)
+        for seq in [s for s in live.values() if s.pos < len(s.job.tokens)]:
+            end = next(e for e in seq.plan if e > seq.pos)
+            self.prefix.evaluated += end - seq.pos
+            self._decode([(seq, end - seq.pos)], live=live)
+            if self.parallel > 1 and seq.pos == len(seq.job.tokens) and seq.pos > seq.reused:
+                self.prefix.keep(self._ctx, seq.seq_id, seq.job.tokens, seq.ends)
 
     def _decode(self, items: list[tuple[_Sequence, int]], *, live) -> None:
         """Feed each sequence its next ``take`` tokens; sample one token for each sequence
@@ -210,6 +263,7 @@ class BatchDecoder:
                 batch.logits[n] = False
                 n += 1
             seq.pos += len(chunk)
+            seq.ends.append(seq.pos)
             del seq.to_feed[: len(chunk)]
             if not seq.to_feed:
                 batch.logits[n - 1] = True
@@ -248,6 +302,9 @@ class BatchDecoder:
 
         live.pop(seq.seq_id, None)
         self.live = len(live)
+        if self.prefix is not None and self.parallel == 1 and error is None and seq.pos > seq.reused:
+            fed = (seq.job.tokens + seq.out)[: seq.pos]  # the last token sampled is not read yet
+            self.prefix.keep(self._ctx, seq.seq_id, fed, seq.ends)
         llama_cpp.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
         llama_cpp.llama_sampler_free(seq.sampler)
         if seq.job.future.done():  # cancelled by its caller
@@ -260,6 +317,7 @@ class BatchDecoder:
             finish_reason=reason,
             prompt_tokens=len(seq.job.tokens),
             completion_tokens=len(seq.out),
+            cached_prompt_tokens=seq.reused,
         ))
 
 

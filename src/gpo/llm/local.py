@@ -26,11 +26,12 @@ from pathlib import Path
 
 from gpo.llm.base import LLM, FatalLLMError, Request, Sample
 from gpo.llm.batched import BatchDecoder, TooLong
+from gpo.llm.prefix import DEFAULT_MB, PrefixCache
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
 _loaded: dict[tuple[str, int], tuple[object, ThreadPoolExecutor]] = {}
-_decoders: dict[tuple[str, int, int], BatchDecoder] = {}
+_decoders: dict[tuple[str, int, int, int], BatchDecoder] = {}
 _loaded_lock = threading.Lock()
 
 
@@ -153,13 +154,15 @@ def load_llama(path: Path, n_ctx: int, n_threads: int | None = None, gpus: tuple
 
 
 def batch_decoder(path: Path, n_ctx: int, parallel: int, n_threads: int | None = None,
-                  gpus: tuple[int, ...] = ()) -> BatchDecoder:
-    """The batched decoder of a loaded model for ``parallel`` sequences (made once)."""
+                  gpus: tuple[int, ...] = (), prefix_mb: int = 0) -> BatchDecoder:
+    """The batched decoder of a loaded model for ``parallel`` sequences (made once), with a
+    prefix cache of ``prefix_mb`` MiB (0: none, prompts read whole as before)."""
     model, worker = load_llama(path, n_ctx, n_threads, gpus)
-    key = (str(path), n_ctx, parallel)
+    key = (str(path), n_ctx, parallel, prefix_mb)
     with _loaded_lock:
         if key not in _decoders:
-            make = lambda: BatchDecoder(model, worker, parallel=parallel, n_ctx=n_ctx)  # noqa: E731
+            prefix = PrefixCache(prefix_mb << 20) if prefix_mb > 0 else None
+            make = lambda: BatchDecoder(model, worker, parallel=parallel, n_ctx=n_ctx, prefix=prefix)  # noqa: E731
             _decoders[key] = worker.submit(make).result()
         return _decoders[key]
 
@@ -176,9 +179,12 @@ def _grammar(gbnf: str):
 class LocalLLM(LLM):
     """llama.cpp in this process. ``model`` is a label; ``path`` the GGUF (default: SmolLM2).
 
-    ``parallel`` > 1 decodes up to that many requests together (``gpo.llm.batched``);
-    1 answers them one at a time through ``Llama.create_chat_completion``. ``gpus``
-    offloads every layer to those devices; ``n_threads`` defaults to every core.
+    ``parallel`` > 1 decodes up to that many requests together (``gpo.llm.batched``),
+    1 one at a time. ``prefix_cache`` (MiB) keeps the KV state of prompt prefixes so
+    that requests beginning alike (a split's examples, an example's second round) read
+    their common start once (``gpo.llm.prefix``); 0 switches it off, and then one at a
+    time goes through ``Llama.create_chat_completion`` as before. ``gpus`` offloads
+    every layer to those devices; ``n_threads`` defaults to every core.
     """
 
     model: str = DEFAULT_MODEL_NAME
@@ -188,6 +194,7 @@ class LocalLLM(LLM):
     parallel: int = 1
     n_threads: int | None = None
     gpus: tuple[int, ...] = ()
+    prefix_cache: int = DEFAULT_MB
     in_process = True
 
     def __post_init__(self) -> None:
@@ -195,6 +202,8 @@ class LocalLLM(LLM):
         self.path = Path(self.path) if self.path else default_gguf_path()
         if self.parallel < 1:
             raise FatalLLMError(f"parallel must be at least 1, got {self.parallel}")
+        if self.prefix_cache < 0:
+            raise FatalLLMError(f"the prefix cache's size must be 0 (off) or more MiB, got {self.prefix_cache}")
         self.concurrency = max(self.concurrency, self.parallel)
         self.gpus = tuple(self.gpus)
         check_gpu_offload(self.gpus)
@@ -204,13 +213,13 @@ class LocalLLM(LLM):
         return gguf_backend_id(Path(self.path))
 
     async def _sample(self, request: Request, indices: list[int]) -> list[Sample]:
-        if self.parallel > 1 and request.shape is None:  # a constrained reply is decoded one at a time
+        if (self.parallel > 1 or self.prefix_cache) and request.shape is None:  # a constrained reply: below
             decoder = await asyncio.to_thread(batch_decoder, Path(self.path), self.n_ctx, self.parallel,
-                                            self.n_threads, self.gpus)
+                                            self.n_threads, self.gpus, self.prefix_cache)
             try:
                 futures = [decoder.submit(request, request.seed + i) for i in indices]
             except TooLong:
-                pass  # longer than a parallel slot: answered one at a time below
+                pass  # longer than a slot: answered by create_chat_completion below
             else:
                 return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
         model, worker = await asyncio.to_thread(load_llama, Path(self.path), self.n_ctx, self.n_threads, self.gpus)

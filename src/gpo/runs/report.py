@@ -258,8 +258,8 @@ def write_report(run_dir: str | Path) -> Path:
         body.append("<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
         for role in [r for r in ROLES if r in u]:
             r = u[role]
-            cached = r.get("cached_prompt_tokens") or 0  # read from the endpoint's own prompt cache
-            prompt = f"{r['prompt_tokens']}" + (f" ({cached} cached by the endpoint)" if cached else "")
+            cached = r.get("cached_prompt_tokens") or 0  # read from a prompt cache (an endpoint's, or the embedded model's prefix cache)
+            prompt = f"{r['prompt_tokens']}" + (f" ({cached} from a prompt cache)" if cached else "")
             body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{prompt}</td>"
                         f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
             for name, m in (r.get("members") or {}).items():  # endpoints of a fleet, replicas of a pool
