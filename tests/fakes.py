@@ -81,8 +81,11 @@ class ScriptedEndpoint:
     Records every request body and the most requests in flight at once.
     """
 
-    def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None, cached_tokens: int | None = None):
+    def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None, cached_tokens: int | None = None,
+                 llama_server: bool = False):
         self.cached_tokens = cached_tokens  # reported as OpenAI documents it: usage.prompt_tokens_details.cached_tokens
+        # llama_server: answer GET /props and report cached tokens in ``timings.cache_n``, as llama.cpp's server does
+        self.llama_server = llama_server
         self.statuses = list(statuses)
         self.latency = latency
         self.retry_after = retry_after
@@ -98,6 +101,17 @@ class ScriptedEndpoint:
 
             def log_message(self, *a):
                 pass
+
+            def do_GET(self):
+                if self.path == "/props" and outer.llama_server:
+                    data, status = json.dumps({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 1}).encode(), 200
+                else:
+                    data, status = b'{"error": "not found"}', 404
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
@@ -123,7 +137,9 @@ class ScriptedEndpoint:
                                          "message": {"role": "assistant", "content": f"answer {i}"}} for i in range(n)],
                             "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
                         }
-                        if outer.cached_tokens is not None:
+                        if outer.cached_tokens is not None and outer.llama_server:
+                            payload["timings"] = {"cache_n": outer.cached_tokens, "prompt_n": 7 - outer.cached_tokens}
+                        elif outer.cached_tokens is not None:
                             payload["usage"]["prompt_tokens_details"] = {"cached_tokens": outer.cached_tokens}
                     else:
                         key = (self.headers.get("authorization") or "").replace("Bearer ", "")

@@ -65,6 +65,22 @@ def test_prompt_tokens_an_endpoint_served_from_its_cache_are_counted_and_priced(
     assert (spec.scorer.price_prompt, spec.scorer.price_completion, spec.scorer.price_cached_prompt) == (1, 2, 0.1)
 
 
+def test_cache_prompt_goes_only_to_llama_server_whose_own_cached_count_is_read():
+    """llama.cpp's server (answering /props as it does; the scripted endpoint, a fake) gets
+    ``cache_prompt`` and its ``timings.cache_n`` is counted; another endpoint gets no field it
+    may refuse, and is asked /props once, not once per request."""
+    with ScriptedEndpoint(cached_tokens=4, llama_server=True) as server:
+        llm = OpenAILLM(model="m", base_url=server.url, api_key=SECRET)
+        run(llm, [Request.chat("a"), Request.chat("b")])
+    assert [b.get("cache_prompt") for b in server.bodies] == [True, True]
+    assert llm.usage.cached_prompt_tokens == 8
+    with ScriptedEndpoint() as other:
+        llm = OpenAILLM(model="m", base_url=other.url, api_key=SECRET)
+        run(llm, [Request.chat("a"), Request.chat("b")])
+    assert all("cache_prompt" not in b for b in other.bodies) and len(other.bodies) == 2
+    assert llm.usage.cached_prompt_tokens == 0
+
+
 def test_retry_after_header_is_honoured():
     with ScriptedEndpoint(statuses=[429], retry_after="0.4") as ep:
         llm = OpenAILLM(model="m", base_url=ep.url, retry=RetryPolicy(max_attempts=3, base_delay=0.0))
@@ -170,6 +186,8 @@ def test_real_server_chat(llama_server, tmp_path):
     # llama-cpp-python's server reuses the previous request's KV but reports no cached prompt
     # tokens (no prompt_tokens_details): read as none
     assert llm.usage.cached_prompt_tokens == 0
+    # nor is it llama.cpp's C++ llama-server: it is sent no cache_prompt
+    assert asyncio.run(OpenAILLM(model="smollm2", base_url=llama_server).is_llama_server()) is False
     again = OpenAILLM(model="smollm2", base_url=llama_server, cache=cache)
     (b,) = run(again, [req])
     assert b.text == a.text and b.cached == 1

@@ -15,11 +15,13 @@ from gpo.scoring import Evaluator
 from gpo.tasks import synthetic_task
 
 
-def test_a_plan_reads_whole_blocks_and_an_earlier_answer_one_token_at_a_time():
+def test_a_plan_reads_blocks_from_each_message_and_a_continued_answer_one_token_at_a_time():
     assert plan(70) == [BLOCK, 2 * BLOCK, 70]
     assert plan(2 * BLOCK) == [BLOCK, 2 * BLOCK]
     # an answer at 40..43 (as it was generated), then blocks again from where it ends
-    assert plan(100, ((40, 43),)) == [BLOCK, 40, 41, 42, 43, 2 * BLOCK, 3 * BLOCK, 100]
+    assert plan(100, ((40, 43),)) == [BLOCK, 40, 41, 42, 43, 43 + BLOCK, 100]
+    # blocks counted from where each message starts: chats sharing their first messages share chunks
+    assert plan(100, marks=(10,)) == [10, 10 + BLOCK, 10 + 2 * BLOCK, 100]
     assert plan(0) == []
 
 
@@ -65,7 +67,7 @@ def test_the_second_round_continues_the_first_and_a_shared_start_is_read_once():
     # its prompt and the answer as generated were not read again
     seconds = [Request.chat(firsts[j].message_dicts() + [
         {"role": "assistant", "content": ev.records[j].raw_answer.strip()},
-        {"role": "user", "content": task.second_round_for(task.split("eval")[j])}], max_tokens=100)
+        {"role": "user", "content": task.second_round_for(task.split("eval")[j])}], max_tokens=100, continues=True)
         for j in range(4)]
     again = asyncio.run(llm.generate(seconds))
     continued = [a.samples[0].cached_prompt_tokens > f.samples[0].prompt_tokens for a, f in zip(again, out)]

@@ -51,7 +51,8 @@ class _Job:
     temperature: float
     seed: int
     future: Future
-    ones: tuple[tuple[int, int], ...] = ()  # spans of earlier answers of the model (read one token at a time)
+    ones: tuple[tuple[int, int], ...] = ()  # with prefix reuse: a continued answer (read one token at a time)
+    marks: tuple[int, ...] = ()  # with prefix reuse: where the chat's messages start
 
 
 @dataclass
@@ -119,15 +120,14 @@ class BatchDecoder:
     def submit(self, request: Request, seed: int) -> Future:
         """Queue one sample of ``request`` (sample seed ``seed``)."""
         future: Future = Future()
-        prompt, add_bos, template_stops = self._prompt(request)
-        tokens = self._tokens(prompt, add_bos)
+        tokens, template_stops = self.tokens_of(request)
         stop_strings = list(request.stop) + template_stops
         max_tokens = request.max_tokens if request.max_tokens > 0 else self.n_ctx
         if len(tokens) + max_tokens > self.slot:
             raise TooLong(f"{len(tokens)} prompt + {max_tokens} new tokens exceed a slot of {self.slot}")
         job = _Job(tokens, max_tokens, stop_strings, request.temperature, seed, future)
-        if self.prefix is not None and self.parallel == 1 and request.messages is not None:
-            job.ones = self._answer_spans(request, tokens)
+        if self.prefix is not None and request.messages is not None:
+            job.marks, job.ones = self._structure(request, tokens)
         with self._lock:
             self._pending.append(job)
             start = not self._scheduled
@@ -148,24 +148,34 @@ class BatchDecoder:
         stops = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
         return result.prompt, not result.added_special, stops
 
+    def tokens_of(self, request: Request) -> tuple[list[int], list[str]]:
+        """The request's prompt as the model reads it, and the chat template's stop strings."""
+        prompt, add_bos, template_stops = self._prompt(request)
+        return self._tokens(prompt, add_bos), template_stops
+
     def _tokens(self, text: str, add_bos: bool) -> list[int]:
         return self.model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
-    def _answer_spans(self, request: Request, tokens: list[int]) -> tuple[tuple[int, int], ...]:
-        """Where the chat's earlier answers of the model lie in ``tokens``: the request that
-        asked for each one, as rendered, is a start of ``tokens`` and the answer follows it.
-        Read one token at a time, as they were generated, they continue that request's state."""
-        messages, spans = request.message_dicts(), []
-        for i, message in enumerate(messages):
-            if message["role"] != "assistant" or not message["content"] or i == 0:
-                continue
+    def _structure(self, request: Request, tokens: list[int]) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """Where a chat's messages start in ``tokens`` (the longest start each shorter chat,
+        as rendered, shares with it), and, where the request continues its last answer
+        (``Request.continues``, read one token at a time as it was generated; one at a time
+        only, where that answer's state was kept), that answer's span."""
+        messages = request.message_dicts()
+        marks, span = [], ()
+        for i in range(1, len(messages)):
             asked, bos, _ = self._prompt(Request.chat(messages[:i]))
             start = self._tokens(asked, bos)
-            answer = self.model.tokenize(message["content"].encode("utf-8"), add_bos=False, special=False)
-            end = len(start) + len(answer)
-            if tokens[:len(start)] == start and tokens[len(start):end] == answer and end < len(tokens):
-                spans.append((len(start), end))
-        return tuple(spans)
+            shared = next((k for k, (a, b) in enumerate(zip(start, tokens)) if a != b), min(len(start), len(tokens)))
+            marks.append(shared)
+            last = i == len(messages) - 1 or all(m["role"] != "assistant" for m in messages[i + 1:])
+            if (request.continues and self.parallel == 1 and last and messages[i]["role"] == "assistant"
+                    and shared == len(start) and messages[i]["content"]):
+                answer = self.model.tokenize(messages[i]["content"].encode("utf-8"), add_bos=False, special=False)
+                end = shared + len(answer)
+                if tokens[shared:end] == answer and end < len(tokens):
+                    span = ((shared, end),)
+        return tuple(sorted(set(marks) - {0})), span
 
     # ------------------------------------------------------------ decoding
 
@@ -202,7 +212,7 @@ class BatchDecoder:
                 seq_id = next(i for i in range(self.parallel) if i not in live)
                 seq = live[seq_id] = _Sequence(job, seq_id, list(job.tokens), sampler=_sampler(job))
                 if self.prefix is not None:
-                    seq.plan = plan(len(job.tokens), job.ones)
+                    seq.plan = plan(len(job.tokens), job.ones, job.marks)
                     seq.pos = seq.reused = self.prefix.restore(self._ctx, self._memory, seq_id, job.tokens, seq.plan)
                     seq.ends = [e for e in seq.plan if e <= seq.pos]
                     del seq.to_feed[: seq.pos]

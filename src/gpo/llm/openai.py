@@ -7,6 +7,7 @@ retry policy (``gpo.llm.retry``) decides, so that 429/5xx/timeouts back off and
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class OpenAILLM(LLM):
         self.api_key = None  # keep the key out of reprs and configs
         self._client = None
         self._llama_cpp_json = False  # the server refused OpenAI's json_schema form; use llama-cpp-python's
+        self._llama_server: asyncio.Future | None = None  # whether it is llama.cpp's llama-server (asked once)
 
     def _response_format(self, shape) -> dict:
         """A reply shape as structured output: OpenAI's (and vLLM's) ``json_schema`` form, or
@@ -116,6 +118,13 @@ class OpenAILLM(LLM):
             out.extend(await self._call_once(request, want, request.seed + indices[len(out)]))
         return out[: len(indices)]
 
+    async def is_llama_server(self) -> bool:
+        """Whether the endpoint is llama.cpp's own server (``llama-server``), asked once through
+        its ``/props`` route: it takes ``cache_prompt``, which another endpoint may refuse."""
+        if self._llama_server is None:
+            self._llama_server = asyncio.ensure_future(_props_of(self.base_url, self._key_value, self.timeout))
+        return await asyncio.shield(self._llama_server)
+
     async def _call_once(self, request: Request, n: int, seed: int) -> list[Sample]:
         params = dict(
             model=self.model,
@@ -128,6 +137,8 @@ class OpenAILLM(LLM):
             params["stop"] = list(request.stop)
         if request.shape is not None:
             params["response_format"] = self._response_format(request.shape)
+        if self.base_url and await self.is_llama_server():
+            params["extra_body"] = {"cache_prompt": True}  # reuse the KV of the slot's previous prompt
         try:
             if request.messages is not None and not self.use_completions_api:
                 resp = await self.client().chat.completions.create(
@@ -154,8 +165,10 @@ class OpenAILLM(LLM):
         usage = resp.usage
         p_tok = getattr(usage, "prompt_tokens", 0) or 0
         c_tok = getattr(usage, "completion_tokens", 0) or 0
-        # OpenAI's (and vLLM's) count of prompt tokens read from the server's prompt cache
-        cached = getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0
+        # OpenAI's (and vLLM's) count of prompt tokens read from the server's prompt cache; llama-server's
+        # own figure where it gives no such field
+        cached = (getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0)
+                  or (getattr(resp, "timings", None) or {}).get("cache_n") or 0)
         # The prompt is paid once per call; spread completion tokens over the choices.
         return [
             Sample(t, fr, p_tok if i == 0 else 0, c_tok // len(texts), cached if i == 0 else 0)
@@ -166,6 +179,25 @@ class OpenAILLM(LLM):
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+async def _props_of(base_url: str, key: str | None, timeout: float) -> bool:
+    """Whether ``base_url`` (its ``/v1`` dropped) answers llama-server's ``/props`` as llama-server does."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    request = urllib.request.Request(f"{root}/props", headers={"Authorization": f"Bearer {key}"} if key else {})
+
+    def ask() -> bool:
+        try:
+            with urllib.request.urlopen(request, timeout=min(timeout, 10.0)) as resp:  # noqa: S310 - the user's endpoint
+                return resp.status == 200 and "default_generation_settings" in (json.loads(resp.read()) or {})
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+
+    return await asyncio.to_thread(ask)
 
 
 def _refuses_json_schema(err: Exception) -> bool:

@@ -12,9 +12,10 @@ answer as it was generated, are not read again.
 **Reproducibility.** llama.cpp's results depend on how a prompt is split into decode
 calls (a one-token call takes another kernel than a 32-token one). So with prefix reuse
 on, a request is always evaluated in the chunks of its *plan* (``plan``), whether or not
-a start was restored: whole ``BLOCK``-token blocks counted from the start of the
-sequence, and one token at a time over an earlier answer of the model (a chat's
-assistant turn), as it was generated. A state is kept with the chunks that computed it
+a start was restored: ``BLOCK``-token blocks counted from the start of each chat message
+(so requests that share their first messages, such as a split's demonstrations, share
+whole chunks), and one token at a time over an earlier answer of the model that the
+request continues (``Request.continues``), as it was generated. A state is kept with the chunks that computed it
 and serves only a request whose plan has the same chunks up to where it resumes, and it
 is only ever restored into an empty sequence, so its KV cells lie where a fresh
 evaluation puts them. A request therefore computes exactly what it computes fresh: the
@@ -35,17 +36,19 @@ BLOCK = 32  # tokens per block of a prompt's plan (read about as fast as in larg
 DEFAULT_MB = 512  # the default capacity, in MiB (--scorer-prefix-cache / --optimizer-prefix-cache)
 
 
-def plan(n: int, ones: tuple[tuple[int, int], ...] = ()) -> list[int]:
-    """The ends of the chunks a prompt of ``n`` tokens is read in: up to each multiple of
-    ``BLOCK``, one token at a time inside each ``(start, end)`` span of ``ones``."""
+def plan(n: int, ones: tuple[tuple[int, int], ...] = (), marks: tuple[int, ...] = ()) -> list[int]:
+    """The ends of the chunks a prompt of ``n`` tokens is read in: ``BLOCK`` tokens at a time
+    from its start and from each of ``marks`` (where a chat's messages start, so that requests
+    sharing their first messages share whole chunks), and one token at a time inside each
+    ``(start, end)`` span of ``ones``."""
     ends, pos = [], 0
-    spans = sorted(ones)
+    anchors = sorted({0, *marks, *(a for a, _ in ones), *(b for _, b in ones)})
     while pos < n:
-        span = next(((a, b) for a, b in spans if a <= pos < b), None)
-        if span is not None:
+        if any(a <= pos < b for a, b in ones):
             pos += 1
         else:
-            pos = min([n, (pos // BLOCK + 1) * BLOCK, *(a for a, _ in spans if a > pos)])
+            anchor = max(a for a in anchors if a <= pos)
+            pos = min([n, anchor + ((pos - anchor) // BLOCK + 1) * BLOCK, *(a for a in anchors if a > pos)])
         ends.append(pos)
     return ends
 

@@ -68,6 +68,10 @@ class Request:
     stop: tuple[str, ...] = ()
     seed: int = 0
     shape: ReplyShape | None = None  # constrain the reply (backends that can); None: free text
+    # the chat's last assistant turn is this model's own answer to the turns before it, as it
+    # was generated: a backend may continue that request instead of reading it all again
+    # (the embedded model does, gpo.llm.prefix). What is asked is the same: not in the cache key.
+    continues: bool = False
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):

@@ -195,7 +195,8 @@ class Evaluator:
                     {"role": "assistant", "content": second_round_context(answers[j], self.format.include_qa)},
                     {"role": "user", "content": follow},
                 ]
-                seconds[j] = self._greedy(Request.chat(messages), self.second_round_max_tokens)
+                seconds[j] = Request.chat(messages, temperature=0.0, max_tokens=self.second_round_max_tokens,
+                                          continues=True)
             second_out = await self.scorer.generate([r for r in seconds if r is not None])
             self._count(task, second_out)
             second_answers = iter(c.text for c in second_out)
