@@ -157,7 +157,16 @@ def _task_options(f):
     ]
     for o in reversed(opts):
         f = o(f)
-    return f
+    return _program_options(f)
+
+
+def _program_options(f):
+    """A user's program (gpo.tasks.program) instead of one prompt."""
+    f = click.option("--prompts", "program_prompts", default=None, metavar="FILE",
+                     help="--program: a YAML file of the named prompts it reads, with their initial texts.")(f)
+    return click.option("--program", default=None, metavar="MODULE:FUNCTION",
+                        help="User data: your pipeline, run(example, prompts, lm), whose named prompts are "
+                             "optimized (FILE.py:FUNCTION works too); with --prompts.")(f)
 
 
 def _budget_options(f):

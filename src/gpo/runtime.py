@@ -57,6 +57,7 @@ def load_tasks(spec: TaskSpec) -> list[Task]:
                                 target_optional=metric is not None and not needs_target(metric))]
         if template is not None and template.optimize == "system":
             tasks[0].initial_instruction = spec.system_template
+        tasks[0].program = spec.user_program()
     elif spec.source == "hf":
         if not spec.hf_name:
             raise TaskError("source 'hf' needs hf_name (--hf-name: a dataset folder saved with datasets, or a hub name)")

@@ -24,6 +24,7 @@ from gpo.llm.meter import ROLES
 from gpo.engine.options import option_names
 from gpo.methods import method_class
 from gpo.scoring.metrics import build_metric
+from gpo.tasks.program import Program, load_program, read_prompts
 from gpo.tasks.task import TaskError
 from gpo.tasks.template import Template, read_template
 
@@ -33,7 +34,8 @@ BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_c
 # scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
 ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas", "prefix_cache"), ("ray_address", "replica_cpus", "gpus")
 SCALE_KEYS = (*(f"{role}_{key}" for key in ROLE_SCALE for role in ("scorer", "optimizer")), *SHARED_SCALE)
-USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric")
+USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric", "program",
+                  "program_prompts")
 RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
             "optimizer_base_url", "seed", "run_dir", "method", "method_options", "demos", *SCALE_KEYS}
 ROLE_KEYS = {f"{role}_{key}" for role in ROLES
@@ -99,11 +101,16 @@ class TaskSpec:
     judge_rubric: str | None = None  # metric "judge": the rubric's text
     hf_name: str | None = None  # hf: a dataset folder (save_to_disk) or a hub name
     hf_splits: dict[str, str] | None = None  # hf: gpo split -> dataset split (default: by name, or cut one)
+    program: str | None = None  # user data: a pipeline MODULE:FUNCTION whose named prompts are optimized
+    program_prompts: dict[str, str] | None = None  # its named initial prompts (read from --prompts)
 
     def user_template(self) -> Template | None:
         if self.template is None and self.system_template is None and self.optimize == "instruction":
             return None
         return Template(self.template, self.system_template, self.optimize)
+
+    def user_program(self) -> Program | None:
+        return load_program(self.program, self.program_prompts) if self.program else None
 
     def user_metric(self) -> object | None:
         if not self.metric:
@@ -302,15 +309,24 @@ def _user_task_fields(o: Mapping[str, Any]) -> dict:
                   system_template=read_template(o.get("system_template"), "--system-template"),
                   optimize=o.get("optimize_target") or "instruction", metric=o.get("metric"),
                   judge_rubric=read_template(o.get("judge_rubric"), "--judge-rubric"))
+    if bool(o.get("program")) != bool(o.get("program_prompts")):
+        raise ConfigError("--program MODULE:FUNCTION and --prompts FILE go together (the pipeline, and the named "
+                          "prompts it reads)")
+    if o.get("program"):
+        if fields["template"] or fields["system_template"] or fields["optimize"] != "instruction":
+            raise ConfigError("--program: the program renders its own prompts; --template, --system-template and "
+                              "--optimize are for a single prompt")
+        fields.update(program=str(o["program"]), program_prompts=read_prompts(o["program_prompts"]))
     spec = TaskSpec(source="user", **fields)
-    spec.user_metric(), spec.user_template()  # a bad metric, template or missing rubric fails now
+    spec.user_metric(), spec.user_template(), spec.user_program()  # a bad metric, template or program fails now
     return fields
 
 
 def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> TaskSpec:
     tasks = split_list(o.get("tasks") or o.get("task"))
     if dataset != "user" and any(o.get(k) for k in USER_TASK_KEYS):
-        used = ", ".join("--" + k.replace("_", "-").replace("-target", "") for k in USER_TASK_KEYS if o.get(k))
+        flag = lambda k: "--" + k.replace("_", "-").replace("-target", "").replace("program-prompts", "prompts")  # noqa: E731
+        used = ", ".join(flag(k) for k in USER_TASK_KEYS if o.get(k))
         raise ConfigError(f"{used}: for your own data (--dataset user); the paper's tasks keep their own rendering")
     if dataset == "synthetic":
         spec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=seed,

@@ -295,3 +295,33 @@ def test_a_run_resumes_on_other_servers_of_a_fleet(tmp_path):
     events = [json.loads(line) for line in Path(run, "events.jsonl").read_text().splitlines()]
     members = [e for e in events if e["event"] == "usage"][-1]["scorer"]["members"]
     assert set(members) == {f"m (openai:{c.url})", f"m (openai:{d.url})"}
+
+
+@pytest.mark.model  # the README's program example, end to end on the embedded model (small splits)
+def test_the_readme_program_example_runs_and_reports_each_prompt(tmp_path):
+    from gpo.tasks.program import decode
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    run_dir = tmp_path / "ticket-program"
+    args = ["--dataset", "user", "--data-file", str(data / "tickets.csv"), "--input-col", "body",
+            "--target-col", "label", "--program", f"{data / 'ticket_program.py'}:run",
+            "--prompts", str(data / "ticket_prompts.yaml"),
+            "--metric", f"python:{data / 'ticket_metric.py'}:category_with_feedback",
+            "--max-examples", "train=4", "--max-examples", "eval=3", "--max-examples", "test=3",
+            "--opt-batch-size", "4", "--num-search-epochs", "2", "--num-generated-instructions-in-each-step", "2",
+            "--optimizer-max-tokens", "64", "--run-dir", str(run_dir)]
+    out = gpo("optimize", *args)
+    assert "test" in out.stdout
+    state = json.loads(next((run_dir / "tasks").glob("*/state.json")).read_text())
+    assert [s["component"] for s in state["trajectory"]["steps"]] == ["extract", "classify"]
+    assert set(state["parts"]) == {"extract", "classify"}
+    final = json.loads((run_dir / "optimized_prompts.jsonl").read_text().splitlines()[0])["final_prompt"]
+    assert set(decode(final, ["extract", "classify"])) == {"extract", "classify"}
+    gpo("report", str(run_dir))
+    page = (run_dir / "report.html").read_text()
+    assert "Prompt extract: its steps" in page and "Prompt classify: its steps" in page
+    # a prompts file naming a prompt the program never reads: reported at the first scoring
+    extra = tmp_path / "prompts.yaml"
+    extra.write_text((data / "ticket_prompts.yaml").read_text() + "summary: Summarise the ticket.\n")
+    bad = gpo("optimize", *args[:-2], "--prompts", str(extra), "--run-dir", str(tmp_path / "bad"), check=False)
+    assert bad.returncode != 0 and "never read 'summary'" in bad.stderr

@@ -11,3 +11,11 @@ def first_word_category(output: str, example) -> float:
 
 def broken(output: str, example) -> float:
     raise ZeroDivisionError("division by zero")
+
+
+def category_with_feedback(output: str, example):
+    """The category as the first word, with feedback the optimizer reads where it is wrong."""
+    score = first_word_category(output, example)
+    if score == 1.0:
+        return score
+    return score, f"the category is {example.target!r}; the reply began {output.strip()[:30]!r}"

@@ -122,6 +122,12 @@ def test_a_python_metric_from_a_file_scores_through_the_evaluator():
     ev = asyncio.run(Evaluator(scorer, PromptFormat()).evaluate(task, "", "eval"))
     assert [r.score for r in ev.records][:3] == [1.0, 0.5, 0.0]
     assert scorer.usage.calls == ev.n  # no second round: the reply is scored as written
+    # a metric may give feedback with its score: kept in the record (the feedback gradient shows it)
+    task.metric = build_metric(f"python:{DATA / 'ticket_metric.py'}:category_with_feedback")
+    replies = iter(["{t} it is", "maybe {t}", "sales"] * 20)
+    ev = asyncio.run(Evaluator(scorer, PromptFormat()).evaluate(task, "", "eval"))
+    assert [r.score for r in ev.records][:3] == [1.0, 0.5, 0.0]
+    assert ev.records[0].feedback is None and "the category is" in ev.records[2].feedback
 
 
 @pytest.mark.parametrize("spec,message", [

@@ -44,7 +44,7 @@ FIELDS: dict[Event, tuple[frozenset[str], frozenset[str]] | None] = {
     Event.CANDIDATE: (frozenset({"task", "global_step"} | {f.name for f in fields(Candidate)}), frozenset()),
     Event.STEP: (frozenset({"task", "method", "epoch", "step", "global_step", "total_steps", "chosen", "score",
                             "best", "step_size", "candidates", "usable", "scorer_requests", "scorer_tokens",
-                            "optimizer_samples", "optimizer_tokens", "rejected"}), frozenset()),
+                            "optimizer_samples", "optimizer_tokens", "rejected"}), frozenset({"component"})),
     Event.SEARCH_ENDED: (frozenset({"task", "reason", "step"}), frozenset()),
     Event.BUDGET_STOP: (frozenset({"task", "reason", "step"}), frozenset({"mid_step"})),
     Event.TASK_DONE: (frozenset({"task"} | {f.name for f in fields(TaskResult)}), frozenset()),

@@ -19,6 +19,7 @@ from gpo.engine.actions import StepActions, rejection_counts, usable_proposals
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks
 from gpo.engine.options import NoOptions, parse_options
+from gpo.engine.program import program_step
 from gpo.engine.state import SearchState, TaskResult, stable_seed, steps_per_epoch
 from gpo.engine.stoppers import NoImprovement, RunBudget, SearchBudget, Stopper, any_of
 from gpo.engine.trajectory import Point, StepRecord
@@ -102,7 +103,8 @@ class PromptSearch(StepActions):
             self._begin(task)
             self._asked[id(state)] = []
             try:
-                record = await self.step(task, state, g)
+                record = await (program_step(self, task, state, g) if task.program is not None
+                                else self.step(task, state, g))
             except BudgetSpent as err:  # a request would have passed a run budget: the step is dropped
                 stopped = str(err)
                 self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=g, mid_step=True)
@@ -117,7 +119,8 @@ class PromptSearch(StepActions):
                              candidates=len(record.candidates), usable=usable_proposals(record.candidates),
                              scorer_requests=state.scorer_requests, scorer_tokens=state.scorer_tokens,
                              optimizer_samples=state.optimizer_samples, optimizer_tokens=state.optimizer_tokens,
-                             rejected=rejection_counts(record.candidates))
+                             rejected=rejection_counts(record.candidates),
+                             **({"component": record.component} if record.component else {}))
             self.hooks.save_state(task, state.to_dict())
         return await self._finish(task, state, total, stopped, ended)
 
@@ -157,8 +160,11 @@ class PromptSearch(StepActions):
 
     @classmethod
     def initial_prompt_for(cls, config: GPOConfig, task: Task) -> str:
-        """The config's initial instruction; an MMLU subject's own template; or the starting
-        system prompt a user's templated task brings (``--system-template`` with ``--optimize system``)."""
+        """The config's initial instruction; an MMLU subject's own template; the starting
+        system prompt a user's templated task brings (``--system-template`` with ``--optimize system``);
+        or a program's named prompts (``--prompts``)."""
+        if task.program is not None:
+            return task.program.initial
         if task.template is not None and task.initial_instruction:
             return task.initial_instruction
         subject_template = config.initial_instruction.startswith("The following are multiple choice questions about")

@@ -83,6 +83,7 @@ class SearchState:
     scorer_tokens: int = 0
     optimizer_samples: int = 0
     optimizer_tokens: int = 0
+    parts: dict[str, dict] = field(default_factory=dict)  # a program's search: each prompt's own state
 
     def to_dict(self) -> dict:
         d = asdict(self)

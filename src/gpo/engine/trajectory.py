@@ -44,6 +44,7 @@ class StepRecord:
     chosen: str = ""
     chosen_score: float = 0.0
     test_score: float | None = None
+    component: str | None = None  # a program's search: the prompt this step edited (texts above are its)
 
 
 @dataclass

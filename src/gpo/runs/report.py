@@ -161,6 +161,19 @@ def _task_accounts(events: list[dict]) -> list[str]:
     return rows + ["</table>"]
 
 
+def _components(state: dict) -> list[str]:
+    """A program's search: each named prompt's own trajectory (the texts its steps chose,
+    with the program's eval score then)."""
+    parts = state.get("parts") or {}
+    out = []
+    for name, part in parts.items():
+        rows = "".join(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{html.escape(p['prompt'])}</td></tr>"
+                       for i, p in enumerate(part["trajectory"]["points"]))
+        out.append(f"<h3>Prompt {html.escape(name)}: its steps</h3>"
+                   f"<table><tr><th>#</th><th>eval</th><th>text</th></tr>{rows}</table>")
+    return out
+
+
 def _rejections(state: dict) -> list[str]:
     """How many candidates were set aside, and why, over the task's steps."""
     counts: dict[str, int] = {}
@@ -251,6 +264,7 @@ def write_report(run_dir: str | Path) -> Path:
                     _word_diff(split_demos(points[i - 1]["prompt"])[0], instruction)) + _demos_html(p["prompt"])
             body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
         body.append("</table>")
+        body += _components(state)
         body += _rejections(state)
     usage = of(events, Event.USAGE)
     if usage:

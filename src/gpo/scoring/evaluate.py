@@ -26,7 +26,8 @@ from gpo.llm.base import LLM, Request
 from gpo.scoring.demos import split_demos
 from gpo.scoring.extract import second_round_context
 from gpo.scoring.judge import Judge
-from gpo.scoring.metrics import score_answer
+from gpo.scoring.metrics import metric_result, score_answer
+from gpo.scoring.program import run_program
 from gpo.scoring.render import PromptFormat, prompt_text, render
 from gpo.scoring.stats import Comparison, compare
 from gpo.tasks.task import Example, Task, TaskError
@@ -45,6 +46,8 @@ class Record:
     second_round_prompt: str | None = None
     raw_answer_second_round: str | None = None
     judge_reply: str | None = None  # --metric judge: the judge's reply the score was read from
+    trace: str | None = None  # a program's intermediate texts (gpo.tasks.program)
+    feedback: str | None = None  # a metric's textual feedback, where it gives one
 
 
 @dataclass
@@ -102,7 +105,10 @@ class Evaluation:
 
 def scoring_requests(task: Task, fmt, second_round) -> tuple[int, int]:
     """Requests that scoring one example sends: (the scorer's rounds, the judge's grades).
-    The Evaluator spends by it and ``gpo.api.plan`` plans by it."""
+    The Evaluator spends by it and ``gpo.api.plan`` plans by it. A program is planned at one
+    request per prompt it has (it may send more or fewer; what it sends is counted)."""
+    if task.program is not None:
+        return len(task.program.names), 0
     return (2 if second_round_applies(fmt, second_round, task) else 1), (1 if task.metric == "judge" else 0)
 
 
@@ -125,7 +131,7 @@ class Evaluator:
 
     def requests_needed(self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None) -> int:
         """Scorer requests that scoring this would send (0 for examples already scored)."""
-        chosen = range(len(task.split(split))) if indices is None else indices
+        chosen, instruction = range(len(task.split(split))) if indices is None else indices, task.whole(instruction)
         todo = sum(1 for i in chosen if (task.id, split, instruction, i) not in self._records)
         return todo * self.requests_per_example(task)
 
@@ -139,6 +145,7 @@ class Evaluator:
     async def evaluate(
         self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None
     ) -> Evaluation:
+        instruction = task.whole(instruction)  # a program's every prompt, where the task views one
         key = (task.id, split, tuple(indices) if indices is not None else None, instruction)
         if key in self._done:
             return self._done[key]
@@ -182,6 +189,8 @@ class Evaluator:
                 for i in chosen]
 
     async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
+        if task.program is not None:
+            return await self._score_program(task, instruction, split, chosen)
         examples = task.split(split)
         firsts = self.first_requests(task, instruction, split, chosen)
         first_out = await self.scorer.generate(firsts)
@@ -207,10 +216,10 @@ class Evaluator:
         for j, i in enumerate(chosen):
             final = finals[j]
             if graded is not None:
-                (score, judge_reply), parsed = graded[j], final.strip()
+                (score, judge_reply), parsed, feedback = graded[j], final.strip(), None
             else:
                 judge_reply = None
-                parsed, score = self._score(task, split, i, examples[i], final, shows_demos)
+                parsed, score, feedback = self._score(task, split, i, examples[i], final, shows_demos)
             records.append(
                 Record(
                     index=i,
@@ -222,8 +231,31 @@ class Evaluator:
                     second_round_prompt=seconds[j].messages[-1][1] if seconds[j] is not None else None,
                     raw_answer_second_round=final if seconds[j] is not None else None,
                     judge_reply=judge_reply,
+                    feedback=feedback,
                 )
             )
+        return records
+
+    async def _score_program(self, task: Task, text: str, split: str, chosen: list[int]) -> list[Record]:
+        """A user's program run on each example with the prompts ``text`` encodes, its output
+        scored by the task's metric (which may add feedback)."""
+        program, examples = task.program, task.split(split)
+        if task.metric == "judge":
+            raise TaskError(f"task {task.id}: a program is scored by its own metric (--metric python:...), not a judge")
+        runs = await settled(run_program(program, task, text, split, i, examples[i], self.scorer, self.max_tokens)
+                             for i in chosen)
+        self.requests[task.id] += sum(max(1, r.calls) for r in runs)  # a program that calls no model: its runs
+        self.tokens[task.id] += sum(r.tokens for r in runs)
+        unread = [n for n in program.names if not any(n in r.read for r in runs)]
+        if unread:
+            raise TaskError(f"--prompts: program {program.source} never read {', '.join(map(repr, unread))} on "
+                            f"{split} example{'s' if len(chosen) > 1 else ''} {', '.join(map(str, chosen[:5]))}: "
+                            f"a prompt it does not read cannot be optimized (it read {', '.join(sorted(runs[0].read)) or 'none'})")
+        records = []
+        for i, run in zip(chosen, runs):
+            parsed, score, feedback = self._score(task, split, i, examples[i], run.output)
+            records.append(Record(index=i, prompt=examples[i].input, raw_answer=run.output, parsed_answer=parsed,
+                                  target=_target_text(examples[i]), score=score, trace=run.trace, feedback=feedback))
         return records
 
     async def _judge(self, task: Task, examples: list[Example], outputs: list[str]) -> list[tuple[float, str]] | None:
@@ -237,15 +269,18 @@ class Evaluator:
         return graded
 
     def _score(self, task: Task, split: str, index: int, example: Example, reply: str,
-               shows_demos: bool = False) -> tuple[str, float]:
-        """Parsed answer and score; a user metric that raises is named with the example."""
+               shows_demos: bool = False) -> tuple[str, float, str | None]:
+        """Parsed answer, score and the metric's feedback (a user metric may give some); a
+        user metric that raises is named with the example."""
+        text = self.answer_text(reply, shows_demos)
         try:
-            return score_answer(task, example, self.answer_text(reply, shows_demos), self.extraction)
+            if callable(task.metric):
+                return text.strip(), *metric_result(task.metric(text, example))
+            return *score_answer(task, example, text, self.extraction), None
         except TaskError:
             raise
         except Exception as err:  # noqa: BLE001 - a user's metric: one line naming it and the example
-            name = getattr(task.metric, "name", getattr(task.metric, "__name__", repr(task.metric)))
-            raise TaskError(f"task {task.id}: metric {name} raised {type(err).__name__}: {err} "
+            raise TaskError(f"task {task.id}: metric {_name(task.metric)} raised {type(err).__name__}: {err} "
                             f"on {split} example {index} (input: {example.input[:60]!r})") from None
 
     def answer_text(self, reply: str, shows_demos: bool | None = None) -> str:
@@ -272,6 +307,10 @@ def second_round_applies(fmt: PromptFormat, second_round: bool | None, task: Tas
     show the answer's form); ``second_round`` True or False overrides that."""
     wanted = (fmt.chat and not fmt.few_shot) if second_round is None else second_round
     return bool(wanted and fmt.chat and task.second_round)
+
+
+def _name(metric) -> str:
+    return getattr(metric, "name", getattr(metric, "__name__", repr(metric)))
 
 
 def _target_text(example: Example) -> str:

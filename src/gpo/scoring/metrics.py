@@ -4,8 +4,6 @@ word sorting, ROUGE-L against several references, or a user callable."""
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from typing import Callable
 
 from gpo.scoring import original
 from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice
+from gpo.tasks.user_code import import_function
 from gpo.tasks.task import AnswerKind, Example, Task, TaskError
 
 MetricFn = Callable[[str, Example], float]
@@ -83,7 +82,7 @@ def score_answer(task: Task, example: Example, raw_answer: str, extraction: str 
     """(parsed answer, score) for one model reply; ``extraction`` picks gpo's parsing
     (``lenient``) or the original code's (``original``, gpo.scoring.original)."""
     if callable(task.metric):
-        return raw_answer.strip(), float(task.metric(raw_answer, example))
+        return raw_answer.strip(), metric_result(task.metric(raw_answer, example))[0]
     metric = task.metric
     rouge = metric == "rouge_l" or task.kind is AnswerKind.GENERATION
     if not rouge and metric not in ("exact", "dyck", "word_sorting"):
@@ -121,8 +120,19 @@ class Metric:
     fn: MetricFn
     needs_target: bool = False
 
-    def __call__(self, output: str, example: Example) -> float:
-        return float(self.fn(output, example))
+    def __call__(self, output: str, example: Example) -> float | tuple[float, str]:
+        value = self.fn(output, example)
+        return value if isinstance(value, tuple) else float(value)
+
+
+def metric_result(value) -> tuple[float, str | None]:
+    """A metric's ``score`` or ``(score, feedback)`` (feedback: text for the optimizer),
+    the score checked to lie in [0, 1]."""
+    score, feedback = value if isinstance(value, tuple) and len(value) == 2 else (value, None)
+    score = float(score)
+    if not 0.0 <= score <= 1.0:
+        raise ValueError(f"a score must lie in [0, 1], got {score}")
+    return score, (str(feedback) if feedback else None)
 
 
 METRIC_FORMS = "exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA_FILE, python:MODULE_OR_FILE:FUNCTION, judge"
@@ -197,25 +207,4 @@ def _json_metric(schema_file: str | None) -> MetricFn:
 
 def _python_metric(spec: str) -> MetricFn:
     """``python:module:function`` or ``python:path/to/file.py:function``."""
-    body = spec[len("python:"):]
-    module_name, _, function = body.rpartition(":")
-    if not module_name or not function:
-        raise TaskError(f"--metric {spec}: expected python:MODULE:FUNCTION or python:FILE.py:FUNCTION")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise TaskError(f"--metric {spec}: file not found: {module_name}")
-            loader = importlib.util.spec_from_file_location(f"gpo_user_metric_{path.stem}", path)
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
-    except TaskError:
-        raise
-    except Exception as err:  # noqa: BLE001 - any import failure is one line
-        raise TaskError(f"--metric {spec}: cannot import {module_name} ({type(err).__name__}: {err})") from None
-    fn = getattr(module, function, None)
-    if not callable(fn):
-        raise TaskError(f"--metric {spec}: {module_name} has no function {function!r}")
-    return fn
+    return import_function(spec[len("python:"):], f"--metric {spec}", "metric")

@@ -56,10 +56,23 @@ class Task:
     second_round: str | None = None
     initial_instruction: str | None = None  # task-specific start (MMLU subject template)
     template: object = None  # gpo.tasks.template.Template for users' templated tasks; None: the paper's rendering
+    program: object = None  # gpo.tasks.program.Program: a user's pipeline scores the prompts; None: the scorer alone
+    # a program's search step edits one prompt (name) of a program (its encoded prompts): texts scored
+    # for this view of the task are that prompt's, the others as they are in the program
+    focus: tuple[str, str] | None = None
 
     @property
     def id(self) -> str:
         return f"{self.dataset}/{self.name}"
+
+    def whole(self, text: str) -> str:
+        """What is scored for ``text``: a program's every prompt where the task views one of them."""
+        if self.focus is None:
+            return text
+        from gpo.tasks.program import encode
+
+        name, program = self.focus
+        return encode({**self.program.decode(program), name: text})
 
     def split(self, name: str) -> list[Example]:
         if name not in SPLITS:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gpo.engine.search import PromptSearch
-from gpo.tasks.task import Task
+from gpo.tasks.task import Task, TaskError
 
 
 class FixedPrompt(PromptSearch):
@@ -13,6 +13,9 @@ class FixedPrompt(PromptSearch):
 
     @classmethod
     def initial_prompt_for(cls, config, task: Task) -> str:
+        if task.program is not None:
+            raise TaskError(f"--method {cls.name} scores one fixed prompt; a program's prompts are its own "
+                            "(--prompts): use a method that searches (gpo, or a baseline such as opro)")
         return cls.prompt
 
     @classmethod

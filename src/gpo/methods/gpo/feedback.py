@@ -22,7 +22,8 @@ from gpo.tasks.task import Example
 
 def wrong_examples(evaluation: Evaluation, examples: list[Example], max_examples: int) -> str | None:
     """The examples a prompt got wrong (worst first): question, the model's answer (and its
-    final answer after the second round), the correct answer. None when nothing was wrong."""
+    final answer after the second round; a program's trace), the correct answer and the
+    metric's feedback where it gives one. None when nothing was wrong."""
     wrong = sorted(evaluation.wrong(), key=lambda r: r.score)[:max_examples]
     if not wrong:
         return None
@@ -31,7 +32,10 @@ def wrong_examples(evaluation: Evaluation, examples: list[Example], max_examples
         answer = r.raw_answer.strip()
         if r.raw_answer_second_round is not None:
             answer += f"\n(final answer: {r.raw_answer_second_round.strip()})"
-        shown.append(f"Question: {examples[r.index].input}\nWrong prediction: {answer}\nCorrect answer: {r.target}")
+        trace = f"\nSteps of the program:\n{r.trace}" if r.trace else ""
+        feedback = f"\nFeedback: {r.feedback}" if r.feedback else ""
+        shown.append(f"Question: {examples[r.index].input}{trace}\nWrong prediction: {answer}\n"
+                     f"Correct answer: {r.target}{feedback}")
     return "\n\n".join(shown)
 
 
