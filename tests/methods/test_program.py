@@ -116,13 +116,41 @@ def test_a_program_search_killed_mid_step_resumes_and_repeats_no_paid_call(tmp_p
 
 
 @pytest.mark.parametrize("method", ["gpo", "opro", "protegi"])
-def test_budgets_hold_and_racing_applies_to_programs(method):
+def test_budgets_hold_for_programs(method):
     cap = 120
     cfg = config(num_search_epochs=2, opt_batch_size=4, selection="race", budget=Budget(scorer_calls_per_task=cap))
-    gpo = search(cfg, ScriptedLLM(script=proposer), method=method)
-    result = asyncio.run(gpo.optimize(program_task()))
+    result = asyncio.run(search(cfg, ScriptedLLM(script=proposer), method=method).optimize(program_task()))
     assert result.scorer_requests <= cap
     assert result.steps_done >= 1
+
+
+def test_racing_stops_a_programs_weak_candidates_early():
+    states = []
+    hooks = NoHooks()
+    hooks.save_state = lambda task, state: states.append(state)
+    task = program_task()
+    task.splits["eval"] = [Example(f"item {i}", str(i % 4 + 1)) for i in range(60)]
+    cfg = config(num_search_epochs=1, opt_batch_size=4, selection="race", num_generated_instructions_in_each_step=4)
+    asyncio.run(search(cfg, ScriptedLLM(script=proposer), hooks=hooks).optimize(task))
+    classify = next(s for s in states[-1]["trajectory"]["steps"] if s["component"] == "classify")
+    raced = [c for c in classify["candidates"] if c["race_examples"] is not None]
+    assert raced and all(c["race_examples"] < 60 for c in raced)  # stopped before the whole eval split
+    assert any(c["score"] == 1.0 for c in classify["candidates"])  # the leader was scored in full
+
+
+def test_a_prompt_that_grows_past_the_word_limit_is_refused():
+    def wordy(request, i):
+        text = last_user(request)
+        base = CLASSIFY if CLASSIFY in text else EXTRACT
+        return f"<START>{base} {'word ' * 20}+<END>" if i == 0 else proposer(request, i)
+
+    states = []
+    hooks = NoHooks()
+    hooks.save_state = lambda task, state: states.append(state)
+    cfg = config(num_search_epochs=1, opt_batch_size=4, max_prompt_words=12)
+    asyncio.run(search(cfg, ScriptedLLM(script=wordy), hooks=hooks).optimize(program_task()))
+    firsts = [s["candidates"][0] for s in states[-1]["trajectory"]["steps"]]
+    assert firsts and all(c["rejected"].startswith("too long") and c["score"] is None for c in firsts)
 
 
 def test_a_program_that_raises_is_named_with_the_example():
