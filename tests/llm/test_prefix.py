@@ -145,3 +145,18 @@ def test_switched_off_every_prompt_is_read_whole_as_before():
     a, b = asyncio.run(llm.generate([r, Request.chat(r.messages[0][1] + " And 4 + 5?", max_tokens=16)]))
     assert a.samples[0].cached_prompt_tokens == 0 and b.samples[0].cached_prompt_tokens == 0
     assert llm.usage.cached_prompt_tokens == 0
+
+
+@pytest.mark.model
+def test_batched_a_request_that_ends_at_its_first_token_leaves_a_usable_state():
+    llm = LocalLLM(parallel=2)
+    prefix = _prefix_of(llm)
+    text = "Here is a long list of fruits: apple, banana, cherry, date, elderberry, fig, grape, honeydew. " * 2
+    short, full = (Request.chat(text + "Name one.", max_tokens=n) for n in (1, 16))
+    prefix.clear()
+    (fresh,) = asyncio.run(llm.generate([full]))
+    prefix.clear()
+    asyncio.run(llm.generate([short]))  # finished by its length at the first token it sampled
+    (again,) = asyncio.run(llm.generate([full]))
+    assert again.samples[0].cached_prompt_tokens >= BLOCK  # started from the state the short one left
+    assert again.text == fresh.text

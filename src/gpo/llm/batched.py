@@ -254,7 +254,8 @@ class BatchDecoder:
             end = next(e for e in seq.plan if e > seq.pos)
             self.prefix.evaluated += end - seq.pos
             self._decode([(seq, end - seq.pos)], live=live)
-            if self.parallel > 1 and seq.pos == len(seq.job.tokens) and seq.pos > seq.reused:
+            still = live.get(seq.seq_id) is seq  # else it ended at its first token: _finish kept it
+            if self.parallel > 1 and still and seq.pos == len(seq.job.tokens) and seq.pos > seq.reused:
                 self.prefix.keep(self._ctx, seq.seq_id, seq.job.tokens, seq.ends)
 
     def _decode(self, items: list[tuple[_Sequence, int]], *, live) -> None:
@@ -312,7 +313,9 @@ class BatchDecoder:
 
         live.pop(seq.seq_id, None)
         self.live = len(live)
-        if self.prefix is not None and self.parallel == 1 and error is None and seq.pos > seq.reused:
+        # one at a time, prompt and answer; batched, only a prompt whose answer ended at its first token
+        kept = self.parallel == 1 or seq.pos == len(seq.job.tokens)
+        if self.prefix is not None and kept and error is None and seq.pos > seq.reused:
             fed = (seq.job.tokens + seq.out)[: seq.pos]  # the last token sampled is not read yet
             self.prefix.keep(self._ctx, seq.seq_id, fed, seq.ends)
         llama_cpp.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
