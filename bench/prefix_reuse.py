@@ -32,6 +32,7 @@ from bench._record import DATA_DIR, cpu_name, record
 
 from gpo.llm import LocalLLM, Request
 from gpo.llm.local import batch_decoder, load_llama
+from gpo.llm.prefix import DEFAULT_MB
 from gpo.runtime import build_evaluator
 from gpo.scoring.render import PromptFormat
 from gpo.spec import RunSpec
@@ -81,7 +82,7 @@ def raw_rates(llm: LocalLLM) -> tuple[float, float]:
 def necessary_prompt_tokens(llm: Recording) -> int:
     """Every distinct prompt prefix read once, less the earlier answers a second round
     repeats (they were generated, not read)."""
-    decoder = batch_decoder(Path(llm.path), llm.n_ctx, 1, prefix_mb=1)  # for its tokenizer only
+    decoder = batch_decoder(Path(llm.path), llm.n_ctx, 1, prefix_mb=DEFAULT_MB)  # the reuse runs' own: its tokenizer
     prefixes: set[int] = set()
     answers = 0
     for request, _ in llm.seen:

@@ -35,7 +35,7 @@ async def program_step(search, task: Task, state: SearchState, g: int) -> StepRe
     name = prompt_of_step(task, g)
     view = dataclasses.replace(task, focus=(name, state.current))
     text, score = task.program.decode(state.current)[name], state.scores[state.current]
-    part = search.State.from_dict(state.parts[name]) if name in state.parts else _first(search, state, text)
+    part = search.State.from_dict(state.parts[name]) if name in state.parts else _first(search, state, text, score)
     # the prompt as the program has it now, with the program's score now (others may have changed since)
     part.current = text
     part.scores[text] = score
@@ -65,10 +65,10 @@ async def program_step(search, task: Task, state: SearchState, g: int) -> StepRe
     return dataclasses.replace(record, component=name)
 
 
-def _first(search, state: SearchState, text: str) -> SearchState:
+def _first(search, state: SearchState, text: str, score: float) -> SearchState:
     """A prompt's own search state before its first step, as ``PromptSearch._start`` makes one."""
     part = search.State(current=text, format_indices=list(state.format_indices), pool=[text])
-    part.trajectory.points.append(Point(text, state.scores[state.current], -1, -1))
+    part.trajectory.points.append(Point(text, score, -1, -1))
     part.seen.append(text)
     part.chosen.append(text)
     return part

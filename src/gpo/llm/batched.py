@@ -254,9 +254,6 @@ class BatchDecoder:
             end = next(e for e in seq.plan if e > seq.pos)
             self.prefix.evaluated += end - seq.pos
             self._decode([(seq, end - seq.pos)], live=live)
-            still = live.get(seq.seq_id) is seq  # else it ended at its first token: _finish kept it
-            if self.parallel > 1 and still and seq.pos == len(seq.job.tokens) and seq.pos > seq.reused:
-                self.prefix.keep(self._ctx, seq.seq_id, seq.job.tokens, seq.ends)
 
     def _decode(self, items: list[tuple[_Sequence, int]], *, live) -> None:
         """Feed each sequence its next ``take`` tokens; sample one token for each sequence
@@ -283,6 +280,10 @@ class BatchDecoder:
         code = llama_cpp.llama_decode(self._ctx, batch)
         if code != 0:
             raise FatalLLMError(f"llama_decode failed with code {code} ({len(items)} sequences, {n} tokens)")
+        if self.prefix is not None and self.parallel > 1:  # batched, a prompt's state is kept once it is read
+            for seq, _ in wants:
+                if seq.pos == len(seq.job.tokens) and seq.pos > seq.reused:
+                    self.prefix.keep(self._ctx, seq.seq_id, seq.job.tokens, seq.ends)
         for seq, index in wants:
             token = llama_cpp.llama_sampler_sample(seq.sampler, self._ctx, index)
             if llama_cpp.llama_vocab_is_eog(self._vocab, token):
@@ -313,9 +314,7 @@ class BatchDecoder:
 
         live.pop(seq.seq_id, None)
         self.live = len(live)
-        # one at a time, prompt and answer; batched, only a prompt whose answer ended at its first token
-        kept = self.parallel == 1 or seq.pos == len(seq.job.tokens)
-        if self.prefix is not None and kept and error is None and seq.pos > seq.reused:
+        if self.prefix is not None and self.parallel == 1 and error is None and seq.pos > seq.reused:
             fed = (seq.job.tokens + seq.out)[: seq.pos]  # the last token sampled is not read yet
             self.prefix.keep(self._ctx, seq.seq_id, fed, seq.ends)
         llama_cpp.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)

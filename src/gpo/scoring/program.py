@@ -5,8 +5,8 @@ blocking Python; in asyncio's default pool, programs waiting for answers could t
 thread the model layer needs to give them);
 its ``lm`` sends requests to the scorer model on the run's event loop, so they pass
 through the response cache, retries, the meter and budgets. A program that raises is
-named with the example; a prompt the program never reads is reported after the first
-example; a failure of the model layer inside the program (a budget refusal, an endpoint
+named with the example; a prompt the program never reads is reported by the first
+scoring (the Evaluator checks what the runs read); a failure of the model layer inside the program (a budget refusal, an endpoint
 that gave up) stops the scoring as itself, even if the program caught it.
 """
 
@@ -17,11 +17,11 @@ import concurrent.futures
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="gpo-program")
-
 from gpo.llm.base import LLM, Request
 from gpo.tasks.program import Program
 from gpo.tasks.task import Example, Task, TaskError
+
+_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="gpo-program")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from gpo.errors import TaskError  # noqa: F401 - re-exported: the tasks layer's error
+from gpo.tasks.program import encode
 
 SPLITS = ("train", "eval", "test", "format", "few_shot")
 _OPTION_LINE = re.compile(r"^\s*\(([A-Za-z])\)\s*(.+?)\s*$", re.M)
@@ -69,8 +70,6 @@ class Task:
         """What is scored for ``text``: a program's every prompt where the task views one of them."""
         if self.focus is None:
             return text
-        from gpo.tasks.program import encode
-
         name, program = self.focus
         return encode({**self.program.decode(program), name: text})
 
