@@ -72,7 +72,9 @@ def test_the_second_round_continues_the_first_and_a_shared_start_is_read_once():
     again = asyncio.run(llm.generate(seconds))
     continued = [a.samples[0].cached_prompt_tokens > f.samples[0].prompt_tokens for a, f in zip(again, out)]
     assert sum(continued) >= 3, continued
-    for a in again:
+    for a, was_continued in zip(again, continued):  # an answer's text (machine-dependent) may re-tokenize
+        if not was_continued:                          # otherwise than generated: that one reads it again
+            continue
         s = a.samples[0]
         assert s.prompt_tokens - s.cached_prompt_tokens < 60  # only the follow-up question is new
     assert prefix.evaluated > evaluated
