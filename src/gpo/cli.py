@@ -23,7 +23,7 @@ from gpo.config import CHOICES, PRESETS, GPOConfig
 from gpo.engine.events import Event
 from gpo.errors import USER_ERRORS
 from gpo.llm.meter import ROLES
-from gpo.tasks.task import TaskError
+from gpo.tasks.task import AnswerKind, TaskError
 
 
 class UserError(click.ClickException):
@@ -50,6 +50,9 @@ HELP = {
     "race_block": "Eval examples per racing block (default 8, at least 8).",
     "extraction": "lenient (default): gpo's answer parsing; original: the original code's, quirks included "
                   "(what the paper measured; every paper preset uses it).",
+    "objective": "What a split's score is: accuracy (default), or macro_f1 for label, boolean and "
+                 "multiple-choice tasks (the mean F1 of the classes, so a prompt that never gives a rare class "
+                 "scores low); racing, adoption and intervals then use a paired bootstrap over examples.",
     "warmup_fraction": "Warm up over this share of each task's steps (the paper: 0.05) instead of --warmup-steps.",
     "patience": "End a task's search after this many steps without a new best on eval; its best prompt "
                 "is still tested (default 0: never).",
@@ -133,7 +136,9 @@ def _task_options(f):
                      help="--dataset hf: which dataset split is gpo's train, eval or test, e.g. eval=validation."),
         click.option("--input-col", default=None, help="Column holding the question (user data)."),
         click.option("--target-col", default=None, help="Column holding the answer (user data)."),
-        click.option("--answer-kind", default=None, type=click.Choice(["boolean", "multiple_choice", "numeric", "exact", "generation"])),
+        click.option("--answer-kind", default=None, type=click.Choice([k.value for k in AnswerKind]),
+                     help="How replies are read (user data; inferred from the targets by default): 'label' reads "
+                          "the one label a reply names, inside a sentence too."),
         click.option("--template", default=None, metavar="FILE|TEXT",
                      help="User data: the prompt, with {column} fields and an {instruction} slot for the optimized text."),
         click.option("--system-template", default=None, metavar="FILE|TEXT",
@@ -389,23 +394,31 @@ def _outcome(r) -> str:
 
 
 def _yardstick_lines(r) -> list[str]:
-    """The final prompt against the best constant answer, on test where it was scored."""
+    """The final prompt against the best constant answer, on test where it was scored, and its
+    per-class figures where the classes are imbalanced or one is never answered (or where the
+    run chose by macro-F1)."""
     from gpo.scoring.constant import verdict
+    from gpo.scoring.objective import describe_classes, imbalanced_or_missed
 
     if not r.constant:
         return []
     split = "test" if r.constant.get("test") else "eval"
-    return [f"the final prompt is {verdict(r.constant[split]['final'], split)}"]
+    lines = [f"the final prompt is {verdict(r.constant[split]['final'], split)}"]
+    figures = r.constant[split]["final"].get("classes")
+    if figures and (imbalanced_or_missed(figures) or r.objective == "macro_f1"):
+        lines.append(f"per class on {split}: {describe_classes(figures)}")
+    return lines
 
 
 def _print_results(results) -> None:
     click.echo()
     for r in results:
         stop = f" (stopped: {r.stopped})" if r.stopped else (f" ({r.search_ended})" if r.search_ended else "")
-        click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}"
+        figure = "" if r.objective == "accuracy" else " macro-F1"
+        click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval{figure} {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}"
                    f"{_gain(r.eval_comparison)}{stop}")
         if r.final_test is not None:
-            click.echo(f"  test {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
+            click.echo(f"  test{figure} {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
         click.echo("  " + _outcome(r))
         for line in _yardstick_lines(r):
             click.echo("  " + line)
@@ -509,8 +522,6 @@ def resume(run_dir: str, progress: str, **scale) -> None:
 def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
     """Score prompts on a split with per-example records written to disk."""
     from gpo.api import evaluate_async, read_prompt_file
-    from gpo.scoring.constant import measure, verdict
-    from gpo.scoring.demos import describe
 
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
@@ -532,17 +543,30 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
 
     tasks = _load_tasks(spec)
     results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir, tasks), out_dir)
+    _print_evaluations(results, spec, split)
+    click.echo(f"per-example records: {out_dir}")
+
+
+def _print_evaluations(results, spec, split: str) -> None:
+    """Each prompt's score with its interval (against the first prompt of its task), its
+    verdict against the best constant answer and its per-class figures."""
+    from gpo.scoring.constant import measure, verdict
+    from gpo.scoring.demos import describe
+    from gpo.scoring.objective import describe_classes
+
     first: dict[str, object] = {}
     for task, ev in results:
         versus = ""
         if task.id in first:
             versus = f"  vs the first: {ev.versus(first[task.id], alpha=spec.config.race_alpha).describe()}"
         first.setdefault(task.id, ev)
-        click.echo(f"{task.id} [{split}, n={ev.n}] {100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  {describe(ev.instruction)}{versus}")
-        against = verdict(measure(task, ev, spec.config.extraction, spec.config.race_alpha), split)
-        if against:
-            click.echo(f"  {against}")
-    click.echo(f"per-example records: {out_dir}")
+        figure = "" if ev.objective.name == "accuracy" else "macro-F1 "
+        click.echo(f"{task.id} [{split}, n={ev.n}] {figure}{100 * ev.score:.1f} ± {100 * ev.ci95:.1f}  "
+                   f"{describe(ev.instruction)}{versus}")
+        measured = measure(task, ev, spec.config.extraction, spec.config.race_alpha, objective=ev.objective)
+        if measured:
+            click.echo(f"  {verdict(measured, split)}")
+            click.echo(f"  per class: {describe_classes(measured['classes'])}")
 
 
 @main.command()

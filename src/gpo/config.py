@@ -28,6 +28,7 @@ CHOICES = {
     "selection": ("race", "full"),
     "adopt": ("best", "significant", "significant+constant"),
     "extraction": ("lenient", "original"),
+    "objective": ("accuracy", "macro_f1"),
 }
 
 
@@ -89,6 +90,9 @@ class SearchSettings:
     # constant answer on eval, without collapsing to one answer (closed-answer tasks; gpo.scoring.constant);
     # best: the highest eval mean, the paper's rule (its presets use it)
     adopt: str = "significant"
+    # what a split's score is: accuracy (the mean of per-example scores) or macro_f1 (closed-answer
+    # tasks: the mean F1 of the classes, compared by a paired bootstrap; gpo.scoring.objective)
+    objective: str = "accuracy"
     # how a reply becomes an answer (gpo.scoring.extract, .original)
     extraction: str = "lenient"  # lenient: gpo's parsing; original: the original code's, for reproducing the paper
     seed: int = 0

@@ -15,6 +15,7 @@ from gpo.methods import method_class
 from gpo.scoring.evaluate import Evaluator
 from gpo.scoring.judge import Judge
 from gpo.scoring.metrics import needs_target
+from gpo.scoring.objective import Objective
 from gpo.scoring.render import Position, PromptFormat
 from gpo.spec import ModelSpec, RunSpec, TaskSpec
 from gpo.tasks import Task, load_gpo_task, load_hf_task, load_user_task, resolve_tasks, synthetic_task
@@ -108,7 +109,8 @@ def build_prompt_format(spec: RunSpec) -> PromptFormat:
 def build_evaluator(spec: RunSpec, scorer: LLM, judge: LLM | None = None) -> Evaluator:
     grader = Judge(judge, spec.tasks.judge_rubric or "", spec.scoring.judge_max_tokens) if judge is not None else None
     return Evaluator(scorer, build_prompt_format(spec), spec.scoring.second_round, spec.scoring.max_tokens,
-                     spec.scoring.second_round_max_tokens, spec.config.extraction, grader)
+                     spec.scoring.second_round_max_tokens, spec.config.extraction, grader,
+                     Objective(spec.config.objective))
 
 
 def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedder: bool = True) -> Runtime:

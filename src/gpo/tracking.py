@@ -237,7 +237,8 @@ class MlflowTracker:
         scores = {f"{which}_{split}": getattr(result, f"{which}_{split}")
                   for which in ("initial", "final") for split in ("eval", "test")}
         if run_id is not None:
-            self._metrics(run_id, {k: v for k, v in scores.items() if v is not None}, result.steps_done)
+            self._metrics(run_id, {k: v for k, v in scores.items() if v is not None} | class_metrics(result),
+                          result.steps_done)
         if result.stopped is None:
             self._register(result, scores)
         if run_id is not None:
@@ -290,3 +291,20 @@ def registered_instruction(uri: str, tracking_uri: str | None = None) -> str:
         raise ConfigError(f"{uri} was not registered by gpo (it has no '{PROMPT_TAG}' tag), so its instruction "
                           f"is unknown; pass the instruction with --prompt instead")
     return instruction
+
+
+def class_metrics(result: TaskResult) -> dict[str, float]:
+    """The final prompt's per-class figures on each split scored (closed-answer tasks):
+    ``final_test_macro_f1`` and ``final_test_recall.LABEL`` (the label as MLflow allows a name)."""
+    metrics = {}
+    for split, measured in (result.constant or {}).items():
+        figures = (measured or {}).get("final", {}).get("classes")
+        if figures:
+            metrics[f"final_{split}_macro_f1"] = figures["macro_f1"]
+            for c in figures["classes"]:
+                metrics[f"final_{split}_recall.{_metric_name(c['label'])}"] = c["recall"]
+    return metrics
+
+
+def _metric_name(label: str) -> str:
+    return re.sub(r"[^\w\-. /]", "_", label)[:200] or "_"

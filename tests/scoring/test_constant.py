@@ -10,7 +10,8 @@ import pytest
 from fakes import ScriptedLLM, config, last_user
 from gpo.methods.gpo.method import GPO
 from gpo.scoring import Evaluator, PromptFormat
-from gpo.scoring.constant import (NO_ANSWER, answer_shares, as_answers, beats_constant, best_constant, closed_answers, collapsed_to,
+from gpo.scoring.evaluate import Record
+from gpo.scoring.constant import (NO_ANSWER, answer_shares, beats_constant, best_constant, classes, closed_answers, collapsed_to,
                                   verdict, yardstick)
 from gpo.scoring.metrics import build_metric
 from gpo.tasks import AnswerKind, Example, Task
@@ -39,15 +40,18 @@ def test_closed_answer_sets_for_multiple_choice_and_labels_and_none_for_open_ans
     assert closed_answers(task) == ["(B)", "(C)"]
     assert best_constant(task, "eval").answer == "(B)" and best_constant(task, "eval").score == pytest.approx(8 / 12)
     labels = [Example(f"ticket {i}", ["billing", "technical", "account"][i % 3]) for i in range(12)]
+    tickets = Task("tickets", "user", AnswerKind.LABEL, metric="exact", labels=("account", "billing", "technical"),
+                   splits={"train": labels, "eval": labels, "test": labels})
+    assert closed_answers(tickets) == ["account", "billing", "technical"]
+    assert best_constant(tickets, "test").score == pytest.approx(1 / 3)
+    # contains scores a reply naming several labels right: it reads no one answer, so no constant to set beside it
     contains = Task("tickets", "user", AnswerKind.EXACT, metric=build_metric("contains"),
                     splits={"train": labels, "eval": labels, "test": labels})
-    assert closed_answers(contains) == ["account", "billing", "technical"]
-    assert best_constant(contains, "test").score == pytest.approx(1 / 3)
     numbers = Task("n", "test", AnswerKind.NUMERIC, splits={"test": [Example("1+1", "2"), Example("1+2", "3")]})
     free = Task("f", "user", AnswerKind.EXACT, splits={"test": [Example(f"w{i}", f"t{i}") for i in range(6)]})
     judged = Task("j", "user", AnswerKind.EXACT, metric="judge", splits={"test": labels})
     regex = Task("r", "user", AnswerKind.EXACT, metric=build_metric("regex:bill"), splits={"test": labels})
-    for open_task in (numbers, free, judged, regex):
+    for open_task in (numbers, free, judged, regex, contains):
         assert closed_answers(open_task) == [] and best_constant(open_task, "test") is None, open_task.name
 
 
@@ -61,12 +65,9 @@ def test_answer_shares_show_a_collapse():
 
 def test_answers_are_shown_in_the_tasks_own_words():
     task = yes_no_task()
-    assert as_answers(task, ["false", "true", ""]) == ["No", "Yes", NO_ANSWER]  # the boolean parser's forms
-    labels = [Example(f"ticket {i}", ["billing", "technical", "account"][i % 3]) for i in range(12)]
-    tickets = Task("tickets", "user", AnswerKind.EXACT, metric=build_metric("contains"),
-                   splits={"train": labels, "eval": labels, "test": labels})
-    replies = ["This is a billing question.", "Billing", "billing or account?", "no idea"]
-    assert as_answers(tickets, replies) == ["billing", "billing", NO_ANSWER, NO_ANSWER]
+    records = [Record(i, "", "", parsed, "", 0.0) for i, parsed in enumerate(["false", "true", ""])]
+    assert [a for _, a in classes(task, "test", records)] == ["No", "Yes", NO_ANSWER]  # the boolean parser's forms
+    assert [t for t, _ in classes(task, "test", records)] == ["Yes", "No", "No"]  # each target's own class
     assert collapsed_to(answer_shares([NO_ANSWER] * 10)) is None  # answering nothing is no collapse
 
 
@@ -118,7 +119,10 @@ def test_a_collapse_to_the_majority_answer_is_marked_and_not_adopted_under_signi
     from gpo.cli import _outcome, _yardstick_lines
 
     assert "kept the initial prompt 'Think.': the best candidate, 'Say no.', is collapsed to one answer" in _outcome(kept)
-    assert _yardstick_lines(adopted) == [f"the final prompt is {verdict(final, 'test')}"]
+    # the classes are imbalanced and 'Yes' is never answered: the closing lines say so per class
+    assert _yardstick_lines(adopted) == [f"the final prompt is {verdict(final, 'test')}",
+                                         "per class on test: macro-F1 42.9; recall No 100% (36/36), "
+                                         "Yes 0% (0/12, never answered)"]
 
 
 def test_a_prompt_better_than_the_constant_is_adopted_under_significant_constant():

@@ -113,7 +113,8 @@ def test_user_csv_with_column_mapping_and_seeded_split(tmp_path):
     (["(A)", "(B)"], AnswerKind.MULTIPLE_CHOICE),
     (["12", "-3.5"], AnswerKind.NUMERIC),
     (["True", "no"], AnswerKind.BOOLEAN),
-    (["red fox", "blue"], AnswerKind.EXACT),
+    (["red fox", "blue"], AnswerKind.LABEL),  # a small closed set of labels, each given several times
+    ([f"word{i}" for i in range(14)], AnswerKind.EXACT),  # more distinct targets than a label set has
 ])
 def test_answer_kind_is_inferred(tmp_path, targets, kind):
     f = tmp_path / "d.jsonl"

@@ -166,16 +166,16 @@ class StepActions:
         if len(prompts) < 2:
             return {}
 
-        async def fetch(alive: list[str], indices: list[int]) -> dict[str, list[float]]:
+        async def fetch(alive: list[str], indices: list[int]) -> dict[str, list]:
             evaluations = await self.evaluator.evaluate_many(task, alive, "eval", indices)
-            return {p: [r.score for r in ev.records] for p, ev in zip(alive, evaluations)}
+            return {p: ev.items() for p, ev in zip(alive, evaluations)}
 
         def affordable(scorings: int) -> bool:
             return scorings * self.evaluator.requests_per_example(task) <= self.remaining(task, state)
 
         seed = stable_seed(cfg.seed, task.id, "race", g)
         result = await race(prompts, n, fetch, block=cfg.race_block, alpha=cfg.race_alpha, seed=seed,
-                            affordable=affordable)
+                            affordable=affordable, objective=self.evaluator.objective)
         order = example_order(n, seed)
         for text, stop in result.stopped.items():
             partial = await self.evaluator.evaluate(task, text, "eval", order[: stop.examples])

@@ -244,7 +244,7 @@ class PromptSearch(StepActions):
             final_test=final_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
             method=self.name, search_ended=ended, scorer_requests=state.scorer_requests,
             scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
-            optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt,
+            optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
             eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
             not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None,
             proposals=sum(len(s.candidates) for s in state.trajectory.steps),
@@ -270,7 +270,7 @@ class PromptSearch(StepActions):
         has no closed answer set); their scorings are already in the Evaluator, so it sends nothing."""
         evaluations = await self.evaluator.evaluate_many(task, [initial, final], split)
         cfg, seed = self.config, stable_seed(self.config.seed, task.id, split, "constant")
-        measured = [measure(task, ev, cfg.extraction, cfg.race_alpha, seed) for ev in evaluations]
+        measured = [measure(task, ev, cfg.extraction, cfg.race_alpha, seed, ev.objective) for ev in evaluations]
         return None if measured[0] is None else dict(zip(("initial", "final"), measured))
 
     # ------------------------------------------------------------------ spending

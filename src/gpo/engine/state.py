@@ -45,6 +45,7 @@ class TaskResult:
     optimizer_tokens: int = 0
     selection: str = "full"  # how candidates were scored: race or full
     adopt: str = "best"  # how the final prompt was adopted: best (eval mean) or significant
+    objective: str = "accuracy"  # what the eval and test figures are: accuracy or macro_f1 (gpo.scoring.objective)
     eval_comparison: dict | None = None  # final against initial on eval (stats.Comparison.as_dict)
     test_comparison: dict | None = None  # final against initial on test
     not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
@@ -52,7 +53,7 @@ class TaskResult:
     usable_proposals: int = 0  # of which were usable prompts (``usable_proposals``)
     # closed-answer tasks: the best constant answer on eval and test, and the initial and final
     # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
-    # each gpo.scoring.constant.yardstick); None where the answers are not a closed set
+    # each gpo.scoring.constant.measure, with per-class figures); None where the answers are not a closed set
     constant: dict | None = None
 
     def as_dict(self) -> dict:

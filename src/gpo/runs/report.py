@@ -25,6 +25,7 @@ from gpo.llm.meter import ROLES
 from gpo.methods import method_class
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.constant import verdict
+from gpo.scoring.objective import describe_classes
 from gpo.scoring.demos import split_demos
 from gpo.scoring.stats import Comparison
 
@@ -198,8 +199,10 @@ def _yardstick_note(constant: dict | None) -> str:
     split = "test" if constant.get("test") else "eval"
     measured = constant[split]
     shares = lambda m: ", ".join(f"{html.escape(repr(a))} {100 * s:.0f}%" for a, s in m["answers"])
+    classes = "".join(f". Per class, {which}: {html.escape(describe_classes(measured[which]['classes']))}"
+                      for which in ("initial", "final") if measured[which].get("classes"))
     return (f"<br><small>the final prompt is {html.escape(verdict(measured['final'], split))}. Answers on {split}: "
-            f"initial {shares(measured['initial'])}; final {shares(measured['final'])}</small>")
+            f"initial {shares(measured['initial'])}; final {shares(measured['final'])}{classes}</small>")
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -225,6 +228,9 @@ def write_report(run_dir: str | Path) -> Path:
                                                                   f"initial prompt and than the best constant answer "
                                                                   f"on eval at alpha {cfg.get('race_alpha')}, without "
                                                                   f"collapsing to one answer"}[cfg.get("adopt", "best")]))
+    if cfg.get("objective", "accuracy") != "accuracy":
+        rows.append(("objective", f"{cfg['objective']}: eval and test figures are macro-F1, compared by a paired "
+                                  f"bootstrap over examples"))
     rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
     body.append("<table>" + "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
@@ -248,7 +254,7 @@ def write_report(run_dir: str | Path) -> Path:
                         f"<td class='prompt'>{_prompt_html(r['final_prompt'])}{note}</td></tr>")
         body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
                     "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
-                    "scores). The eval gain is measured on the split the final prompt was chosen on, so it leans "
+                    "scores, a paired bootstrap over examples for macro-F1). The eval gain is measured on the split the final prompt was chosen on, so it leans "
                     "optimistic; the test gain is the unbiased check.</small></p>")
     for name, state in states.items():
         body.append(f"<h2>{html.escape(name)}</h2>")

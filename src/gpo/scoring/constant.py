@@ -10,7 +10,12 @@ the strongest constant there is on that split (chosen on the split itself, so it
 demanding bar), and it costs no model call: the answer is scored by the task's own
 metric, as a reply would be.
 
-Beside it, each prompt's **answer shares** (its parsed answers, most frequent first)
+A reply's answer is read once: ``classes`` turns each record's parsed answer (what the
+metric compared) into the closed answer it matches, so a reply the metric scores right
+gives its target's answer and every other reply another answer or ``NO_ANSWER``; the
+shares, a collapse, the per-class figures and macro-F1 all count those answers.
+
+Beside it, each prompt's **answer shares** (its answers, most frequent first)
 show a collapse directly: a prompt whose most frequent answer covers at least
 ``COLLAPSE_SHARE`` of a split's examples has collapsed to one answer.
 
@@ -20,19 +25,18 @@ the closing lines, ``optimized_prompts.jsonl``, the report and the benches read 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from gpo.scoring.metrics import Metric, score_answer, target_letter
-from gpo.scoring.stats import Comparison, compare
-from gpo.tasks.task import AnswerKind, Example, Task
+from gpo.scoring.extract import NO_ANSWER
+from gpo.scoring.metrics import matches, read_answer, score_answer, target_letter
+from gpo.scoring.objective import ACCURACY, Objective, Pair, per_class
+from gpo.scoring.stats import Comparison
+from gpo.tasks.task import AnswerKind, Example, Task, label_set
 
 COLLAPSE_SHARE = 0.9  # a prompt whose most frequent answer covers this share of a split has collapsed to it
-MAX_LABELS = 12  # a user's target column with more distinct values than this is not a closed set of answers
 SHARES_SHOWN = 5  # answer shares kept per prompt (the rest are summed as "other")
-NO_ANSWER = "(no answer)"  # a reply that gives none of the task's answers
 
 
 @dataclass(frozen=True)
@@ -49,22 +53,23 @@ class ConstantAnswer:
 
 
 def closed_answers(task: Task) -> list[str]:
-    """The answers a constant can give on this task (empty where the answers are not a
-    closed set: numbers, free text, generation, a judge or a metric without a target)."""
-    metric = task.metric
-    if metric == "judge" or (isinstance(metric, Metric) and not metric.needs_target):
+    """The answers a constant can give on this task: a label task's labels, a boolean or
+    multiple-choice task's target answers, a closed set of exact targets. Empty where the
+    answers are not a closed set (numbers, free text, generation), or where the score is not
+    a reading of one answer (a judge, ``contains``, a user's callable, ROUGE-L, Dyck, word
+    sorting)."""
+    if task.metric != "exact":
         return []
-    if not isinstance(metric, (str, Metric)) or (isinstance(metric, str) and metric != "exact"):
-        return []  # a user's callable, ROUGE-L, Dyck, word sorting: no closed set to speak of
     examples = _labelled(task)
+    if task.kind is AnswerKind.LABEL:
+        return list(task.labels)
     if task.kind is AnswerKind.MULTIPLE_CHOICE:
         letters = {target_letter(e) for e in examples}
         return sorted(f"({letter.upper()})" for letter in letters if len(letter) == 1)  # an unmatched text is none
     if task.kind is AnswerKind.BOOLEAN:
         return sorted({e.target.strip() for e in examples})
     if task.kind is AnswerKind.EXACT:
-        labels = sorted({e.target.strip() for e in examples})
-        return labels if 2 <= len(labels) <= MAX_LABELS and len(labels) * 2 <= len(examples) else []
+        return list(label_set([e.target for e in examples]))
     return []
 
 
@@ -91,28 +96,25 @@ def _score(task: Task, example: Example, answer: str, extraction: str) -> float:
     return score_answer(task, example, answer, extraction)[1]
 
 
-def as_answers(task: Task, parsed: Sequence[str], extraction: str = "lenient") -> list[str]:
-    """Parsed answers in the task's own words: a parsed form of a closed answer ('false', 'b')
-    becomes that answer ('No', '(B)'), and a reply naming exactly one of the answers (a label
-    inside a sentence) becomes it; anything else is ``NO_ANSWER``."""
+def answer_of(task: Task, example: Example, parsed: str, answers: Sequence[str], extraction: str = "lenient") -> str:
+    """The closed answer a parsed reply gives: the first of ``answers`` the metric scores it
+    right against, or ``NO_ANSWER``."""
+    return next((a for a in answers if matches(task, example, parsed, extraction, target=a) == 1.0), NO_ANSWER)
+
+
+def classes(task: Task, split: str, records, extraction: str = "lenient") -> list[Pair] | None:
+    """Each record's (truth, answer): the closed answer its target is and the one its reply
+    gives, read from what the metric compared; None where the task has no closed answer set."""
     answers = closed_answers(task)
-    examples = _labelled(task)
-    if not answers or not examples:
-        return list(parsed)
-    by_form = {}
-    for answer in answers:
-        form = score_answer(task, examples[0], answer, extraction)[0].strip().lower()
-        by_form.setdefault(form, answer)
-    words = {a: re.compile(rf"(?<!\w){re.escape(a.lower())}(?!\w)") for a in answers}
-
-    def one(text: str) -> str:
-        key = text.strip().lower()
-        if key in by_form:
-            return by_form[key]
-        named = [a for a, pattern in words.items() if pattern.search(key)]
-        return named[0] if len(named) == 1 else NO_ANSWER
-
-    return [one(p) for p in parsed]
+    if not answers:
+        return None
+    examples = task.split(split)
+    pairs = []
+    for r in records:
+        e = examples[r.index]
+        truth = answer_of(task, e, read_answer(task, e, e.target, extraction), answers, extraction)
+        pairs.append((truth, answer_of(task, e, r.parsed_answer, answers, extraction)))
+    return pairs
 
 
 def answer_shares(answers: Sequence[str]) -> list[tuple[str, float]]:
@@ -134,24 +136,35 @@ def collapsed_to(shares: Sequence[tuple[str, float]]) -> str | None:
     return None
 
 
-def yardstick(constant: ConstantAnswer, prompt_scores: Sequence[float], answers: Sequence[str],
-              alpha: float = 0.05, seed: int = 0) -> dict:
-    """A prompt's scores on a split against the split's best constant answer (paired, example
-    by example), and its answer shares: a JSON-ready dict that ``verdict`` reads."""
-    versus = compare(list(constant.scores), list(prompt_scores), alpha=alpha, seed=seed)
+def yardstick(constant: ConstantAnswer, prompt_items: Sequence, answers: Sequence[str],
+              alpha: float = 0.05, seed: int = 0, objective: Objective = ACCURACY,
+              constant_items: Sequence | None = None) -> dict:
+    """A prompt on a split against the split's best constant answer (paired, example by example,
+    on the objective: ``prompt_items`` and ``constant_items`` as ``Objective.items`` gives them,
+    the constant's per-example scores by default) and its answer shares: a JSON-ready dict that
+    ``verdict`` reads."""
+    base = list(constant.scores) if constant_items is None else list(constant_items)
+    versus = objective.compare(base, list(prompt_items), alpha=alpha, seed=seed)
     shares = answer_shares(answers)
-    return {"constant": constant.answer, "constant_score": constant.score, "vs_constant": versus.as_dict(),
+    return {"constant": constant.answer, "constant_score": versus.mean_a, "vs_constant": versus.as_dict(),
             "answers": [[a, s] for a, s in shares], "collapsed_to": collapsed_to(shares)}
 
 
-def measure(task: Task, evaluation, extraction: str = "lenient", alpha: float = 0.05, seed: int = 0) -> dict | None:
+def measure(task: Task, evaluation, extraction: str = "lenient", alpha: float = 0.05, seed: int = 0,
+            objective: Objective = ACCURACY) -> dict | None:
     """A prompt's evaluation (``gpo.scoring.evaluate.Evaluation``) against the best constant
-    answer on the same examples (``yardstick``), or None where the task has no closed answer set."""
-    constant = best_constant(task, evaluation.split, extraction, [r.index for r in evaluation.records])
+    answer on the same examples (``yardstick``) on the objective, with its per-class figures
+    (``classes``: recall per target class, macro-F1); None where the task has no closed answer set."""
+    indices = [r.index for r in evaluation.records]
+    constant = best_constant(task, evaluation.split, extraction, indices)
     if constant is None:
         return None
-    answers = as_answers(task, [r.parsed_answer for r in evaluation.records], extraction)
-    return yardstick(constant, [r.score for r in evaluation.records], answers, alpha=alpha, seed=seed)
+    pairs = classes(task, evaluation.split, evaluation.records, extraction)
+    answers = [a for _, a in pairs]
+    constant_items = [(t, constant.answer) for t, _ in pairs] if objective.split_level else None
+    prompt_items = pairs if objective.split_level else [r.score for r in evaluation.records]
+    return yardstick(constant, prompt_items, answers, alpha=alpha, seed=seed, objective=objective,
+                     constant_items=constant_items) | {"classes": per_class(pairs)}
 
 
 def beats_constant(measured: dict | None) -> bool:

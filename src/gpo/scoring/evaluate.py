@@ -25,11 +25,13 @@ from gpo.files import atomic_write_text
 from gpo.llm.base import LLM, Request
 from gpo.scoring.demos import split_demos
 from gpo.scoring.extract import second_round_context
+from gpo.scoring.constant import classes, closed_answers
 from gpo.scoring.judge import Judge
 from gpo.scoring.metrics import metric_result, score_answer
+from gpo.scoring.objective import ACCURACY, Objective
 from gpo.scoring.program import run_program
 from gpo.scoring.render import PromptFormat, prompt_text, render
-from gpo.scoring.stats import Comparison, compare
+from gpo.scoring.stats import Comparison
 from gpo.tasks.task import Example, Task, TaskError
 
 
@@ -48,6 +50,9 @@ class Record:
     judge_reply: str | None = None  # --metric judge: the judge's reply the score was read from
     trace: str | None = None  # a program's intermediate texts (gpo.tasks.program)
     feedback: str | None = None  # a metric's textual feedback, where it gives one
+    # closed-answer tasks (gpo.scoring.constant.classes): the target's class and the class the reply gives
+    truth: str | None = None
+    answer: str | None = None
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Evaluation:
     split: str
     instruction: str
     records: list[Record] = field(default_factory=list)
+    objective: Objective = ACCURACY  # what ``score`` is: the mean of the records' scores, or macro-F1
 
     @property
     def n(self) -> int:
@@ -63,13 +69,20 @@ class Evaluation:
 
     @property
     def score(self) -> float:
-        return sum(r.score for r in self.records) / self.n if self.n else 0.0
+        return self.objective.value(self.items())
+
+    def items(self) -> list:
+        """Per example, what the objective is computed from (``Objective.items``)."""
+        return self.objective.items(self.records)
 
     @property
     def ci95(self) -> float:
-        """Half-width of a normal-approximation 95% confidence interval of the mean."""
+        """Half-width of a 95% confidence interval: of the mean by the normal approximation,
+        of a split-level figure by the percentile bootstrap."""
         if self.n < 2:
             return float("nan")
+        if self.objective.split_level:
+            return self.objective.half_width(self.items())
         mean = self.score
         var = sum((r.score - mean) ** 2 for r in self.records) / (self.n - 1)
         return 1.96 * math.sqrt(var / self.n)
@@ -78,7 +91,7 @@ class Evaluation:
         """This prompt against ``baseline``, paired on the same examples (``stats.compare``)."""
         if [r.index for r in self.records] != [r.index for r in baseline.records] or self.split != baseline.split:
             raise ValueError(f"{self.task}: paired comparison needs the same {self.split} examples for both prompts")
-        return compare([r.score for r in baseline.records], [r.score for r in self.records], alpha=alpha, seed=seed)
+        return self.objective.compare(baseline.items(), self.items(), alpha=alpha, seed=seed)
 
     def wrong(self) -> list[Record]:
         """Records that did not score full marks (the feedback gradient's material)."""
@@ -86,7 +99,7 @@ class Evaluation:
 
     def summary(self) -> dict:
         return {"task": self.task, "split": self.split, "instruction": self.instruction,
-                "score": self.score, "ci95": self.ci95, "n": self.n}
+                "score": self.score, "ci95": self.ci95, "n": self.n, "objective": self.objective.name}
 
     def write(self, path: str | Path) -> Path:
         """Per-example records as JSON Lines (first line: the summary)."""
@@ -100,7 +113,8 @@ class Evaluation:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         summary = json.loads(lines[0])["summary"]
         return cls(task=summary["task"], split=summary["split"], instruction=summary["instruction"],
-                   records=[Record(**json.loads(line)) for line in lines[1:]])
+                   records=[Record(**json.loads(line)) for line in lines[1:]],
+                   objective=Objective(summary.get("objective", "accuracy")))
 
 
 def scoring_requests(task: Task, fmt, second_round) -> tuple[int, int]:
@@ -121,6 +135,7 @@ class Evaluator:
     second_round_max_tokens: int = 100
     extraction: str = "lenient"  # or "original": the original code's parsing (gpo.scoring.original)
     judge: Judge | None = None  # grades outputs for tasks whose metric is "judge"
+    objective: Objective = ACCURACY  # what an Evaluation's score is (gpo.scoring.objective)
 
     def __post_init__(self) -> None:
         self._done: dict[tuple, Evaluation] = {}
@@ -173,13 +188,20 @@ class Evaluator:
         self._pending.clear()
 
     async def _evaluate(self, task: Task, instruction: str, split: str, indices) -> Evaluation:
+        if self.objective.split_level and not closed_answers(task):
+            raise TaskError(f"task {task.id}: --objective {self.objective.name} needs classes to count: a label, "
+                            f"boolean or multiple-choice task scored by the exact metric (this one is "
+                            f"{task.kind.value}, metric {_name(task.metric)})")
         chosen = list(range(len(task.split(split)))) if indices is None else list(indices)
         todo = [i for i in dict.fromkeys(chosen) if (task.id, split, instruction, i) not in self._records]
         if todo:
-            for record in await self._score_examples(task, instruction, split, todo):
+            records = await self._score_examples(task, instruction, split, todo)
+            for record, (truth, answer) in zip(records, classes(task, split, records, self.extraction) or []):
+                record.truth, record.answer = truth, answer  # the one reading of each reply, kept with it
+            for record in records:
                 self._records[(task.id, split, instruction, record.index)] = record
         records = [self._records[(task.id, split, instruction, i)] for i in chosen]
-        return Evaluation(task=task.id, split=split, instruction=instruction, records=records)
+        return Evaluation(task=task.id, split=split, instruction=instruction, records=records, objective=self.objective)
 
     def first_requests(self, task: Task, instruction: str, split: str, chosen: Sequence[int]) -> list[Request]:
         """The first-round scorer requests for these examples (greedy, rendered as configured)."""

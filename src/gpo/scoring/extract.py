@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Sequence
 
 from gpo.tasks.task import AnswerKind, Example
 
@@ -28,6 +29,8 @@ _LETTER_BARE = re.compile(r"^(?:option\s+)?([a-z])(?:[).:]|\s|$)")
 TRUE_WORDS = {"true", "yes", "valid"}
 FALSE_WORDS = {"false", "no", "invalid"}
 _PUNCT = str.maketrans("", "", string.punctuation)
+_AROUND = " \t\n:\"'`*\u201c\u201d\u2018\u2019"  # what surrounds an answer after its cue: colon, quotes, bold
+NO_ANSWER = "(no answer)"  # a reply that gives none of a closed set's answers (or several)
 
 
 def second_round_context(first_answer: str, include_qa: bool) -> str:
@@ -43,7 +46,7 @@ def isolate_answer(text: str) -> tuple[str, bool]:
     indicated = False
     for cue in ANSWER_BEHIND:
         if cue in s:
-            s = s.rsplit(cue, 1)[1]
+            s = s.rsplit(cue, 1)[1].lstrip(_AROUND)  # "the answer is: 'x'": the cue's colon and quotes go
             indicated = True
             break
     for cue in ANSWER_AHEAD:
@@ -52,7 +55,9 @@ def isolate_answer(text: str) -> tuple[str, bool]:
             s = re.split(r"[.;\n]", s.split(cue, 1)[0].strip())[-1]
             indicated = True
             break
-    return s.strip().strip("*").strip(), indicated
+    if indicated:  # 'the answer is "x".': the sentence's full stop and the quotes go too
+        s = s.strip(_AROUND).rstrip(".!").strip(_AROUND)
+    return s.strip(_AROUND), indicated
 
 
 def parse_number(text: str) -> str:
@@ -114,8 +119,38 @@ def _clean(text: str) -> str:
     return " ".join(text.lower().translate(_PUNCT).split())
 
 
-def extract_answer(text: str, kind: AnswerKind, example: Example) -> str:
-    """The parsed answer for a prediction (what gets compared with the target)."""
+def parse_label(text: str, labels: Sequence[str]) -> str:
+    """The one label a reply names, as the data writes it, or ``NO_ANSWER``.
+
+    The label may stand alone or inside a sentence; case, surrounding punctuation, quotes
+    and markdown do not matter. The text after an answer cue is read first, the whole reply
+    where that names none. Where labels overlap ("same" inside "not the same") the longest
+    match wins; a reply naming several labels, or none, gives no answer."""
+    markdown = "*`#" if any("_" in label for label in labels) else "*`#_"
+    norm = str.maketrans({c: " " for c in markdown})
+
+    def named(s: str) -> set[str]:
+        s = " ".join(s.lower().translate(norm).split())
+        spans = []
+        for label in labels:
+            words = " ".join(label.lower().translate(norm).split())
+            if words:
+                pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words.split())) + r"(?!\w)"
+                spans += [(m.start(), m.end(), label) for m in re.finditer(pattern, s)]
+        inside = lambda a, b: b[0] <= a[0] and a[1] <= b[1] and (b[1] - b[0]) > (a[1] - a[0])  # noqa: E731
+        return {a[2] for a in spans if not any(inside(a, b) for b in spans)}
+
+    after_cue, indicated = isolate_answer(text)
+    found = named(after_cue) if indicated else set()
+    found = found or named(text)
+    return next(iter(found)) if len(found) == 1 else NO_ANSWER
+
+
+def extract_answer(text: str, kind: AnswerKind, example: Example, labels: Sequence[str] = ()) -> str:
+    """The parsed answer for a prediction (what gets compared with the target); ``labels``:
+    a label task's labels."""
+    if kind is AnswerKind.LABEL:
+        return parse_label(text, labels)
     if kind is AnswerKind.NUMERIC:
         return parse_number(text)
     if kind is AnswerKind.BOOLEAN:

@@ -31,9 +31,10 @@ def _numbers_equal(a: str, b: str) -> bool:
         return False
 
 
-def target_letter(example: Example) -> str:
-    """The target's option letter; targets given as option text are mapped back."""
-    t = example.target.strip()
+def target_letter(example: Example, target: str | None = None) -> str:
+    """The target's option letter (``target``, default the example's own); targets given as
+    option text are mapped back."""
+    t = (example.target if target is None else target).strip()
     m = re.fullmatch(r"\(?([A-Za-z])\)?", t)
     if m:
         return m.group(1).lower()
@@ -80,33 +81,55 @@ def rouge_l(answer: str, references: list[str]) -> float:
 
 def score_answer(task: Task, example: Example, raw_answer: str, extraction: str = "lenient") -> tuple[str, float]:
     """(parsed answer, score) for one model reply; ``extraction`` picks gpo's parsing
-    (``lenient``) or the original code's (``original``, gpo.scoring.original)."""
+    (``lenient``) or the original code's (``original``, gpo.scoring.original). The parsed
+    answer is the one reading of the reply: the score, the constant yardstick's answers and
+    the per-class figures all compare it (``matches``)."""
     if callable(task.metric):
         return raw_answer.strip(), metric_result(task.metric(raw_answer, example))[0]
+    parsed = read_answer(task, example, raw_answer, extraction)
+    return parsed, matches(task, example, parsed, extraction)
+
+
+def _rouge_scored(task: Task) -> bool:
+    if task.metric not in ("exact", "dyck", "word_sorting", "rouge_l"):
+        raise TaskError(f"task {task.id}: unknown metric {task.metric!r}")
+    return task.metric == "rouge_l" or task.kind is AnswerKind.GENERATION
+
+
+def read_answer(task: Task, example: Example, raw_answer: str, extraction: str = "lenient") -> str:
+    """The answer a reply gives, as the task's matcher compares it (a named metric's tasks)."""
+    if task.kind is AnswerKind.LABEL:  # the original code knew no label tasks: one reading for both
+        return extract_answer(raw_answer, task.kind, example, task.labels)
+    if extraction == "original" and not _rouge_scored(task):  # ROUGE-L reads the stripped reply in both
+        return original.normalize(raw_answer, task.kind)
+    return extract_answer(raw_answer, task.kind, example)
+
+
+def matches(task: Task, example: Example, parsed: str, extraction: str = "lenient", target: str | None = None) -> float:
+    """The score of a parsed answer against ``target`` (default: the example's own)."""
+    target = example.target if target is None else target
     metric = task.metric
-    rouge = metric == "rouge_l" or task.kind is AnswerKind.GENERATION
-    if not rouge and metric not in ("exact", "dyck", "word_sorting"):
-        raise TaskError(f"task {task.id}: unknown metric {metric!r}")
-    if extraction == "original" and not rouge:  # ROUGE-L reads the stripped reply in both
-        parsed = original.normalize(raw_answer, task.kind)
-        return parsed, original.accuracy(parsed, example.target, metric)
-    parsed = extract_answer(raw_answer, task.kind, example)
-    if rouge:
-        return parsed, rouge_l(parsed, list(example.references) or [example.target])
+    if _rouge_scored(task):
+        own = target == example.target and example.references
+        return rouge_l(parsed, list(example.references) if own else [target])
+    if task.kind is AnswerKind.LABEL:
+        return float(parsed == target.strip())
+    if extraction == "original":
+        return original.accuracy(parsed, target, metric)
     if metric == "dyck":
-        return parsed, dyck_match(parsed, example.target)
+        return dyck_match(parsed, target)
     if metric == "word_sorting":
-        return parsed, word_sorting_match(parsed, example.target)
+        return word_sorting_match(parsed, target)
     if task.kind is AnswerKind.NUMERIC:
-        return parsed, float(_numbers_equal(parsed, example.target))
+        return float(_numbers_equal(parsed, target))
     if task.kind is AnswerKind.BOOLEAN:
-        want = _truth(example.target)
+        want = _truth(target)
         if want is not None:
-            return parsed, float(parsed == want)
-        return parsed, float(_clean(parsed) == _clean(example.target))
+            return float(parsed == want)
+        return float(_clean(parsed) == _clean(target))
     if task.kind is AnswerKind.MULTIPLE_CHOICE:
-        return parsed, float(parsed == target_letter(example))
-    return parsed, float(_clean(parsed) == _clean(example.target))
+        return float(parsed == target_letter(example, target))
+    return float(_clean(parsed) == _clean(target))
 
 
 # ---------------------------------------------------------------- metrics named on the command line

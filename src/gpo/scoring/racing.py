@@ -11,7 +11,9 @@ repeated looks over blocks are not corrected for; ``bench/racing.py`` measures
 how often racing still picks the winner that scoring everything picks.
 
 ``race`` takes a ``fetch(prompts, indices)`` callback returning per-example
-scores, so the same code runs on the live Evaluator and on stored records.
+items (scores, or what another objective is computed from), so the same code runs on the
+live Evaluator and on stored records. The leader, the estimates and the tests follow the
+objective (``gpo.scoring.objective``): with macro-F1, the paired bootstrap.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import random
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
-from gpo.scoring.stats import Comparison, compare, holm
+from gpo.scoring.objective import ACCURACY, Objective
+from gpo.scoring.stats import Comparison, holm
 
 MIN_FIRST_BLOCK = 8
 
-Fetch = Callable[[list[str], list[int]], Awaitable[dict[str, list[float]]]]
+Fetch = Callable[[list[str], list[int]], Awaitable[dict[str, list]]]
 
 
 @dataclass
@@ -72,7 +75,8 @@ def least_scorings(k: int, n: int, block: int) -> int:
 
 
 async def race(prompts: Sequence[str], n: int, fetch: Fetch, *, block: int = MIN_FIRST_BLOCK,
-               alpha: float = 0.05, seed: int = 0, affordable: Callable[[int], bool] | None = None) -> RaceResult:
+               alpha: float = 0.05, seed: int = 0, affordable: Callable[[int], bool] | None = None,
+               objective: Objective = ACCURACY) -> RaceResult:
     """Race ``prompts`` over the n examples of a split (see the module docstring).
     ``affordable(k)`` says whether k more scorings fit a budget: before a block that would
     leave too little to finish one candidate, every candidate but the leader stops."""
@@ -82,10 +86,10 @@ async def race(prompts: Sequence[str], n: int, fetch: Fetch, *, block: int = MIN
     done, scores = 0, {p: [] for p in alive}
     for end in block_ends(n, block):
         if len(alive) > 1 and affordable and not affordable(len(alive) * (end - done) + n - end):
-            leader = max(alive, key=lambda p: sum(scores[p]))
+            leader = max(alive, key=lambda p: objective.value(scores[p]))
             for p in alive:
                 if p != leader:
-                    result.stopped[p] = Stop(done, _mean(scores[p]), leader, _mean(scores[leader]), None)
+                    result.stopped[p] = Stop(done, objective.value(scores[p]), leader, objective.value(scores[leader]), None)
             alive = [leader]
         if len(alive) == 1:
             end = n  # a lone survivor only needs its whole-split score
@@ -94,16 +98,13 @@ async def race(prompts: Sequence[str], n: int, fetch: Fetch, *, block: int = MIN
         done = end
         if end >= n:
             break
-        leader = max(alive, key=lambda p: sum(scores[p]))  # max keeps the first on ties
+        leader = max(alive, key=lambda p: objective.value(scores[p]))  # max keeps the first on ties
         others = [p for p in alive if p != leader]
-        tests: list[Comparison] = [compare(scores[p], scores[leader], alpha=alpha, seed=seed, interval=False) for p in others]
+        tests: list[Comparison] = [objective.compare(scores[p], scores[leader], alpha=alpha, seed=seed, interval=False)
+                                   for p in others]
         for p, test, worse in zip(others, tests, holm([t.p for t in tests], alpha)):
             if worse and test.diff > 0:
                 result.stopped[p] = Stop(end, test.mean_a, leader, test.mean_b, test.p)
         alive = [p for p in alive if p not in result.stopped]
     result.finished = alive
     return result
-
-
-def _mean(scores: list[float]) -> float:
-    return sum(scores) / len(scores) if scores else 0.0

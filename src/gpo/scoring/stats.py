@@ -19,6 +19,13 @@ test, so an interval excludes 0 exactly when p < alpha: a user never sees
   three positive differences give an interval that excludes 0 while the exact
   test says p = 0.25.
 
+- a split-level figure (macro-F1, ``--objective macro_f1``): a paired bootstrap over
+  examples (``bootstrap_compare``): the examples are resampled with replacement, the same
+  indices for both prompts, ``BOOTSTRAP_SAMPLES`` times (seeded), and the figure's difference
+  computed on each resample. The two-sided p-value is twice the smaller share of resampled
+  differences on either side of 0 (at most 1); the interval is the percentile interval read
+  at the matching ranks, so again it excludes 0 exactly when p < alpha.
+
 ``holm`` corrects several comparisons made at once (racing uses it).
 """
 
@@ -27,11 +34,12 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 RANDOM_SIGN_VECTORS = 10_000
+BOOTSTRAP_SAMPLES = 4_000
 EXACT_SIGN_FLIP_MAX = 16  # enumerate all 2^m sign vectors up to this many non-zero differences
 
 
@@ -47,7 +55,7 @@ class Comparison:
     low: float
     high: float
     p: float
-    test: str  # "mcnemar-exact", "sign-flip", or "none" (no shared examples)
+    test: str  # "mcnemar-exact", "sign-flip", "bootstrap-paired", or "none" (no shared examples)
     alpha: float = 0.05
 
     @property
@@ -100,6 +108,29 @@ def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05, seed
     d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     low, high = sign_flip_interval(d, alpha, seed) if interval else (float("nan"), float("nan"))
     return Comparison(n, mean_a, mean_b, diff, low, high, sign_flip_p(d, seed), "sign-flip", alpha)
+
+
+def bootstrap_compare(a: Sequence, b: Sequence, figure: Callable[[Sequence, np.ndarray], np.ndarray], *,
+                      alpha: float = 0.05, seed: int = 0, samples: int = BOOTSTRAP_SAMPLES) -> Comparison:
+    """B against A on a figure of the whole split, paired (see the module docstring). ``a`` and
+    ``b`` hold each example's item for each prompt, in the same order; ``figure(items, rows)``
+    gives the figure of ``items`` resampled by each row of example indices ``rows``."""
+    if len(a) != len(b):
+        raise ValueError(f"paired items need the same examples: {len(a)} against {len(b)}")
+    n = len(a)
+    if n == 0:
+        return Comparison(0, 0.0, 0.0, 0.0, float("nan"), float("nan"), 1.0, "none", alpha)
+    whole = np.arange(n)[None, :]
+    mean_a, mean_b = float(figure(a, whole)[0]), float(figure(b, whole)[0])
+    rows = np.random.default_rng(seed).integers(0, n, size=(samples, n))
+    diffs = figure(b, rows) - figure(a, rows)
+    diffs = np.where(np.abs(diffs) < 1e-12, 0.0, diffs)  # a difference of 0 up to rounding is 0
+    below, above = float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))
+    rank = max(0, math.ceil(alpha * samples / 2) - 1)  # low > 0 exactly when below < alpha / 2
+    ordered = np.sort(diffs)
+    low, high = float(ordered[rank]), float(ordered[samples - 1 - rank])
+    return Comparison(n, mean_a, mean_b, mean_b - mean_a, low, high, min(1.0, 2 * min(below, above)),
+                      "bootstrap-paired", alpha)
 
 
 def mcnemar_exact(n01: int, n10: int) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, second_round_for, task_profile
-from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError
+from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError, label_set
 from gpo.tasks.template import Template
 
 GPO_FILES = {
@@ -114,7 +114,9 @@ def load_gpo_dataset(data_dir: str | Path, dataset: str, tasks: Iterable[str] | 
 # ---------------------------------------------------------------- users' files
 
 def infer_kind(examples: list[Example]) -> AnswerKind:
-    """Guess the answer kind from the targets (declare it to override)."""
+    """Guess the answer kind from the targets (declare it to override): generation, boolean,
+    multiple choice, numeric, then ``label`` where the targets are a small closed set
+    (``gpo.tasks.task.label_set``), else free text compared exactly."""
     if any(e.references and len(e.references) > 1 for e in examples):
         return AnswerKind.GENERATION
     targets = [e.target.strip() for e in examples]
@@ -124,7 +126,16 @@ def infer_kind(examples: list[Example]) -> AnswerKind:
         return AnswerKind.MULTIPLE_CHOICE
     if targets and all(_NUMBER.match(t.replace(",", "")) for t in targets):
         return AnswerKind.NUMERIC
-    return AnswerKind.EXACT
+    return AnswerKind.LABEL if label_set(targets) else AnswerKind.EXACT
+
+
+def labels_of(kind: AnswerKind, examples: list[Example]) -> tuple[str, ...]:
+    """The labels of a ``label`` task: its targets' closed set, or, where the kind was declared
+    for a larger set, every distinct target; empty for other kinds."""
+    if kind is not AnswerKind.LABEL:
+        return ()
+    targets = [e.target for e in examples]
+    return label_set(targets) or tuple(sorted({t.strip() for t in targets if t.strip()}))
 
 
 def seeded_split(examples: list[Example], fractions: Mapping[str, float], seed: int) -> dict[str, list[Example]]:
@@ -198,7 +209,7 @@ def load_user_task(
     if second_round is None and not scored_whole:
         second_round = second_round_for(kind)
     return Task(name=name, dataset="user", kind=kind, splits=splits, metric=metric or default_metric,
-                second_round=second_round, template=template)
+                second_round=second_round, template=template, labels=labels_of(kind, all_examples))
 
 
 def _user_example(row: Mapping[str, Any], input_col: str, target_col: str, path: Path,
@@ -260,5 +271,5 @@ def load_hf_task(
     splits.setdefault("few_shot", splits["train"][:5])
     examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
     kind = AnswerKind(kind) if kind else infer_kind(examples)
-    return Task(name=name, dataset="hf", kind=kind, splits=splits,
+    return Task(name=name, dataset="hf", kind=kind, splits=splits, labels=labels_of(kind, examples),
                 metric="rouge_l" if kind == AnswerKind.GENERATION else "exact", second_round=second_round_for(kind))

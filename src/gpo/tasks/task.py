@@ -19,6 +19,18 @@ class AnswerKind(str, Enum):
     NUMERIC = "numeric"
     EXACT = "exact"  # free text compared exactly (with task-specific matchers: dyck, word_sorting)
     GENERATION = "generation"  # scored by ROUGE-L against references
+    LABEL = "label"  # one of a closed set of labels (a user's label column), read inside a sentence too
+
+
+MAX_LABELS = 12  # a target column with more distinct values than this is not a closed set of labels
+
+
+def label_set(targets: list[str]) -> tuple[str, ...]:
+    """The labels of a target column that is a small closed set (2 to ``MAX_LABELS`` distinct
+    values, each given on average at least twice), sorted; empty where it is not one."""
+    labels = sorted({t.strip() for t in targets if t.strip()})
+    closed = 2 <= len(labels) <= MAX_LABELS and len(labels) * 2 <= len(targets)
+    return tuple(labels) if closed else ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Task:
     initial_instruction: str | None = None  # task-specific start (MMLU subject template)
     template: object = None  # gpo.tasks.template.Template for users' templated tasks; None: the paper's rendering
     program: object = None  # gpo.tasks.program.Program: a user's pipeline scores the prompts; None: the scorer alone
+    labels: tuple[str, ...] = ()  # AnswerKind.LABEL: the labels a reply may name, as the data writes them
     # a program's search step edits one prompt (name) of a program (its encoded prompts): texts scored
     # for this view of the task are that prompt's, the others as they are in the program
     focus: tuple[str, str] | None = None
