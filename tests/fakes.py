@@ -82,7 +82,8 @@ class ScriptedEndpoint:
     """
 
     def __init__(self, statuses=(), latency: float = 0.0, retry_after: str | None = None, cached_tokens: int | None = None,
-                 llama_server: bool = False):
+                 llama_server: bool = False, replies: list[str] | None = None):
+        self.replies = replies  # answered in turn, one a request (default: "answer 0", "answer 1", ... a sample)
         self.cached_tokens = cached_tokens  # reported as OpenAI documents it: usage.prompt_tokens_details.cached_tokens
         # llama_server: answer GET /props and report cached tokens in ``timings.cache_n``, as llama.cpp's server does
         self.llama_server = llama_server
@@ -131,10 +132,13 @@ class ScriptedEndpoint:
                         return
                     if status == 200:
                         n = body.get("n", 1)
+                        with outer.lock:
+                            texts = ([outer.replies[(len(outer.bodies) - 1) % len(outer.replies)]] * n if outer.replies
+                                     else [f"answer {i}" for i in range(n)])
                         payload = {
                             "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model"),
                             "choices": [{"index": i, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": f"answer {i}"}} for i in range(n)],
+                                         "message": {"role": "assistant", "content": texts[i]}} for i in range(n)],
                             "usage": {"prompt_tokens": 7, "completion_tokens": 3 * n, "total_tokens": 7 + 3 * n},
                         }
                         if outer.cached_tokens is not None and outer.llama_server:
