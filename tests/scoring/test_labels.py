@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 from fakes import ScriptedEndpoint, ScriptedLLM, config, last_user
 from gpo.methods.gpo.method import GPO
 from gpo.scoring import Evaluator, PromptFormat
-from gpo.scoring.constant import NO_ANSWER, best_constant, classes, closed_answers, measure
+from gpo.scoring.constant import NO_ANSWER, classes, closed_answers, measure
 from gpo.scoring.evaluate import Record
 from gpo.scoring.extract import isolate_answer, parse_label
 from gpo.scoring.metrics import score_answer
