@@ -27,6 +27,7 @@ from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.runtime import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
                          load_tasks, usage_summary)
 from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.reference import human_reference
 from gpo.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
 from gpo.tasks import Task
 from gpo.tasks.task import TaskError
@@ -123,8 +124,10 @@ def resume(run_dir: str | Path, listeners=()) -> list[TaskResult]:
 async def evaluate_async(
     spec: RunSpec, prompts: list[str | tuple[str | None, str]], split: str = "test",
     out_dir: str | Path | None = None, tasks: list[Task] | None = None,
-) -> list[tuple[Task, Evaluation]]:
-    """Score prompts on the spec's tasks; write per-example records to out_dir.
+) -> list[tuple[Task, Evaluation, dict | None]]:
+    """Score prompts on the spec's tasks; write per-example records to out_dir. Each result
+    carries the task's human reference for that prompt (``gpo.scoring.reference``; None where
+    the task has no human instruction).
 
     A plain prompt is scored on every task; a ``(task, prompt)`` pair only on tasks
     whose name or dataset is ``task`` (``None``: every task), as in prompt files."""
@@ -136,9 +139,10 @@ async def evaluate_async(
         for task in tasks:
             wanted = list(dict.fromkeys(p for t, p in jobs if t in (None, task.name, task.dataset)))
             for ev in await rt.evaluator.evaluate_many(task, wanted, split):
-                results.append((task, ev))
+                reference = await human_reference(rt.evaluator, task, ev.instruction, split, spec.config.race_alpha)
+                results.append((task, ev, reference))
         if out_dir:
-            for i, (task, ev) in enumerate(results):
+            for i, (task, ev, _) in enumerate(results):
                 ev.write(Path(out_dir) / f"{task.id.replace('/', '__')}-{split}-{i:03d}.jsonl")
         return results
     finally:

@@ -411,6 +411,8 @@ def _yardstick_lines(r) -> list[str]:
 
 
 def _print_results(results) -> None:
+    from gpo.scoring.reference import describe as describe_reference
+
     click.echo()
     for r in results:
         stop = f" (stopped: {r.stopped})" if r.stopped else (f" ({r.search_ended})" if r.search_ended else "")
@@ -422,6 +424,8 @@ def _print_results(results) -> None:
         click.echo("  " + _outcome(r))
         for line in _yardstick_lines(r):
             click.echo("  " + line)
+        if r.human:
+            click.echo("  " + describe_reference(r.human))
         if r.proposals:
             click.echo(f"  proposals: {r.usable_proposals} of {r.proposals} usable "
                        f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
@@ -549,13 +553,14 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
 
 def _print_evaluations(results, spec, split: str) -> None:
     """Each prompt's score with its interval (against the first prompt of its task), its
-    verdict against the best constant answer and its per-class figures."""
+    verdict against the best constant answer, its per-class figures and the human reference."""
     from gpo.scoring.constant import measure, verdict
     from gpo.scoring.demos import describe
     from gpo.scoring.objective import describe_classes
+    from gpo.scoring.reference import describe as describe_reference
 
     first: dict[str, object] = {}
-    for task, ev in results:
+    for task, ev, reference in results:
         versus = ""
         if task.id in first:
             versus = f"  vs the first: {ev.versus(first[task.id], alpha=spec.config.race_alpha).describe()}"
@@ -567,6 +572,8 @@ def _print_evaluations(results, spec, split: str) -> None:
         if measured:
             click.echo(f"  {verdict(measured, split)}")
             click.echo(f"  per class: {describe_classes(measured['classes'])}")
+        if reference and ev.instruction != task.human_instruction:
+            click.echo(f"  {describe_reference(reference, 'this prompt')}")
 
 
 @main.command()

@@ -66,7 +66,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * per_step_examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
-        test = method.planned_test_prompts(cfg, options, task) * n_test * (second + judge)
+        references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
+        test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
         scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
         samples = steps * per_step_samples

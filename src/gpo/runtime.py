@@ -45,7 +45,7 @@ def load_tasks(spec: TaskSpec) -> list[Task]:
     elif spec.source == "gpo":
         if not spec.dataset:
             raise TaskError("source 'gpo' needs a dataset (bbh, mmlu, gsm8k, webnlg, wsc)")
-        if not spec.data_dir:
+        if not spec.data_dir and spec.dataset != "instruction_induction":  # that one has a shipped sample
             raise TaskError("source 'gpo' needs --data-dir (the folder holding bbh/, mmlu/, ...)")
         tasks = [load_gpo_task(spec.data_dir, spec.dataset, t) for t in resolve_tasks(spec.dataset, spec.tasks)]
     elif spec.source == "user":

@@ -26,6 +26,7 @@ from gpo.methods import method_class
 from gpo.scoring.metrics import build_metric
 from gpo.tasks.program import Program, load_program, read_prompts
 from gpo.tasks.task import TaskError
+from gpo.tasks import induction
 from gpo.tasks.template import Template, read_template
 
 DEFAULT_SYNTHETIC = "navigate"
@@ -353,11 +354,12 @@ def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> Ta
                         target_col=o.get("target_col") or "target", kind=o.get("answer_kind"), seed=seed)
     else:
         data_dir = o.get("data_dir")
-        if not data_dir:
+        if not data_dir and dataset != induction.DATASET:  # instruction induction: the package's sample
             raise ConfigError(f"--dataset {dataset} needs --data-dir (the folder holding bbh/, mmlu/, gsm8k/, ...)")
-        if not Path(data_dir).is_dir():
+        if data_dir and not Path(data_dir).is_dir():
             raise ConfigError(f"data directory not found: {data_dir}")
-        spec = TaskSpec(source="gpo", dataset=dataset, tasks=tasks or ["all"], data_dir=str(Path(data_dir).resolve()))
+        spec = TaskSpec(source="gpo", dataset=dataset, tasks=tasks or ["all"],
+                        data_dir=str(Path(data_dir).resolve()) if data_dir else None)
     spec.max_examples = _pairs(o.get("max_examples"), "--max-examples", number=True) or None
     return spec
 

@@ -295,8 +295,13 @@ def registered_instruction(uri: str, tracking_uri: str | None = None) -> str:
 
 def class_metrics(result: TaskResult) -> dict[str, float]:
     """The final prompt's per-class figures on each split scored (closed-answer tasks):
-    ``final_test_macro_f1`` and ``final_test_recall.LABEL`` (the label as MLflow allows a name)."""
+    ``final_test_macro_f1`` and ``final_test_recall.LABEL`` (the label as MLflow allows a name);
+    and the human instruction's score (instruction induction): ``human_test``, ``human_test_with_demos``."""
     metrics = {}
+    human = result.human or {}
+    for name in ("alone", "with_demos"):
+        if name in human:
+            metrics[f"human_{human['split']}" + ("_with_demos" if name == "with_demos" else "")] = human[name]["score"]
     for split, measured in (result.constant or {}).items():
         figures = (measured or {}).get("final", {}).get("classes")
         if figures:

@@ -27,6 +27,7 @@ from gpo.llm.base import LLM
 from gpo.llm.embed import Embedder
 from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.scoring.constant import beats_constant, measure
+from gpo.scoring.reference import human_reference
 from gpo.scoring.evaluate import Evaluator
 from gpo.scoring.stats import Comparison
 from gpo.tasks.task import Task
@@ -229,12 +230,14 @@ class PromptSearch(StepActions):
                                                "constant": against_constant}
                 eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
                 yardsticks["eval"] = await self.yardstick(task, initial.prompt, initial.prompt, "eval")
-        test_cmp = init_test = final_test = None
+        test_cmp = init_test = final_test = human = None
         if not stopped:
             try:
                 test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
                 init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
                 yardsticks["test"] = await self.yardstick(task, initial.prompt, final.prompt, "test")
+                human = await human_reference(self.evaluator, task, final.prompt, "test", cfg.race_alpha,
+                                              stable_seed(cfg.seed, task.id, "test", "human"))
             except BudgetSpent as err:  # the search fitted the run budget; test scoring does not
                 stopped = f"{err}, before test scoring"
                 self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=state.next_step)
@@ -246,7 +249,7 @@ class PromptSearch(StepActions):
             scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
             optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
             eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
-            not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None,
+            not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human,
             proposals=sum(len(s.candidates) for s in state.trajectory.steps),
             usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
         )

@@ -55,6 +55,9 @@ class TaskResult:
     # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
     # each gpo.scoring.constant.measure, with per-class figures); None where the answers are not a closed set
     constant: dict | None = None
+    # instruction induction: the human-written instruction on test, alone and with the final prompt's
+    # demonstrations, each against the final prompt (gpo.scoring.reference); None where the task has none
+    human: dict | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)

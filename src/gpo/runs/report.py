@@ -26,6 +26,7 @@ from gpo.methods import method_class
 from gpo.runs.store import read_events, read_spec
 from gpo.scoring.constant import verdict
 from gpo.scoring.objective import describe_classes
+from gpo.scoring.reference import describe as describe_reference
 from gpo.scoring.demos import split_demos
 from gpo.scoring.stats import Comparison
 
@@ -247,6 +248,8 @@ def write_report(run_dir: str | Path) -> Path:
                     note += f"; against the constant answer it is {html.escape(verdict(r['not_adopted']['constant'], 'eval'))}"
                 note += "</small>"
             note += _yardstick_note(r.get("constant"))
+            if r.get("human"):
+                note += f"<br><small>{html.escape(describe_reference(r['human']))}</small>"
             body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{_pct(r['initial_eval'])} → {_pct(r['final_eval'])}</td>"
                         f"<td>{_gain(r.get('eval_comparison'))}</td>"
                         f"<td>{_pct(r.get('initial_test'))} → {_pct(r.get('final_test'))}</td>"

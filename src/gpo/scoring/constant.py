@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from gpo.scoring.extract import NO_ANSWER
-from gpo.scoring.metrics import matches, read_answer, score_answer, target_letter
+from gpo.scoring.metrics import EXECUTION, matches, read_answer, score_answer, target_letter
 from gpo.scoring.objective import ACCURACY, Objective, Pair, per_class
 from gpo.scoring.stats import Comparison
 from gpo.tasks.task import AnswerKind, Example, Task, label_set
@@ -58,7 +58,7 @@ def closed_answers(task: Task) -> list[str]:
     answers are not a closed set (numbers, free text, generation), or where the score is not
     a reading of one answer (a judge, ``contains``, a user's callable, ROUGE-L, Dyck, word
     sorting)."""
-    if task.metric != "exact":
+    if task.metric not in ("exact", *EXECUTION):
         return []
     examples = _labelled(task)
     if task.kind is AnswerKind.LABEL:

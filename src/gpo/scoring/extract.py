@@ -146,6 +146,21 @@ def parse_label(text: str, labels: Sequence[str]) -> str:
     return next(iter(found)) if len(found) == 1 else NO_ANSWER
 
 
+_QUOTED = re.compile(r'"([^"\n]+)"|\u201c([^\u201d\n]+)\u201d|\*\*([^*\n]+)\*\*')
+
+
+def parse_short(text: str) -> str:
+    """A short open answer (instruction induction's execution accuracy): the text after an
+    answer cue, else the last quoted (or bold) text, else the reply's first line; without its
+    quotes and closing full stop. Lower-cased, as the comparison ignores case."""
+    s, indicated = isolate_answer(text)
+    if not indicated:
+        quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(text)]
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        s = quoted[-1] if quoted else (lines[0] if lines else "")
+    return s.strip(_AROUND).rstrip(".!").strip(_AROUND).lower()
+
+
 def extract_answer(text: str, kind: AnswerKind, example: Example, labels: Sequence[str] = ()) -> str:
     """The parsed answer for a prediction (what gets compared with the target); ``labels``:
     a label task's labels."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from gpo.scoring import original
-from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice
+from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice, parse_short
 from gpo.tasks.user_code import import_function
 from gpo.tasks.task import AnswerKind, Example, Task, TaskError
 
@@ -90,8 +90,11 @@ def score_answer(task: Task, example: Example, raw_answer: str, extraction: str 
     return parsed, matches(task, example, parsed, extraction)
 
 
+EXECUTION = ("execution", "execution_unordered")  # instruction induction: any reference, exactly (items in any order)
+
+
 def _rouge_scored(task: Task) -> bool:
-    if task.metric not in ("exact", "dyck", "word_sorting", "rouge_l"):
+    if task.metric not in ("exact", "dyck", "word_sorting", "rouge_l", *EXECUTION):
         raise TaskError(f"task {task.id}: unknown metric {task.metric!r}")
     return task.metric == "rouge_l" or task.kind is AnswerKind.GENERATION
 
@@ -100,6 +103,8 @@ def read_answer(task: Task, example: Example, raw_answer: str, extraction: str =
     """The answer a reply gives, as the task's matcher compares it (a named metric's tasks)."""
     if task.kind is AnswerKind.LABEL:  # the original code knew no label tasks: one reading for both
         return extract_answer(raw_answer, task.kind, example, task.labels)
+    if task.metric in EXECUTION:  # nor instruction induction
+        return parse_short(raw_answer)
     if extraction == "original" and not _rouge_scored(task):  # ROUGE-L reads the stripped reply in both
         return original.normalize(raw_answer, task.kind)
     return extract_answer(raw_answer, task.kind, example)
@@ -114,6 +119,11 @@ def matches(task: Task, example: Example, parsed: str, extraction: str = "lenien
         return rouge_l(parsed, list(example.references) if own else [target])
     if task.kind is AnswerKind.LABEL:
         return float(parsed == target.strip())
+    if metric in EXECUTION:
+        own = target == example.target and example.references
+        wanted = example.references if own else references_of(task, target)
+        same = _same_items if metric == "execution_unordered" else (lambda a, b: _clean(a) == _clean(b))
+        return float(any(same(parsed, ref) for ref in wanted))
     if extraction == "original":
         return original.accuracy(parsed, target, metric)
     if metric == "dyck":
@@ -130,6 +140,20 @@ def matches(task: Task, example: Example, parsed: str, extraction: str = "lenien
     if task.kind is AnswerKind.MULTIPLE_CHOICE:
         return float(parsed == target_letter(example, target))
     return float(_clean(parsed) == _clean(target))
+
+
+def references_of(task: Task, target: str) -> tuple[str, ...]:
+    """Every answer accepted where ``target`` is: the references of the examples whose target
+    it is (the target alone where none lists any)."""
+    refs = {r for split in ("train", "eval", "test") for e in task.splits.get(split) or [] if e.target == target
+            for r in e.references}
+    return tuple(sorted(refs)) or (target,)
+
+
+def _same_items(answer: str, target: str) -> bool:
+    """The same items, in any order (a list separated by commas or 'and')."""
+    items = lambda s: sorted(_clean(i) for i in re.split(r",|\band\b", s) if _clean(i))  # noqa: E731
+    return bool(items(target)) and items(answer) == items(target)
 
 
 # ---------------------------------------------------------------- metrics named on the command line
@@ -164,7 +188,7 @@ METRIC_FORMS = "exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA_FILE,
 def needs_target(metric: object) -> bool:
     if isinstance(metric, Metric):
         return metric.needs_target
-    return metric in ("exact", "rouge_l", "dyck", "word_sorting")
+    return metric in ("exact", "rouge_l", "dyck", "word_sorting", *EXECUTION)
 
 
 @functools.lru_cache(maxsize=None)  # a spec is checked, then used: a user's module runs once

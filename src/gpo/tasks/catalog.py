@@ -8,6 +8,7 @@ from __future__ import annotations
 
 
 from gpo.errors import suggest
+from gpo.tasks import induction
 from gpo.tasks.task import AnswerKind, TaskError
 
 BBH_TASKS = (
@@ -53,7 +54,7 @@ MMLU_SUBJECTS = tuple(
 )
 
 SINGLE_TASK_DATASETS = ("gsm8k", "webnlg", "wsc")
-DATASETS = ("bbh", "mmlu") + SINGLE_TASK_DATASETS
+DATASETS = ("bbh", "mmlu") + SINGLE_TASK_DATASETS + (induction.DATASET,)
 MMLU_TEMPLATE = "The following are multiple choice questions about"
 
 _NUMBER_ONLY = "Give only the final answer as a single number, nothing else."
@@ -80,6 +81,8 @@ def task_names(dataset: str) -> tuple[str, ...]:
         return MMLU_SUBJECTS
     if dataset in SINGLE_TASK_DATASETS:
         return (dataset,)
+    if dataset == induction.DATASET:
+        return induction.TASKS
     raise TaskError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}; datasets are {', '.join(DATASETS)}")
 
 
@@ -126,4 +129,6 @@ def task_profile(dataset: str, task: str) -> dict:
         return dict(kind=AnswerKind.MULTIPLE_CHOICE, metric="exact", second_round=second_round_for(AnswerKind.MULTIPLE_CHOICE))
     if dataset == "webnlg":
         return dict(kind=AnswerKind.GENERATION, metric="rouge_l", second_round=None)
+    if dataset == induction.DATASET:
+        return induction.profile(task)
     raise TaskError(f"unknown dataset {dataset!r}{suggest(dataset, DATASETS)}")

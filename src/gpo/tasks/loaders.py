@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from gpo.tasks import induction
 from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, second_round_for, task_profile
 from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError, label_set
 from gpo.tasks.template import Template
@@ -91,10 +92,13 @@ def gpo_task_dir(data_dir: Path, dataset: str, task: str) -> Path:
 
 
 def load_gpo_task(data_dir: str | Path, dataset: str, task: str | None = None) -> Task:
-    """One task from the GPO layout (``<data_dir>/bbh/<task>/train.jsonl`` ...)."""
+    """One task from the GPO layout (``<data_dir>/bbh/<task>/train.jsonl`` ...), or from
+    instruction induction's (``gpo.tasks.induction``; no ``data_dir``: the shipped sample)."""
     dataset = dataset.lower()
     task = task or dataset
     resolve_tasks(dataset, [task])  # validates the name with suggestions
+    if dataset == induction.DATASET:
+        return load_induction_task(data_dir, task)
     folder = gpo_task_dir(Path(data_dir), dataset, task)
     target_col = "target" if dataset == "bbh" else "output"
     splits = {}
@@ -105,6 +109,22 @@ def load_gpo_task(data_dir: str | Path, dataset: str, task: str | None = None) -
         splits[split] = [to_example(r, "input", target_col, path) for r in read_jsonl(path)]
     profile = task_profile(dataset, task)
     return Task(name=task, dataset=dataset, splits=splits, **profile)
+
+
+def load_induction_task(data_dir: str | Path | None, task: str) -> Task:
+    """One instruction-induction task (``gpo.tasks.induction``): train, eval and test; train's
+    first examples also serve as the meta-prompt's format examples and the few-shot pool."""
+    folder = induction.task_dir(data_dir, task)
+    splits = {}
+    for split in ("train", "eval", "test"):
+        path = folder / f"{split}.jsonl"
+        if not path.is_file():
+            raise TaskError(f"missing split file {path}")
+        splits[split] = [to_example(r, "input", "references" if "references" in r else "target", path)
+                         for r in read_jsonl(path)]
+    splits["format"], splits["few_shot"] = splits["train"][:3], splits["train"][:5]
+    return Task(name=task, dataset=induction.DATASET, splits=splits, **induction.profile(task),
+                human_instruction=induction.human_instructions(folder)[0])
 
 
 def load_gpo_dataset(data_dir: str | Path, dataset: str, tasks: Iterable[str] | str = "all") -> list[Task]:

@@ -71,6 +71,8 @@ class Task:
     template: object = None  # gpo.tasks.template.Template for users' templated tasks; None: the paper's rendering
     program: object = None  # gpo.tasks.program.Program: a user's pipeline scores the prompts; None: the scorer alone
     labels: tuple[str, ...] = ()  # AnswerKind.LABEL: the labels a reply may name, as the data writes them
+    # the reference a person wrote (instruction induction): scored beside every result, never read by a search
+    human_instruction: str | None = None
     # a program's search step edits one prompt (name) of a program (its encoded prompts): texts scored
     # for this view of the task are that prompt's, the others as they are in the program
     focus: tuple[str, str] | None = None
