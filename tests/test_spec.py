@@ -17,9 +17,19 @@ def test_nothing_given_is_the_quickstart():
     quick = PRESETS["quickstart"]
     assert spec.config.num_search_epochs == quick["num_search_epochs"] == 2
     assert spec.config.num_generated_instructions_in_each_step == quick["num_generated_instructions_in_each_step"]
-    assert spec.tasks.sizes == SMALL_SIZES and spec.tasks.tasks == ["navigate"] and spec.scoring.max_tokens == 64
-    # where and how a run goes (budgets, scale) leave it the quickstart; a choice of what to optimize does not
+    # a demonstration search on the instruction-induction task the package ships, small
+    assert (spec.method, spec.tasks.dataset, spec.tasks.tasks, spec.tasks.data_dir) == (
+        "demos", "instruction_induction", ["singular_to_plural"], None)
+    assert spec.tasks.max_examples == {"eval": 32, "test": 40} and spec.scoring.max_tokens == 48
+    assert spec.config.budget.scorer_calls_per_task == 160
+    # where and how a run goes (budgets, scale, the seed, the method) leave it the quickstart
     assert RunSpec.from_sources(overrides={"max_scorer_calls": 60}).config.num_search_epochs == 2
+    assert RunSpec.from_sources(overrides={"scorer_calls_per_task": 40}).config.budget.scorer_calls_per_task == 40
+    assert RunSpec.from_sources(overrides={"seed": 2}).tasks.tasks == ["singular_to_plural"]
+    assert RunSpec.from_sources(overrides={"method": "gpo"}).method == "gpo"
+    # --dataset synthetic without a task is the small synthetic task, as before the quickstart moved
+    synthetic = RunSpec.from_sources(overrides={"dataset": "synthetic"})
+    assert synthetic.tasks.sizes == SMALL_SIZES and synthetic.tasks.tasks == ["navigate"] and synthetic.scoring.max_tokens == 64
     patient = RunSpec.from_sources(overrides={"patience": 1}).config  # a stop, like a budget
     assert patient.num_search_epochs == 2 and patient.patience == 1
     assert RunSpec.from_sources(overrides={"opt_batch_size": 4}).config.num_search_epochs != 2

@@ -267,9 +267,10 @@ def _preset(name: str, cell: str, **settings) -> None:
 
 
 _preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answer parsing")
-_preset("quickstart", "`gpo optimize` with nothing else: GPO's recipe, small enough for 2 CPU cores "
-        "(2 epochs, batch 8, 3 candidates a step, on a small synthetic task); a new prompt must beat "
-        "both the initial prompt and the best constant answer on eval",
+_preset("quickstart", "`gpo optimize` with nothing else: a demonstration search (or --method's) on "
+        "instruction induction's singular_to_plural, small enough for 2 CPU cores (2 epochs, batch 8, 3 "
+        "candidates a step, 120 search requests); a new prompt must beat the initial prompt, and the best "
+        "constant answer where there is one, significantly on eval",
         num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
         adopt="significant+constant")
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)

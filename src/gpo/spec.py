@@ -30,7 +30,13 @@ from gpo.tasks import induction
 from gpo.tasks.template import Template, read_template
 
 DEFAULT_SYNTHETIC = "navigate"
-SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # the quickstart's task
+SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # `--dataset synthetic` with no task
+# `gpo optimize` with nothing chosen: a demonstration search on the instruction-induction task the package
+# ships, where a prompt really helps the embedded model (BENCHMARKS.md, "instruction induction"), in about
+# two minutes on 2 CPU cores; the method (--method) and budgets may still be chosen
+QUICKSTART = {"dataset": induction.DATASET, "tasks": ["singular_to_plural"], "method": "demos",
+              "max_examples": ["eval=32", "test=40"], "scorer_max_tokens": 48}
+QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
 BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
 # scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
 ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas", "prefix_cache"), ("ray_address", "replica_cpus", "gpus")
@@ -50,7 +56,7 @@ SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
 # where and how fast a role's answers come, not what is asked: a rerun of a run may change them
 PLACEMENT_FIELDS = ("concurrency", "parallel", "gpus", "replicas", "ray_address", "replica_cpus", "prefix_cache")
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
-NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file",
+NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file", "seed",
                 "patience", *SCALE_KEYS, *BUDGET_FIELDS}
 
 
@@ -419,12 +425,14 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
     given = {k.replace("-", "_"): v for k, v in (overrides or {}).items() if v not in (None, (), [])}
     file_config, file_settings = _split_file(read_config_file(config_file), str(config_file)) if config_file else ({}, {})
     o = {**file_settings, **given}  # one flat view of the run settings: the overrides win
+    quickstart = not config_file and not any(v is not False for k, v in given.items() if k not in NOT_A_CHOICE)
+    if quickstart:  # nothing chosen about what to optimize: the quickstart's task and search, small
+        o = {**QUICKSTART, **QUICKSTART_BUDGET, **o}
     method, demo_options = _demo_method(o)
     if o.get("optimize_target") in DEMO_TARGETS:  # a method's choice, not a template's slot
         o["optimize_target"] = None
     dataset = o.get("dataset") or "synthetic"
     small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
-    quickstart = small and not config_file and not any(v is not False for k, v in given.items() if k not in NOT_A_CHOICE)
     config = _config(o, given, file_config, preset or file_settings.get("preset") or "gpo", quickstart,
                      str(config_file or "options"))
     scoring = ScoringSpec(max_tokens=o.get("scorer_max_tokens") or (64 if small else 256),
