@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from gpo.files import read_json_file
 from gpo.scoring import original
 from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice, parse_short
 from gpo.tasks.user_code import import_function
@@ -224,13 +225,7 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 def _json_metric(schema_file: str | None) -> MetricFn:
     validator = None
     if schema_file:
-        path = Path(schema_file)
-        try:
-            schema = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise TaskError(f"--metric json:{schema_file}: cannot read the schema ({err.strerror})") from None
-        except json.JSONDecodeError as err:
-            raise TaskError(f"--metric json:{schema_file}: the schema is not JSON (line {err.lineno}: {err.msg})") from None
+        schema = read_json_file(schema_file, f"--metric json:{schema_file}", "the schema")
         import jsonschema
 
         try:

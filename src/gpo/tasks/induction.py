@@ -16,9 +16,9 @@ it beside every result, and no search reads it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from gpo.files import read_json_file
 from gpo.tasks.task import AnswerKind, TaskError
 
 DATASET = "instruction_induction"
@@ -45,12 +45,7 @@ def task_dir(data_dir: str | Path | None, task: str) -> Path:
 
 def human_instructions(folder: Path) -> list[str]:
     path = folder / "gold_instructions.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise TaskError(f"{path}: cannot read the human instructions ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise TaskError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    data = read_json_file(path, str(path), "the human instructions")
     if not isinstance(data, list) or not data or not all(isinstance(s, str) for s in data):
         raise TaskError(f"{path}: expected a JSON list of instructions (strings)")
     return data
