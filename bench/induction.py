@@ -114,8 +114,7 @@ def main(args) -> None:
                (f"a significant gain, not significantly worse than the human instruction with the same "
                 f"demonstrations, on at least 4 (best search: {best_level})", best_level >= 4 and full_scale)]
     if not args.no_record:
-        record(args.section, "Instruction induction: gpo's searches against the human instruction (issue 39)",
-               body, targets)
+        record(args.section, args.title, body, targets)
     print(body)
 
 
@@ -145,4 +144,5 @@ if __name__ == "__main__":
     p.add_argument("--results", default="bench/.cache/induction_results.jsonl")
     p.add_argument("--no-record", action="store_true", help="print only; do not write BENCHMARKS.md")
     p.add_argument("--section", default="induction")
+    p.add_argument("--title", default="Instruction induction: gpo's searches against the human instruction (issue 39)")
     main(p.parse_args())
