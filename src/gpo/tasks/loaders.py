@@ -91,6 +91,13 @@ def gpo_task_dir(data_dir: Path, dataset: str, task: str) -> Path:
     return folder
 
 
+def split_file(path: Path, target_col) -> list[Example]:
+    """A split's JSONL file of a catalogued dataset; ``target_col(row)`` names the row's answer column."""
+    if not path.is_file():
+        raise TaskError(f"missing split file {path}")
+    return [to_example(r, "input", target_col(r), path) for r in read_jsonl(path)]
+
+
 def load_gpo_task(data_dir: str | Path, dataset: str, task: str | None = None) -> Task:
     """One task from the GPO layout (``<data_dir>/bbh/<task>/train.jsonl`` ...), or from
     instruction induction's (``gpo.tasks.induction``; no ``data_dir``: the shipped sample)."""
@@ -101,12 +108,7 @@ def load_gpo_task(data_dir: str | Path, dataset: str, task: str | None = None) -
         return load_induction_task(data_dir, task)
     folder = gpo_task_dir(Path(data_dir), dataset, task)
     target_col = "target" if dataset == "bbh" else "output"
-    splits = {}
-    for split, filename in GPO_FILES.items():
-        path = folder / filename
-        if not path.is_file():
-            raise TaskError(f"missing split file {path}")
-        splits[split] = [to_example(r, "input", target_col, path) for r in read_jsonl(path)]
+    splits = {split: split_file(folder / filename, lambda row: target_col) for split, filename in GPO_FILES.items()}
     profile = task_profile(dataset, task)
     return Task(name=task, dataset=dataset, splits=splits, **profile)
 
@@ -115,13 +117,8 @@ def load_induction_task(data_dir: str | Path | None, task: str) -> Task:
     """One instruction-induction task (``gpo.tasks.induction``): train, eval and test; train's
     first examples also serve as the meta-prompt's format examples and the few-shot pool."""
     folder = induction.task_dir(data_dir, task)
-    splits = {}
-    for split in ("train", "eval", "test"):
-        path = folder / f"{split}.jsonl"
-        if not path.is_file():
-            raise TaskError(f"missing split file {path}")
-        splits[split] = [to_example(r, "input", "references" if "references" in r else "target", path)
-                         for r in read_jsonl(path)]
+    target_of = lambda row: "references" if "references" in row else "target"  # noqa: E731 - every accepted answer
+    splits = {split: split_file(folder / f"{split}.jsonl", target_of) for split in ("train", "eval", "test")}
     splits["format"], splits["few_shot"] = splits["train"][:3], splits["train"][:5]
     return Task(name=task, dataset=induction.DATASET, splits=splits, **induction.profile(task),
                 human_instruction=induction.human_instructions(folder)[0])
