@@ -24,6 +24,7 @@ The issue's scale: ``--seeds 0 1 2 --methods demos bootstrap gpo gpo+demos ape -
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -41,15 +42,23 @@ DATA_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / DATASET
 def collect(args) -> dict[str, dict]:
     plan = []
     for method in args.methods:
+        name_of, options = method_and_options(method)
         for seed in args.seeds:
             for name in args.tasks:
-                spec = build_spec(args, method, seed, DATASET, [name], False)
+                spec = build_spec(args, name_of, seed, DATASET, [name], False)
                 spec.scoring.second_round = None  # zero-shot chat prompts are asked again for the bare answer
-                if method in ("demos", "bootstrap", "gpo+demos"):
-                    spec.method_options = {"k": args.k}
+                spec.method_options = ({"k": args.k} if name_of in ("demos", "bootstrap", "gpo+demos") else {}) | options
+                if args.constrained_replies:
+                    spec.config = dataclasses.replace(spec.config, constrained_replies=True)
                 plan.append(planned(args, f"{method}|{seed}|{name}", {"method": method, "seed": seed, "task": name}, spec))
     done = run_plan(args.results, plan)
     return {key: done[key] for key, _, _ in plan}
+
+
+def method_and_options(label: str) -> tuple[str, dict]:
+    """'gpo+demos:order=demos-first,demo_steps=1' -> ('gpo+demos', {'order': 'demos-first', 'demo_steps': '1'})."""
+    name, _, options = label.partition(":")
+    return name, dict(pair.split("=", 1) for pair in options.split(",") if pair)
 
 
 def gain(comparison: dict | None) -> str:
@@ -138,6 +147,7 @@ if __name__ == "__main__":
     p.add_argument("--scorer-max-tokens", type=int, default=48)
     p.add_argument("--second-round", default=None)
     p.add_argument("--optimizer-max-tokens", type=int, default=96)
+    p.add_argument("--constrained-replies", action="store_true", help="the optimizer's replies held to a grammar")
     add_model_options(p)
     p.add_argument("--cache", default="bench/.cache/induction.sqlite")
     p.add_argument("--runs", default="bench/.cache/induction_runs")

@@ -15,6 +15,7 @@ from gpo.methods import METHODS
 from gpo.runs.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.scoring.demos import describe, split_demos, with_demos
+from gpo.prompts.checks import word_edit_distance
 from gpo.scoring.render import render
 from gpo.tasks import AnswerKind, Example, Task
 from gpo.tasks.template import Template
@@ -208,3 +209,37 @@ def test_under_a_search_budget_the_joint_search_leaves_the_rest_to_the_demonstra
     first = with_demos_.index(True)  # GPO's 8 steps would spend it all; it stops at half the budget
     assert 0 < first < 8 and all(with_demos_[first:]) and not any(with_demos_[:first])
     assert result.scorer_requests <= 600 and split_demos(result.final_prompt)[1]
+
+
+def test_demos_first_gpo_rewrites_the_instruction_and_holds_the_demonstrations_it_found():
+    """order=demos-first: demonstration steps for the initial instruction, then GPO's steps edit
+    the best prompt's instruction; the optimizer is shown instructions only, and every new
+    instruction is scored beside the demonstrations the best prompt carries."""
+    opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>Answer it {r.seed % 7} {i}.<END>")
+    cfg = config(initial_instruction="Answer Yes or No.", num_generated_instructions_in_each_step=3,
+                 num_search_epochs=1, opt_batch_size=4)
+    s = METHODS["gpo+demos"](cfg, opt, Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False),
+                             None, Recorder(), options={"k": 2, "demo_steps": 1, "order": "demos-first"})
+    result = asyncio.run(s.optimize(shape_task()))
+    steps = s.hooks.states[-1]["trajectory"]["steps"]
+    assert len(steps) == 1 + 2 and not steps[0]["meta_prompt"] and all(st["meta_prompt"] for st in steps[1:])
+    assert {split_demos(c["text"])[0] for c in steps[0]["candidates"]} == {"Answer Yes or No."}
+    for st in steps[1:]:
+        held = split_demos(st["current"])[1]
+        assert held  # the best after the demonstration step carries its demonstrations
+        assert "<demonstrations>" not in st["meta_prompt"] and split_demos(st["current"])[0] in st["meta_prompt"]
+        for c in st["candidates"]:
+            instruction, demos = split_demos(c["text"])
+            assert instruction.startswith("Answer it") and demos == held
+            # the edit distance counts the instruction's edits only (at least 'Yes or No' -> 'it N M')
+            assert c["edit_distance"] == word_edit_distance(split_demos(st["current"])[0], instruction) <= 4
+    assert result.final_test == 1.0 and s.optimizer_llm.usage.calls == 2
+
+
+def test_a_joint_search_order_or_share_out_of_range_is_refused_in_one_line():
+    from gpo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="order='last': one of instructions-first, demos-first"):
+        METHODS["gpo+demos"].parse_options({"order": "last"})
+    with pytest.raises(ConfigError, match="instruction_share=1.5: a share of the search budget, from 0 to 1"):
+        METHODS["gpo+demos"].parse_options({"instruction_share": "1.5"})

@@ -19,6 +19,7 @@ from gpo.engine.trajectory import Candidate, Point, StepRecord
 from gpo.llm.base import ReplyShape, Request
 from gpo.prompts.checks import leak_reason, not_an_instruction, word_edit_distance
 from gpo.prompts.tags import END, START, extract_tagged, polish
+from gpo.scoring.demos import split_demos
 from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.tasks.task import Example, Task
@@ -81,12 +82,14 @@ class StepActions:
         leaked scaffolding, too long, not an instruction (a transcript, a form, or a copy of
         the step's meta-prompts or their examples), repeated within the step, failing
         ``check``, or seen before (re-used with its stored score when it was scored). Pass
-        ``this_step`` to carry the step's texts across several calls."""
+        ``this_step`` to carry the step's texts across several calls. Only a text's instruction
+        is judged (and its edit distance from the reference's): demonstrations come from the data."""
         out, this_step = [], (set() if this_step is None else this_step)
         shown = self._shown(state)
         for text in texts:
-            c = Candidate(text=text, edit_distance=word_edit_distance(reference, text))
-            c.rejected = leak_reason(text, self.config.max_prompt_words) or not_an_instruction(text, shown)
+            instruction = split_demos(text)[0]
+            c = Candidate(text=text, edit_distance=word_edit_distance(split_demos(reference)[0], instruction))
+            c.rejected = leak_reason(instruction, self.config.max_prompt_words) or not_an_instruction(instruction, shown)
             failed = None
             if c.rejected is None and text in this_step:
                 c.rejected = "duplicate in this step"
@@ -107,7 +110,8 @@ class StepActions:
         """This step's meta-prompts with the prompts they quote cut out: what a reply copies
         when it continues the meta-prompt or repeats an example instead of writing a prompt."""
         text = "\n".join(self._asked.get(id(state), []))
-        for prompt in sorted({*state.seen, *state.scores, *state.chosen}, key=len, reverse=True):
+        quoted = {*state.seen, *state.scores, *state.chosen}
+        for prompt in sorted(quoted | {split_demos(p)[0] for p in quoted}, key=len, reverse=True):
             if prompt:
                 text = text.replace(prompt, "\n")
         return text

@@ -127,6 +127,7 @@ class BootstrapDemos(DemoSearch):
 
 
 SAMPLERS = ("random", "tpe")  # how gpo+demos pairs instructions with demonstration sets
+ORDERS = ("instructions-first", "demos-first")  # which of gpo+demos's phases runs first
 
 
 @dataclass(frozen=True)
@@ -139,22 +140,37 @@ class InstructionsThenDemosOptions:
     sampler: str = "random"  # random | tpe
     demo_sets: int = 8
     instruction_share: float = 0.5
+    order: str = "instructions-first"  # instructions-first | demos-first
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"method 'gpo+demos' option sampler={self.sampler!r}: one of {', '.join(SAMPLERS)}")
+        if self.order not in ORDERS:
+            raise ConfigError(f"method 'gpo+demos' option order={self.order!r}: one of {', '.join(ORDERS)}")
+        if not 0.0 <= self.instruction_share <= 1.0:
+            raise ConfigError(f"method 'gpo+demos' option instruction_share={self.instruction_share}: "
+                              "a share of the search budget, from 0 to 1")
 
 
 class InstructionsThenDemos(GPO):
     """Instruction and demonstrations searched jointly (``--method gpo+demos``).
 
-    GPO's own steps come first and write instructions (the recipe as configured; under a
-    per-task search budget, until ``instruction_share`` of it is spent); then
-    ``demo_steps`` steps (under a budget: as many as the rest pays for) each propose N candidates, every one an instruction from the
-    ``instructions`` best on eval so far paired with a set of k train examples, scored on
-    eval like any candidate (raced, under ``selection='race'``). The final prompt is the best
-    on eval over both phases, so demonstrations are kept only where they beat the
-    instructions alone. How the pairs are chosen (option ``sampler``):
+    Two phases, in the order option ``order`` says:
+
+    - GPO's own steps write instructions (the recipe as configured; under a per-task search
+      budget, until ``instruction_share`` of it is spent);
+    - ``demo_steps`` demonstration steps (under a budget: while the rest lasts) each propose N
+      candidates, every one an instruction from the ``instructions`` best on eval so far
+      paired with a set of k train examples, scored on eval like any candidate (raced, under
+      ``selection='race'``).
+
+    ``instructions-first`` (default) runs GPO first, then pairs its best instructions with
+    demonstrations. ``demos-first`` finds demonstrations for the initial instruction first,
+    then GPO rewrites the instruction of the best prompt with its demonstrations held (GPO
+    edits a prompt's instruction and keeps its demonstrations): where a small scorer needs
+    demonstrations to know what is asked, the instruction is then judged where it matters,
+    beside them. The final prompt is the best on eval over both phases. How the pairs are
+    chosen (option ``sampler``):
 
     - ``random`` (default): each pair drawn at random, a fresh set of examples each time;
     - ``tpe``: as MIPROv2 does, Optuna's TPE sampler over (instruction, demonstration set)
@@ -181,14 +197,23 @@ class InstructionsThenDemos(GPO):
         return self._schedules[task.id]
 
     def writes_instructions(self, task: Task, state: GPOState, g: int) -> bool:
-        """Whether step g is one of GPO's: its steps remain, no demonstration step was taken,
-        and under a search budget less than ``instruction_share`` of it is spent (the rest is
-        left for the demonstrations)."""
-        cap = self.config.budget.scorer_calls_per_task
-        if g >= self.instruction_steps(task) or (cap is not None and
-                                                 self.spent(task, state) >= self.options.instruction_share * cap):
+        """Whether step g is one of GPO's. Instructions first: GPO's steps remain, no
+        demonstration step was taken, and under a search budget less than
+        ``instruction_share`` of it is spent (the rest is left for the demonstrations).
+        Demonstrations first: the ``demo_steps`` are taken, or under a budget the
+        demonstrations have spent their share (1 - ``instruction_share``)."""
+        cap, share = self.config.budget.scorer_calls_per_task, self.options.instruction_share
+        demo_steps = sum(1 for st in state.trajectory.steps if not st.meta_prompt)
+        if self.options.order == "demos-first":
+            return demo_steps >= self.options.demo_steps or (
+                demo_steps > 0 and cap is not None and self.spent(task, state) >= (1 - share) * cap)
+        if g >= self.instruction_steps(task) or (cap is not None and self.spent(task, state) >= share * cap):
             return False
-        return not any(split_demos(c.text)[1] for st in state.trajectory.steps for c in st.candidates)
+        return demo_steps == 0
+
+    def schedule_position(self, state: GPOState) -> int:
+        """GPO's step-size schedule counts its own steps only (and the initial prompt)."""
+        return 1 + sum(1 for st in state.trajectory.steps if st.meta_prompt)
 
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
         if self.writes_instructions(task, state, g):

@@ -43,6 +43,7 @@ from gpo.methods.gpo.momentum import gradient_momentum, prompt_momentum
 from gpo.methods.gpo.schedule import StepSizeSchedule
 from gpo.methods.gpo.update import UpdateRule
 from gpo.prompts.tags import extract_tagged, polish
+from gpo.scoring.demos import split_demos, with_demos
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.render import placement
 from gpo.tasks.task import Task
@@ -77,9 +78,11 @@ class PieceTools:
         return polish(extract_tagged(texts[0][0]))
 
     async def eval_score(self, prompt: str) -> float | None:
-        """The prompt's eval score; None when the task's search budget cannot pay for it
-        (asked before anything is sent, like every scoring of a search)."""
+        """The prompt's eval score, shown with the current prompt's demonstrations; None when the
+        task's search budget cannot pay for it (asked before anything is sent, like every scoring
+        of a search)."""
         search, task = self.search, self.task
+        prompt = with_demos(prompt, split_demos(self.state.current)[1])
         if search.evaluator.requests_needed(task, prompt, "eval") > search.remaining(task, self.state):
             return None
         evaluation = await search.evaluator.evaluate(task, prompt, "eval")
@@ -141,14 +144,15 @@ class GPO(PromptSearch):
         epoch, step = self.epoch_step(task, g)
         tools = PieceTools(self, task, state)
         U, u_score = state.current, state.scores[state.current]
+        instruction, held = split_demos(U)
         train_ev = await self._probe(task, state, U, g)
-        grad = await self._gradient(tools, task, state, U, train_ev, epoch, step)
-        direction, state.realtime_para = await self.momentum(state.trajectory.points, (U, u_score),
+        grad = await self._gradient(tools, task, state, instruction, train_ev, epoch, step)
+        direction, state.realtime_para = await self.momentum(self.edited_points(state, held), (instruction, u_score),
                                                              state.realtime_para, tools)
         schedule = self.schedule(task)
-        step_size = schedule(len(state.trajectory.points)) if schedule else None
-        meta = self.update.meta_prompt(placement(task, self.config.instruction_pos), direction.kind, U, u_score,
-                                       direction.block, self.format_examples(task, state), grad, step_size)
+        step_size = schedule(self.schedule_position(state)) if schedule else None
+        meta = self.update.meta_prompt(placement(task, self.config.instruction_pos), direction.kind, instruction,
+                                       u_score, direction.block, self.format_examples(task, state), grad, step_size)
         candidates = await self._candidates(task, state, meta, U, g, step_size)
         await self.score(task, state, candidates, g)
         chosen, chosen_score = self._choose(state, U, u_score, candidates)
@@ -166,6 +170,18 @@ class GPO(PromptSearch):
         )
 
     # ------------------------------------------------------------------ the step's parts
+    @staticmethod
+    def edited_points(state: GPOState, held: list) -> list[Point]:
+        """The trajectory as the optimizer is shown it: GPO edits a prompt's instruction and holds
+        its demonstrations, so it sees the points that carry the same demonstrations as U, each
+        as its instruction (with no demonstrations anywhere: the whole trajectory)."""
+        return [Point(split_demos(p.prompt)[0], p.score, p.epoch, p.step)
+                for p in state.trajectory.points if split_demos(p.prompt)[1] == held]
+
+    def schedule_position(self, state: GPOState) -> int:
+        """Where the step-size schedule stands: how many trajectory points there are."""
+        return len(state.trajectory.points)
+
     async def _probe(self, task: Task, state: GPOState, U: str, g: int) -> Evaluation | None:
         """U on the step's train minibatch: what the gradient reads (otherwise only logged,
         unless ``train_probe`` is off). None when the search budget leaves no room."""
@@ -209,7 +225,8 @@ class GPO(PromptSearch):
             if want <= 0:
                 break
             request = self.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.prompt_shape())
-            texts = [polish(extract_tagged(t)) for t in (await self.ask_raw(state, [request]))[0]]
+            held = split_demos(U)[1]  # each new instruction is shown with U's demonstrations
+            texts = [with_demos(polish(extract_tagged(t)), held) for t in (await self.ask_raw(state, [request]))[0]]
             out.extend(self.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
                                    this_step))
         return out

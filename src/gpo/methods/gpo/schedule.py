@@ -49,6 +49,7 @@ class StepSizeSchedule:
 
     def __call__(self, t: int) -> int:
         S0, Sf, T = self.initial, self.final, self.total_steps
+        t = min(t, T)  # past the schedule's end (more steps than it was built for): the final size
         W = self.warmup_steps if self.warmup else 0
         if self.warmup and t < W:
             return int(S0 * t / W)
