@@ -114,7 +114,8 @@ def main(args) -> None:
         *(f"{m}: a significant test gain over the initial prompt and the constant answer in every seed on "
           f"{up_tasks[m]} of {len(args.tasks)} tasks; such a gain, and not significantly worse than the human "
           f"instruction with the same demonstrations, on {level_tasks[m]}." for m in methods), "",
-        f"Wall time {(time.time() - start) / 60:.1f} min (finished runs are reused on a rerun).",
+        f"Wall time {sum(run['wall_s'] for run in runs.values()) / 60:.1f} min summed over these runs on this "
+        f"machine (this invocation: {(time.time() - start) / 60:.1f} min; finished runs are reused on a rerun).",
     ])
     best_up, best_level = max(up_tasks.values()), max(level_tasks.values())
     full_scale = len(args.seeds) >= 3 and len(args.tasks) == len(TASKS)

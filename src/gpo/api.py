@@ -23,6 +23,7 @@ from gpo.engine.events import Event
 from gpo.engine.state import TaskResult
 from gpo.errors import RunDirError
 from gpo.plan import estimate_time, format_duration, plan, plan_with_time  # noqa: F401 - re-exported
+from gpo.runs.lock import RunLock, describe as describe_holder
 from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.runtime import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
                          load_tasks, usage_summary)
@@ -62,6 +63,15 @@ async def optimize_async(
     ``resume`` does; one holding a run with other settings is refused unless
     ``overwrite`` (see ``claim_run_dir``)."""
     tasks = tasks if tasks is not None else load_tasks(spec.tasks)
+    lock = RunLock.acquire(run_dir)  # one writer per run directory, released however this ends
+    try:
+        return await _optimize_locked(spec, run_dir, listeners, resume, tasks, overwrite, lock)
+    finally:
+        lock.release()
+
+
+async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume: bool, tasks: list[Task],
+                           overwrite: bool, lock: RunLock) -> list[TaskResult]:
     reused = not resume and claim_run_dir(spec, run_dir, overwrite)
     resume = resume or reused
     store = RunStore(run_dir)
@@ -79,7 +89,8 @@ async def optimize_async(
 
     store.listeners.insert(0, usage_after_each_step)
     search = build_search(spec, rt, store, rt.meter.exhausted)
-    store.event(Event.RUN_START, tasks=[t.id for t in tasks], resume=resume, method=spec.method, reused=reused)
+    store.event(Event.RUN_START, tasks=[t.id for t in tasks], resume=resume, method=spec.method, reused=reused,
+                took_over=describe_holder(lock.taken_over) if lock.taken_over else None)
     limit = asyncio.Semaphore(max(1, spec.concurrent_tasks))
 
     async def one(task: Task) -> TaskResult:

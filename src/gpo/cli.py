@@ -21,7 +21,7 @@ import click
 
 from gpo.config import CHOICES, PRESETS, GPOConfig
 from gpo.engine.events import Event
-from gpo.errors import USER_ERRORS
+from gpo.errors import USER_ERRORS, RunInUse
 from gpo.llm.meter import ROLES
 from gpo.tasks.task import AnswerKind, TaskError
 
@@ -256,6 +256,9 @@ class Progress:
         if self.mode == "json":
             click.echo(json.dumps(event, ensure_ascii=False))
             return
+        if event["event"] == Event.RUN_START and event.get("took_over"):
+            click.echo(f"the run directory was last held by {event['took_over']}, which ended without letting go "
+                       "(killed?): taking it over", err=True)
         if event["event"] == Event.RUN_START and event.get("reused"):
             click.echo("this run directory holds this same run (the same settings): continuing it, as "
                        "gpo resume would; finished work comes from its checkpoints and cache", err=True)
@@ -316,32 +319,39 @@ def plan_line(event: dict) -> str:
             f"optimizer samples; {wall} ({event.get('timing', '')})")
 
 
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM",
+                **({signal.SIGHUP: "SIGHUP"} if hasattr(signal, "SIGHUP") else {})}
+
+
 def run_with_interrupts(coro_factory, run_dir: str):
-    """Run; the first Ctrl-C stops cleanly (state is saved after every step, every
-    paid response is in the cache), a second aborts at once."""
+    """Run; the first Ctrl-C, SIGTERM (timeout, Slurm, Kubernetes, systemd) or SIGHUP stops cleanly
+    (state is saved after every step, every paid response is in the cache) and exits 128 + the
+    signal's number (130, 143, 129); a second signal aborts at once."""
     loop = asyncio.new_event_loop()
     main = loop.create_task(coro_factory())
-    presses = {"n": 0}
+    received: list[int] = []
 
-    def on_sigint():
-        presses["n"] += 1
-        if presses["n"] == 1:
-            click.echo("\nstopping after saving... (Ctrl-C again to abort)", err=True)
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+            click.echo(f"\n{STOP_SIGNALS[signum]}: stopping after saving... ({again} again to abort)", err=True)
             main.cancel()
         else:
-            os._exit(130)
+            os._exit(128 + signum)
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-    except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread / Windows
-        pass
+    for signum in STOP_SIGNALS:
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - not on the main thread / Windows
+            pass
     try:
         return loop.run_until_complete(main)
     except asyncio.CancelledError:
         click.echo(f"stopped. Resume with: gpo resume {run_dir}", err=True)
-        sys.exit(130)
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
     except USER_ERRORS as err:
-        if not (Path(run_dir) / "run.json").is_file():  # refused before the run began: nothing to resume
+        if isinstance(err, RunInUse) or not (Path(run_dir) / "run.json").is_file():  # refused before the run began
             raise
         raise UserError(f"{err} (resume with: gpo resume {run_dir})")
     finally:
@@ -639,7 +649,8 @@ def runs_cmd(root: str) -> None:
     for d in found:
         st = run_status(d)
         best = ", ".join(f"{t} {100 * s:.1f}" for t, s in st["best"].items()) or "-"
-        click.echo(f"{d}  {st['status']:<10}  tasks done {st['tasks_done']}  best eval: {best}")
+        by = f" ({st['by']})" if st.get("by") else ""
+        click.echo(f"{d}  {st['status']:<10}  tasks done {st['tasks_done']}  best eval: {best}{by}")
 
 
 @main.command()

@@ -52,6 +52,10 @@ class RunDirError(ValueError):
     of its files is damaged. The message names the directory or file and what to do."""
 
 
+class RunInUse(RunDirError):
+    """Another process is writing the run directory (``gpo.runs.lock``)."""
+
+
 # What the command line shows as one line (no traceback): every error above that gpo
 # raises on purpose. A BudgetSpent that escapes a search (the budget was spent before
 # anything could be kept) is one of them.

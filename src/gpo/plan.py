@@ -4,12 +4,13 @@ models and no search: each method declares its steps from its config and options
 
 from __future__ import annotations
 
+from gpo.config import ConfigError
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
 from gpo.runtime import build_evaluator, build_model, build_prompt_format, load_tasks
 from gpo.scoring.evaluate import Evaluator, scoring_requests
 from gpo.scoring.render import render
-from gpo.spec import RunSpec
+from gpo.spec import RunSpec, unpriced_cap
 from gpo.tasks import Task
 
 
@@ -59,9 +60,14 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
               "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
     per_task = []
     for task in tasks if tasks is not None else load_tasks(spec.tasks):
+        method.check_task(cfg, options, task)
         second, judge = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
         steps = method.planned_steps(cfg, options, task)
+        if cap is not None and steps and cap <= n_eval * (second + judge):
+            raise ConfigError(f"--scorer-calls-per-task {cap}: scoring the initial prompt of {task.id} on eval takes "
+                              f"{n_eval * (second + judge)} requests, which leaves nothing to score a new prompt "
+                              f"with; give more, or fewer eval examples (--max-examples eval=N)")
         per_step_examples, per_step_opt, per_step_samples = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
         search = (n_eval + steps * per_step_examples) * (second + judge)
         if cap is not None:
@@ -130,6 +136,10 @@ async def estimate_time(spec: RunSpec, planned: dict, evaluator: Evaluator, opti
         out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
                        f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
                        "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+    if unpriced_cap(spec.config.budget.max_cost, {"optimizer": spec.optimizer, "scorer": spec.scorer, "judge": spec.judge}):
+        free = (f"--max-cost {spec.config.budget.max_cost:g} is ignored: the models run in this process and cost "
+                f"nothing (cap their calls instead: --max-scorer-calls N, --scorer-calls-per-task N)")
+        out["hint"] = f"{out['hint']}\n{free}" if out.get("hint") else free
     return out
 
 

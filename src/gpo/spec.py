@@ -335,6 +335,9 @@ def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> Ta
         flag = lambda k: "--" + k.replace("_", "-").replace("-target", "").replace("program-prompts", "prompts")  # noqa: E731
         used = ", ".join(flag(k) for k in USER_TASK_KEYS if o.get(k))
         raise ConfigError(f"{used}: for your own data (--dataset user); the paper's tasks keep their own rendering")
+    if dataset != "user" and o.get("data_files"):
+        raise ConfigError(f"--data-file is your own data (--dataset user, the default with it); --dataset {dataset} "
+                          f"reads its own files")
     if dataset == "synthetic":
         spec = TaskSpec(source="synthetic", tasks=tasks or [DEFAULT_SYNTHETIC], seed=seed,
                         sizes=SMALL_SIZES if small else None)
@@ -419,6 +422,22 @@ def _demo_method(o: Mapping[str, Any]) -> tuple[str, dict]:
     return method, options
 
 
+def unpriced_cap(max_cost: float | None, models: Mapping[str, "ModelSpec | None"]) -> bool:
+    """Whether a cost cap is set and no model has a price, so every cost counts as $0."""
+    return max_cost is not None and not any(
+        m is not None and (m.price_prompt or m.price_completion) for m in models.values())
+
+
+def _check_cost_cap(max_cost: float | None, models: Mapping[str, "ModelSpec | None"]) -> None:
+    """A cost cap with no price for a model behind an endpoint could never stop the run: refused.
+    (With in-process models only, it is free: the plan says the cap is ignored.)"""
+    served = [role for role, m in models.items() if m is not None and m.base_url]
+    if unpriced_cap(max_cost, models) and served:
+        raise ConfigError(f"--max-cost {max_cost:g}: no price is set for the {' or '.join(served)} "
+                          f"(--{served[0]}-price IN,OUT in USD per million tokens), so every call counts as $0 and "
+                          f"the cap could never stop the run")
+
+
 def from_sources(preset: str | None = None, config_file: str | Path | None = None,
                  overrides: Mapping[str, Any] | None = None, check_models: bool = True) -> RunSpec:
     """See the module docstring: preset, then config file, then overrides."""
@@ -431,7 +450,7 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
     method, demo_options = _demo_method(o)
     if o.get("optimize_target") in DEMO_TARGETS:  # a method's choice, not a template's slot
         o["optimize_target"] = None
-    dataset = o.get("dataset") or "synthetic"
+    dataset = o.get("dataset") or ("user" if o.get("data_files") else "synthetic")  # a data file is the user's data
     small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
     config = _config(o, given, file_config, preset or file_settings.get("preset") or "gpo", quickstart,
                      str(config_file or "options"))
@@ -444,6 +463,7 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
         for name, model in (("optimizer", optimizer), ("scorer", scorer), ("judge", judge)):
             if model is not None and (name != "judge" or o.get("metric") == "judge"):
                 model.check(name)
+    _check_cost_cap(config.budget.max_cost, {"optimizer": optimizer, "scorer": scorer, "judge": judge})
     method_options = {**dict(o.get("method_options") or {}), **demo_options,
                       **_pairs(given.get("method_option"), "--method-option")}
     return RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import re
 import subprocess
 import sys
 
@@ -150,3 +152,57 @@ def test_refused_connections_and_rate_limits_are_not_spent_but_a_call_on_the_wir
         llm, meter = _metered(slow.url, RetryPolicy(max_attempts=1))
         asyncio.run(cancel_when(llm, lambda: slow.in_flight == 1, "the request on the wire"))
     assert meter.spent["scorer"].calls == 1
+
+
+ROWS = [("Is 2 even?", "yes"), ("Is 3 even?", "no"), ("Is 4 even?", "yes"), ("Is 5 even?", "no")] * 3
+
+
+def _csv(sep=",", rows=ROWS):
+    return "text" + sep + "label\n" + "".join(f"{t}{sep}{label}\n" for t, label in rows)
+
+
+FILES = {  # name: (bytes, what the one line must say)
+    "latin1.csv": (_csv().replace("Is 2", "Café 2").encode("latin-1"),
+                   r"latin1.csv, line 2, column 4: not UTF-8 \(byte 0xe9: perhaps Latin-1 or Windows-1252\); "
+                   r"re-save it as UTF-8"),
+    "open_quote.csv": (_csv().replace("Is 3 even?", '"Is 3 even?', 1).encode(),
+                       r"open_quote.csv, line 3: a quoted field starts on this line and its closing quote never comes"),
+    "commas.csv": (_csv().replace("Is 4 even?", "Is 4, or 5, even?", 1).encode(),
+                   r"commas.csv, line 4: 4 fields where the header has 2 \(comma-separated\); a field holding a "
+                   r"comma needs double quotes around it"),
+    "empty.csv": (b"", r"empty.csv: the file is empty \(no rows\)"),
+    "header.csv": (b"text,label\n", r"header.csv: a header \(text, label\) and no rows"),
+    "no_labels.csv": (_csv(rows=[(t, "") for t, _ in ROWS]).encode(),
+                      r"no_labels.csv: the 'label' column is empty on every row"),
+    "utf16_nomark.csv": (_csv().encode("utf-16-le"), r"looks like UTF-16 without its byte-order mark"),
+}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_data_file_as_users_have_it_is_refused_in_one_line_naming_it(tmp_path, name):
+    data, said = FILES[name]
+    (tmp_path / name).write_bytes(data)
+    line = one_line(gpo_cmd("optimize", "--dry-run", "--data-file", str(tmp_path / name), "--input-col", "text",
+                            "--target-col", "label"))
+    assert re.search(said, line), line
+
+
+@pytest.mark.parametrize("name, data", [
+    ("semicolons.csv", _csv(";").encode()),  # as spreadsheets save CSV in many locales
+    ("tabs.csv", _csv("\t").encode()),
+    ("tabs.tsv", _csv("\t").encode()),
+    ("utf16.csv", _csv().encode("utf-16")),  # with its byte-order mark, as Excel's "Unicode text" saves
+    ("bom.jsonl", "".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in ROWS).encode("utf-8-sig")),
+])
+def test_other_delimiters_and_encodings_users_save_are_read(tmp_path, name, data):
+    from gpo.tasks import load_user_task
+
+    (tmp_path / name).write_bytes(data)
+    task = load_user_task("t", tmp_path / name, input_col="text", target_col="label")
+    examples = [e for s in ("train", "eval", "test") for e in task.split(s)]
+    assert sorted((e.input, e.target) for e in examples) == sorted(ROWS)
+
+
+def test_a_directory_given_as_a_data_file_is_called_a_directory(tmp_path):
+    line = one_line(gpo_cmd("optimize", "--dry-run", "--data-file", str(tmp_path)))
+    assert f"{tmp_path} is a directory, not a data file" in line

@@ -90,7 +90,9 @@ def test_empty_split_is_an_error_not_zero(tmp_path):
     full, empty = tmp_path / "full.jsonl", tmp_path / "empty.jsonl"
     full.write_text('{"input": "a", "target": "yes"}\n')
     empty.write_text("\n")
-    t = load_user_task("t", {"train": full, "eval": empty, "test": full})
+    with pytest.raises(TaskError, match=r"empty.jsonl: the file is empty \(no rows\)"):  # named as it loads
+        load_user_task("t", {"train": full, "eval": empty, "test": full})
+    t = load_user_task("t", {"train": full, "test": full})
     with pytest.raises(TaskError, match="split 'eval' is empty"):
         t.split("eval")
 

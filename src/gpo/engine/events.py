@@ -36,7 +36,7 @@ class Event(StrEnum):
 
 # (required fields, optional fields); None: any fields (usage per role, whose members vary)
 FIELDS: dict[Event, tuple[frozenset[str], frozenset[str]] | None] = {
-    Event.RUN_START: (frozenset({"tasks", "resume", "method", "reused"}), frozenset()),
+    Event.RUN_START: (frozenset({"tasks", "resume", "method", "reused"}), frozenset({"took_over"})),
     Event.PLAN: (frozenset({"scorer_calls", "optimizer_samples", "selection", "resume", "estimated_wall_s"}),
                  frozenset({"timing", "hint"})),
     Event.TASK_START: (frozenset({"task"}), frozenset()),

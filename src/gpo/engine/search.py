@@ -144,6 +144,10 @@ class PromptSearch(StepActions):
         return config
 
     @classmethod
+    def check_task(cls, config: GPOConfig, options, task: Task) -> None:
+        """Refuse (``ConfigError``, one line) a task whose data cannot bind the method's options."""
+
+    @classmethod
     def planned_steps(cls, config: GPOConfig, options, task: Task) -> int:
         """The steps of a task's search."""
         return config.num_search_epochs * steps_per_epoch(len(task.split("train")), config.opt_batch_size)

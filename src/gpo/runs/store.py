@@ -9,6 +9,7 @@
       tasks/<task>/state.json  optimizer checkpoint, rewritten atomically after every step
       tasks/<task>/evals/...   per-example records of every evaluation
       optimized_prompts.jsonl  one line per task: initial and final prompt with eval and test scores
+      .gpo.lock                the process writing the run (pid, host, start time; ``gpo.runs.lock``)
       report.html, *.png       written by `gpo report`
 """
 
@@ -27,6 +28,7 @@ from typing import Callable
 from gpo.engine.events import Event, check, of, status_of
 from gpo.errors import RunDirError
 from gpo.files import atomic_write_text
+from gpo.runs.lock import LOCK_FILE, describe, holder
 
 
 def safe_name(task_id: str) -> str:
@@ -138,7 +140,10 @@ def clear_run(run_dir: str | Path) -> None:
     directory holding a run.json is removed; a response cache kept elsewhere is not touched."""
     path = Path(run_dir)
     if (path / "run.json").is_file():
-        shutil.rmtree(path)
+        for entry in path.iterdir():  # all but the lock the overwriting process holds
+            if entry.name == LOCK_FILE:
+                continue
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
@@ -158,9 +163,11 @@ def run_status(run_dir: str | Path) -> dict:
     """Status and best scores of a run, from its event log."""
     events = read_events(run_dir)
     done = of(events, Event.TASK_DONE)
+    running = holder(run_dir)
     return {
         "run_dir": str(run_dir),
-        "status": status_of(events),
+        "status": "running" if running is not None else status_of(events),
+        "by": describe(running) if running else None,
         "tasks_done": len({e["task"] for e in done}),
         "best": {e["task"]: e.get("final_eval") for e in done},
         "started": events[0]["time"] if events else None,

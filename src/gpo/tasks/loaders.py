@@ -6,12 +6,14 @@ Every error names the file and line, or the missing column and the columns found
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from gpo.files import read_user_text
 from gpo.tasks import induction
 from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, second_round_for, task_profile
 from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError, label_set
@@ -31,33 +33,67 @@ _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 def read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark, as some editors write, is skipped
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(row, dict):
-                raise TaskError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row | {"__line__": lineno})
+    for lineno, line in enumerate(read_user_text(path).split("\n"), 1):  # JSON may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TaskError(f"{path}, line {lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise TaskError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row | {"__line__": lineno})
     return rows
 
 
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def delimiter_of(path: Path, header: str) -> str:
+    """A CSV file's delimiter: tab for .tsv; otherwise the one of comma, semicolon and tab the
+    header line holds most of (a comma where none is there: a single column)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    counts = {d: header.count(d) for d in DELIMITERS}
+    return max(counts, key=lambda d: (counts[d], d == ","))
+
+
 def read_csv(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8-sig", newline="") as f:  # spreadsheets write a byte-order mark
-        reader = csv.DictReader(f)
-        return [row | {"__line__": i} for i, row in enumerate(reader, 2)]
+    """Rows of a CSV (or TSV) file, each with the line it starts on; the delimiter is read from
+    the header. A quote left open, or a row whose field count differs from the header's, is
+    named by the line its row starts on."""
+    text = read_user_text(path)
+    delimiter = delimiter_of(path, text.lstrip("\ufeff").split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows, start, header = [], 1, None
+    try:
+        for values in reader:
+            if header is None:
+                header = values
+            elif values:
+                if len(values) != len(header):
+                    raise TaskError(f"{path}, line {start}: {len(values)} fields where the header has {len(header)} "
+                                    f"({DELIMITERS[delimiter]}-separated); a field holding a {DELIMITERS[delimiter]} "
+                                    f"needs double quotes around it")
+                rows.append(dict(zip(header, values)) | {"__line__": start})
+            start = reader.line_num + 1
+    except csv.Error as err:
+        reason = ("a quoted field starts on this line and its closing quote never comes"
+                  if "end of data" in str(err) else f"not valid CSV ({err})")
+        raise TaskError(f"{path}, line {start}: {reason}") from None
+    if header is not None and not rows:
+        raise TaskError(f"{path}: a header ({', '.join(header)}) and no rows")
+    return rows
 
 
 def read_rows(path: Path) -> list[dict]:
+    """A user's data file's rows (.csv and .tsv as CSV, anything else as JSON lines); a file
+    with none is refused."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskError(f"data file not found: {path}")
-    if path.suffix.lower() in (".csv", ".tsv"):
-        return read_csv(path)
-    return read_jsonl(path)
+    rows = read_csv(path) if path.suffix.lower() in (".csv", ".tsv") else read_jsonl(path)
+    if not rows:
+        raise TaskError(f"{path}: the file is empty (no rows)")
+    return rows
 
 
 def _field(row: Mapping[str, Any], column: str, path: Path | str) -> Any:
@@ -195,8 +231,13 @@ def load_user_task(
     """
     def examples_of(path: Path) -> list[Example]:
         rows = read_rows(path)
-        if template is not None and rows:
+        if template is not None:
             template.check_columns(rows[0], str(path))
+        given = [str(r[target_col] or "").strip() for r in rows if target_col in r]
+        if not target_optional and given and not any(given):
+            raise TaskError(f"{path}: the {target_col!r} column is empty on every row; it holds the answers to score "
+                            f"against (another column? --target-col NAME; metrics such as judge, json or regex need "
+                            f"none)")
         return [_user_example(r, input_col, target_col, path, template, target_optional) for r in rows]
 
     if isinstance(files, (str, Path)):

@@ -45,6 +45,17 @@ class DemoState(SearchState):
     bootstrapped: list[list] = field(default_factory=list)  # [train index, answer shown]
 
 
+def check_k(method: str, k: int, task: Task) -> None:
+    """A demonstration count that can bind: at least one, and no more than train holds."""
+    if k < 1:
+        raise ConfigError(f"--demos {k} (method {method!r} option k): a demonstration search shows at least 1 "
+                          f"demonstration")
+    train = len(task.split("train"))
+    if k > train:
+        raise ConfigError(f"--demos {k} (method {method!r} option k): task {task.id} has {train} train example"
+                          f"{'s' if train != 1 else ''} to draw demonstrations from; ask for {train} or fewer")
+
+
 @dataclass(frozen=True)
 class DemoSearchOptions:
     """DemoSearch's own options (``--method-option NAME=VALUE``)."""
@@ -56,6 +67,10 @@ class DemoSearch(PromptSearch):
     name = "demos"
     Options = DemoSearchOptions
     State = DemoState
+
+    @classmethod
+    def check_task(cls, config, options, task: Task) -> None:
+        check_k(cls.name, options.k, task)
 
     @classmethod
     def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
@@ -182,6 +197,10 @@ class InstructionsThenDemos(GPO):
 
     name = "gpo+demos"
     Options = InstructionsThenDemosOptions
+
+    @classmethod
+    def check_task(cls, config, options, task: Task) -> None:
+        check_k(cls.name, options.k, task)
 
     def instruction_steps(self, task: Task) -> int:
         return GPO.planned_steps(self.config, self.options, task)
