@@ -32,7 +32,7 @@ from bench._record import record
 from bench.compare import add_model_options, build_spec, planned, run_plan
 
 from gpo.scoring.constant import beats_constant
-from gpo.scoring.demos import describe
+from gpo.scoring.demos import describe, split_demos
 from gpo.scoring.stats import Comparison
 from gpo.tasks.induction import DATASET, TASKS
 
@@ -59,6 +59,17 @@ def method_and_options(label: str) -> tuple[str, dict]:
     """'gpo+demos:order=demos-first,demo_steps=1' -> ('gpo+demos', {'order': 'demos-first', 'demo_steps': '1'})."""
     name, _, options = label.partition(":")
     return name, dict(pair.split("=", 1) for pair in options.split(",") if pair)
+
+
+def rewritten(method: str, runs: dict[str, dict]) -> str:
+    """For a search that writes instructions: in how many runs the final prompt's instruction is
+    one the optimizer wrote (not the initial one)."""
+    if method_and_options(method)[0] in ("demos", "bootstrap"):
+        return ""
+    finals = [(split_demos(r["final_prompt"])[0], r["initial_prompt"]) for run in runs.values()
+              if run["method"] == method for r in run["results"]]
+    kept = sum(1 for final, initial in finals if final != split_demos(initial)[0])
+    return f" The final prompt's instruction is one the optimizer wrote in {kept} of {len(finals)} runs."
 
 
 def gain(comparison: dict | None) -> str:
@@ -113,7 +124,7 @@ def main(args) -> None:
         "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
         *(f"{m}: a significant test gain over the initial prompt and the constant answer in every seed on "
           f"{up_tasks[m]} of {len(args.tasks)} tasks; such a gain, and not significantly worse than the human "
-          f"instruction with the same demonstrations, on {level_tasks[m]}." for m in methods), "",
+          f"instruction with the same demonstrations, on {level_tasks[m]}.{rewritten(m, runs)}" for m in methods), "",
         f"Wall time {sum(run['wall_s'] for run in runs.values()) / 60:.1f} min summed over these runs on this "
         f"machine (this invocation: {(time.time() - start) / 60:.1f} min; finished runs are reused on a rerun).",
     ])

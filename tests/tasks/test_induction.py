@@ -111,3 +111,21 @@ def test_the_reference_is_scored_with_the_prompts_own_demonstrations():
     assert ref["demos"] == 2 and set(ref) >= {"alone", "with_demos"}
     assert ref["alone"]["prompt_vs_it"]["n"] == 6
     assert "with the same 2 demonstrations" in describe(ref)
+
+
+@pytest.mark.model  # the quickstart's search, the embedded model in both roles (about two minutes on 2 cores)
+def test_the_quickstarts_demonstration_search_finds_a_significant_gain_on_singular_to_plural(tmp_path):
+    """What `gpo optimize` with nothing chosen runs (seed 0, the shipped sample): the final
+    prompt carries demonstrations and beats the initial prompt on test, significantly; the
+    human instruction is scored beside it. The gain is large (0% to about 30% on 40 test
+    examples here), so a machine's numerics move it without making it vanish."""
+    from gpo.api import optimize
+    from gpo.spec import RunSpec
+
+    spec = RunSpec.from_sources()  # nothing given: the quickstart
+    assert spec.method == "demos" and spec.tasks.tasks == ["singular_to_plural"]
+    [result] = optimize(spec, tmp_path / "run")
+    comparison = result.test_comparison
+    assert comparison["significant"] and comparison["diff"] > 0, comparison
+    assert result.final_test > result.initial_test and "<demonstrations>" in result.final_prompt
+    assert result.human["instruction"] == "write the plurals of the inputs" and result.human["with_demos"]
