@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 from gpo.aio import first_failure
 from gpo.engine.events import Event
 from gpo.engine.state import TaskResult
+from gpo.llm.meter import BudgetSpent, StopSwitch
 from gpo.errors import RunDirError
 from gpo.plan import estimate_time, format_duration, plan, plan_with_time  # noqa: F401 - re-exported
 from gpo.runs.lock import RunLock, describe as describe_holder
@@ -55,9 +56,10 @@ def claim_run_dir(spec: RunSpec, run_dir: str | Path, overwrite: bool = False) -
 
 async def optimize_async(
     spec: RunSpec, run_dir: str | Path, listeners: Iterable[Callable[[dict], None]] = (), resume: bool = False,
-    tasks: list[Task] | None = None, overwrite: bool = False,
+    tasks: list[Task] | None = None, overwrite: bool = False, stop: StopSwitch | None = None,
 ) -> list[TaskResult]:
-    """Optimize every task of the spec into ``run_dir`` (``tasks``: already loaded ones).
+    """Optimize every task of the spec into ``run_dir`` (``tasks``: already loaded ones; ``stop``:
+    pulled, the run stops cleanly, as at a run cap, and its log ends 'interrupted').
 
     A ``run_dir`` that already holds this run (the same settings) is resumed, as
     ``resume`` does; one holding a run with other settings is refused unless
@@ -65,13 +67,13 @@ async def optimize_async(
     tasks = tasks if tasks is not None else load_tasks(spec.tasks)
     lock = RunLock.acquire(run_dir)  # one writer per run directory, released however this ends
     try:
-        return await _optimize_locked(spec, run_dir, listeners, resume, tasks, overwrite, lock)
+        return await _optimize_locked(spec, run_dir, listeners, resume, tasks, overwrite, lock, stop or StopSwitch())
     finally:
         lock.release()
 
 
 async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume: bool, tasks: list[Task],
-                           overwrite: bool, lock: RunLock) -> list[TaskResult]:
+                           overwrite: bool, lock: RunLock, stop: StopSwitch) -> list[TaskResult]:
     reused = not resume and claim_run_dir(spec, run_dir, overwrite)
     resume = resume or reused
     store = RunStore(run_dir)
@@ -82,6 +84,7 @@ async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume
     if resume:
         rt.meter.restore(store.load_meter())  # budgets count what earlier processes of the run spent
     rt.meter.on_change = store.save_meter
+    stop.attach(rt.meter)
 
     def usage_after_each_step(event: dict) -> None:  # what the run has paid so far, for the live view and trackers
         if event["event"] == Event.STEP:
@@ -110,13 +113,19 @@ async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume
         store.write_results([r.as_dict() for r in results])
         stopped = [r.stopped for r in results if r.stopped]
         store.event(Event.USAGE, **usage_summary(rt))
-        store.event(Event.RUN_STOPPED if stopped else Event.RUN_DONE, results=len(results))
+        if stop.reason and stopped:  # stopped from outside: resumable, as after Ctrl-C
+            store.event(Event.INTERRUPTED, **usage_summary(rt))
+        else:
+            store.event(Event.RUN_STOPPED if stopped else Event.RUN_DONE, results=len(results))
         return results
     except (asyncio.CancelledError, KeyboardInterrupt):
         store.event(Event.INTERRUPTED, **usage_summary(rt))
         raise
     except Exception as err:
-        store.event(Event.FAILED, error=str(err))
+        if stop.reason and isinstance(err, BudgetSpent):  # stopped from outside before a prompt was scored
+            store.event(Event.INTERRUPTED, **usage_summary(rt))
+        else:
+            store.event(Event.FAILED, error=str(err))
         raise
     finally:
         await rt.aclose()

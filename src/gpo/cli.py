@@ -21,7 +21,7 @@ import click
 
 from gpo.config import CHOICES, PRESETS, GPOConfig
 from gpo.engine.events import Event
-from gpo.errors import USER_ERRORS, RunInUse
+from gpo.errors import USER_ERRORS, BudgetSpent, RunInUse
 from gpo.llm.meter import ROLES
 from gpo.tasks.task import AnswerKind, TaskError
 
@@ -323,39 +323,61 @@ STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM",
                 **({signal.SIGHUP: "SIGHUP"} if hasattr(signal, "SIGHUP") else {})}
 
 
-def run_with_interrupts(coro_factory, run_dir: str):
-    """Run; the first Ctrl-C, SIGTERM (timeout, Slurm, Kubernetes, systemd) or SIGHUP stops cleanly
-    (state is saved after every step, every paid response is in the cache) and exits 128 + the
-    signal's number (130, 143, 129); a second signal aborts at once."""
-    loop = asyncio.new_event_loop()
-    main = loop.create_task(coro_factory())
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, main: asyncio.Task, stop) -> list[int]:
+    """Handle Ctrl-C, SIGTERM and SIGHUP: the first pulls ``stop`` (or, before a run has attached
+    its meter, cancels ``main``), a second aborts at once. Returns the signals received, as they come."""
     received: list[int] = []
 
     def on_signal(signum: int) -> None:
         received.append(signum)
-        if len(received) == 1:
-            again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
-            click.echo(f"\n{STOP_SIGNALS[signum]}: stopping after saving... ({again} again to abort)", err=True)
-            main.cancel()
-        else:
+        if len(received) > 1:
             os._exit(128 + signum)
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        click.echo(f"\n{STOP_SIGNALS[signum]}: stopping after the requests under way and saving... "
+                   f"({again} again to abort)", err=True)
+        if stop.attached:
+            stop.pull(f"stopped by {STOP_SIGNALS[signum]}")
+        else:  # not a run (gpo evaluate), or one not started yet: cancel it
+            main.cancel()
 
     for signum in STOP_SIGNALS:
         try:
             loop.add_signal_handler(signum, on_signal, signum)
         except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - not on the main thread / Windows
             pass
-    try:
-        return loop.run_until_complete(main)
-    except asyncio.CancelledError:
+    return received
+
+
+def run_with_interrupts(coro_factory, run_dir: str):
+    """Run ``coro_factory(stop)``. The first Ctrl-C, SIGTERM (timeout, Slurm, Kubernetes, systemd)
+    or SIGHUP pulls ``stop``: no new request is sent, those on the wire finish and are cached,
+    the step under way is dropped and the state saved, and the command exits 128 + the signal's
+    number (130, 143, 129) with the resume command. A second signal aborts at once."""
+    from gpo.llm.meter import StopSwitch
+
+    loop, stop = asyncio.new_event_loop(), StopSwitch()
+    main = loop.create_task(coro_factory(stop))
+    received = _stop_on_signals(loop, main, stop)
+
+    def stopped() -> None:
         click.echo(f"stopped. Resume with: gpo resume {run_dir}", err=True)
         sys.exit(128 + (received[0] if received else signal.SIGINT))
+
+    try:
+        results = loop.run_until_complete(main)
+    except asyncio.CancelledError:
+        stopped()
     except USER_ERRORS as err:
+        if received and isinstance(err, BudgetSpent):  # the stop came before anything was scored
+            stopped()
         if isinstance(err, RunInUse) or not (Path(run_dir) / "run.json").is_file():  # refused before the run began
             raise
         raise UserError(f"{err} (resume with: gpo resume {run_dir})")
     finally:
         _drain(loop)
+    if received and any(r.stopped for r in results):
+        stopped()
+    return results
 
 
 def _drain(loop: asyncio.AbstractEventLoop) -> None:
@@ -489,7 +511,8 @@ def optimize(**kw) -> None:
     trackers = _trackers(run_dir, tracking["mlflow_uri"], tracking["mlflow_prompt_name"])
     with Progress(kw["progress"]) as progress:
         results = run_with_interrupts(
-            lambda: optimize_async(spec, run_dir, [progress, *trackers], tasks=tasks, overwrite=kw["overwrite"]), run_dir)
+            lambda stop: optimize_async(spec, run_dir, [progress, *trackers], tasks=tasks, overwrite=kw["overwrite"],
+                                        stop=stop), run_dir)
     if kw["progress"] != "json":
         _print_results(results)
         click.echo(f"run directory: {run_dir}  (gpo report {run_dir})")
@@ -512,7 +535,8 @@ def resume(run_dir: str, progress: str, **scale) -> None:
     for name in ("scorer", "optimizer"):
         getattr(spec, name).check(name)
     with Progress(progress) as view:
-        results = run_with_interrupts(lambda: optimize_async(spec, run_dir, [view, *_trackers(run_dir)], resume=True),
+        listeners = [view, *_trackers(run_dir)]
+        results = run_with_interrupts(lambda stop: optimize_async(spec, run_dir, listeners, resume=True, stop=stop),
                                       run_dir)
     if progress != "json":
         _print_results(results)
@@ -556,7 +580,7 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
     out_dir = out_dir or str(Path("runs") / f"eval-{time.strftime('%Y%m%d-%H%M%S')}")
 
     tasks = _load_tasks(spec)
-    results = run_with_interrupts(lambda: evaluate_async(spec, jobs, split, out_dir, tasks), out_dir)
+    results = run_with_interrupts(lambda stop: evaluate_async(spec, jobs, split, out_dir, tasks), out_dir)
     _print_evaluations(results, spec, split)
     click.echo(f"per-example records: {out_dir}")
 

@@ -93,7 +93,7 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_the_resume_pays_what_a_clean_ru
             break
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == code
-    assert f"{name}: stopping after saving" in err and f"Resume with: gpo resume {run}" in err
+    assert f"{name}: stopping after the requests under way and saving" in err and f"Resume with: gpo resume {run}" in err
     assert "Traceback" not in err
     assert json.loads((run / "events.jsonl").read_text().splitlines()[-1])["event"] == "interrupted"
     gpo("resume", str(run), "--progress", "quiet")

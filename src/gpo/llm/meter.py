@@ -81,6 +81,7 @@ class Meter:
     run: Account = field(default_factory=Account)  # the whole run, by role
     tasks: dict[str, Account] = field(default_factory=dict)  # each task's share
     on_change: Callable[[dict], None] | None = None  # persistence (the run store)
+    halted: str | None = None  # a stop asked from outside (``StopSwitch``): every new call is refused
 
     def __post_init__(self) -> None:
         self._reserved: Counter[str] = Counter()
@@ -113,6 +114,8 @@ class Meter:
             n = sum(self._reserved[r] for r in roles)
             return f", {n} of them still in flight" if n else ""
 
+        if self.halted:
+            return self.halted
         scoring, optimizer = self._calls(SCORING_ROLES), self._calls(("optimizer",))
         if full(scoring, self.max_scorer_calls, SCORING_ROLES):
             return f"scorer calls {scoring} of {self.max_scorer_calls}{flying(SCORING_ROLES)}"
@@ -159,3 +162,27 @@ class Meter:
             saved = {"run": saved, "tasks": {}}
         self.run = Account.from_dict(saved["run"])
         self.tasks = {t: Account.from_dict(a) for t, a in saved["tasks"].items()}
+
+
+class StopSwitch:
+    """A stop asked from outside a run (a signal): the meters attached refuse every new call, so
+    the requests on the wire finish and are counted and cached, and the run stops as at a run
+    cap (the step under way is dropped, the state is saved, a resume pays nothing twice)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._meters: list[Meter] = []
+
+    @property
+    def attached(self) -> bool:
+        """Whether a run has attached its meter (before that, a stop cancels instead)."""
+        return bool(self._meters)
+
+    def attach(self, meter: Meter) -> None:
+        self._meters.append(meter)
+        meter.halted = self.reason
+
+    def pull(self, reason: str) -> None:
+        self.reason = reason
+        for meter in self._meters:
+            meter.halted = reason
