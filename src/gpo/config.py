@@ -269,7 +269,7 @@ def _preset(name: str, cell: str, **settings) -> None:
 _preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answer parsing")
 _preset("quickstart", "`gpo optimize` with nothing else: a demonstration search (or --method's) on "
         "instruction induction's singular_to_plural, small enough for 2 CPU cores (2 epochs, batch 8, 3 "
-        "candidates a step, 120 search requests); a new prompt must beat the initial prompt, and the best "
+        "candidates a step, 160 search requests); a new prompt must beat the initial prompt, and the best "
         "constant answer where there is one, significantly on eval",
         num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
         adopt="significant+constant")
