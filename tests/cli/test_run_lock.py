@@ -96,5 +96,8 @@ def test_sigterm_and_sighup_stop_like_ctrl_c_and_the_resume_pays_what_a_clean_ru
     assert f"{name}: stopping after the requests under way and saving" in err and f"Resume with: gpo resume {run}" in err
     assert "Traceback" not in err
     assert json.loads((run / "events.jsonl").read_text().splitlines()[-1])["event"] == "interrupted"
+    listing = gpo("runs", str(tmp_path)).stdout
+    assert "stopped" in listing and "tasks done 0" in listing  # cut short: not counted as done
     gpo("resume", str(run), "--progress", "quiet")
+    assert "finished" in gpo("runs", str(tmp_path)).stdout and "tasks done 1" in gpo("runs", str(tmp_path)).stdout
     assert _paid(json.loads((run / "meter.json").read_text())) == _paid(clean_run_meter)

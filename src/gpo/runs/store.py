@@ -168,7 +168,7 @@ def run_status(run_dir: str | Path) -> dict:
         "run_dir": str(run_dir),
         "status": "running" if running is not None else status_of(events),
         "by": describe(running) if running else None,
-        "tasks_done": len({e["task"] for e in done}),
+        "tasks_done": len({e["task"] for e in done if not e.get("stopped")}),  # a task a stop cut short is not done
         "best": {e["task"]: e.get("final_eval") for e in done},
         "started": events[0]["time"] if events else None,
     }
