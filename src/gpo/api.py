@@ -14,7 +14,6 @@ plan in ``gpo.plan`` (both re-exported).
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -32,6 +31,7 @@ from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.reference import human_reference
 from gpo.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
 from gpo.tasks import Task
+from gpo.tasks.loaders import read_jsonl
 from gpo.tasks.task import TaskError
 
 
@@ -173,15 +173,11 @@ def read_prompt_file(path: str | Path) -> list[dict]:
     """Prompt files: one JSON object per line with ``prompt`` (and ``dataset``/``task``,
     or gpo's own ``final_prompt``), as the paper published its prompts."""
     rows = []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TaskError(f"{path}, line {lineno}: not valid JSON ({err.msg})") from None
+    for row in read_jsonl(Path(path)):
         prompt = row.get("prompt", row.get("final_prompt"))
         if prompt is None:
-            raise TaskError(f"{path}, line {lineno}: no 'prompt' (or 'final_prompt') field; fields found: {', '.join(row)}")
+            fields = ", ".join(k for k in row if k != "__line__")
+            raise TaskError(f"{path}, line {row['__line__']}: no 'prompt' (or 'final_prompt') field; fields found: "
+                            f"{fields}")
         rows.append({"dataset": row.get("dataset"), "task": row.get("task") or row.get("dataset"), "prompt": prompt})
     return rows

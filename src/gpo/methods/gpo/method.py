@@ -153,7 +153,7 @@ class GPO(PromptSearch):
         step_size = schedule(self.schedule_position(state)) if schedule else None
         meta = self.update.meta_prompt(placement(task, self.config.instruction_pos), direction.kind, instruction,
                                        u_score, direction.block, self.format_examples(task, state), grad, step_size)
-        candidates = await self._candidates(task, state, meta, U, g, step_size)
+        candidates = await self._candidates(task, state, meta, U, held, g, step_size)
         await self.score(task, state, candidates, g)
         chosen, chosen_score = self._choose(state, U, u_score, candidates)
         if grad is not None:  # the gradient's improvement, for importance selection over gradients
@@ -175,8 +175,8 @@ class GPO(PromptSearch):
         """The trajectory as the optimizer is shown it: GPO edits a prompt's instruction and holds
         its demonstrations, so it sees the points that carry the same demonstrations as U, each
         as its instruction (with no demonstrations anywhere: the whole trajectory)."""
-        return [Point(split_demos(p.prompt)[0], p.score, p.epoch, p.step)
-                for p in state.trajectory.points if split_demos(p.prompt)[1] == held]
+        parts = [(split_demos(p.prompt), p) for p in state.trajectory.points]
+        return [Point(instruction, p.score, p.epoch, p.step) for (instruction, demos), p in parts if demos == held]
 
     def schedule_position(self, state: GPOState) -> int:
         """Where the step-size schedule stands: how many trajectory points there are."""
@@ -213,10 +213,11 @@ class GPO(PromptSearch):
         ranked = sorted(pool.items(), key=lambda kv: -kv[1])
         return next(((p, s) for p, s in ranked if p not in state.chosen), ranked[0])
 
-    async def _candidates(self, task: Task, state: GPOState, meta: str, U: str, g: int,
+    async def _candidates(self, task: Task, state: GPOState, meta: str, U: str, held: list, g: int,
                           step_size: int | None) -> list[Candidate]:
-        """N candidates, in generation order, each either usable or marked with why not
-        (resampled while the update rule asks for it and too few are usable)."""
+        """N candidates, in generation order, each a new instruction shown with U's demonstrations
+        (``held``), either usable or marked with why not (resampled while the update rule asks
+        for it and too few are usable)."""
         N = self.config.num_generated_instructions_in_each_step
         out: list[Candidate] = []
         this_step: set[str] = set()
@@ -225,7 +226,6 @@ class GPO(PromptSearch):
             if want <= 0:
                 break
             request = self.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.prompt_shape())
-            held = split_demos(U)[1]  # each new instruction is shown with U's demonstrations
             texts = [with_demos(polish(extract_tagged(t)), held) for t in (await self.ask_raw(state, [request]))[0]]
             out.extend(self.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
                                    this_step))
