@@ -41,7 +41,7 @@ from bench._record import DATA_DIR, fingerprint, record
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
 from gpo.methods import method_class
-from gpo.runs.store import safe_name
+from gpo.run.store import safe_name
 from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.stats import compare
 

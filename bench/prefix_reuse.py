@@ -33,9 +33,9 @@ from bench._record import DATA_DIR, cpu_name, record
 from gpo.llm import LocalLLM, Request
 from gpo.llm.local import batch_decoder, load_llama
 from gpo.llm.prefix import DEFAULT_MB
-from gpo.runtime import build_evaluator
+from gpo.run.build import build_evaluator
 from gpo.scoring.render import PromptFormat
-from gpo.spec import RunSpec
+from gpo.run.sources import from_sources
 from gpo.tasks import load_gpo_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def necessary_prompt_tokens(llm: Recording) -> int:
 
 
 def evaluator_case(task, data_dir: str, fmt_demos: int, prefix_mb: int, parallel: int = 1) -> dict:
-    spec = RunSpec.from_sources(overrides=dict(dataset="bbh", task=task.name, data_dir=data_dir, second_round=True), check_models=False)
+    spec = from_sources(overrides=dict(dataset="bbh", task=task.name, data_dir=data_dir, second_round=True), check_models=False)
     llm = Recording(prefix_cache=prefix_mb, parallel=parallel)
     evaluator = build_evaluator(spec, llm)
     evaluator.format = PromptFormat(few_shot=fmt_demos)

@@ -20,7 +20,7 @@ from bench._record import fingerprint, record
 
 from gpo.api import RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
-from gpo.runs.store import safe_name
+from gpo.run.store import safe_name
 from gpo.scoring.constant import verdict
 from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.stats import Comparison, compare

@@ -36,7 +36,7 @@ from bench._record import DATA_DIR, fingerprint, record
 from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
 from gpo.config import preset
 from gpo.engine.state import stable_seed
-from gpo.runs.store import safe_name
+from gpo.run.store import safe_name
 from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.racing import least_scorings, race
 from gpo.scoring.stats import compare

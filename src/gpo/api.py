@@ -7,8 +7,8 @@
 
 ``RunSpec.method`` picks the optimizer: ``gpo`` or any name of ``gpo.methods.METHODS``
 (``gpo optimize --help`` lists them), all on the same scorer, extraction, budgets and run store.
-Running lives here; building a run's objects from its spec in ``gpo.runtime``, and its
-plan in ``gpo.plan`` (both re-exported).
+Running lives here; building a run's objects from its spec in ``gpo.run.build``, and its
+plan in ``gpo.run.plan`` (both re-exported).
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ from gpo.engine.events import Event
 from gpo.engine.state import TaskResult
 from gpo.llm.meter import BudgetSpent, StopSwitch
 from gpo.errors import RunDirError
-from gpo.plan import estimate_time, format_duration, plan, plan_with_time  # noqa: F401 - re-exported
-from gpo.runs.lock import RunLock, describe as describe_holder
-from gpo.runs.store import RunStore, clear_run, existing_spec, read_spec
-from gpo.runtime import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
+from gpo.run.plan import estimate_time, format_duration, plan, plan_with_time  # noqa: F401 - re-exported
+from gpo.run.lock import RunLock, describe as describe_holder
+from gpo.run.store import RunStore, clear_run, existing_spec, read_spec
+from gpo.run.build import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
                          load_tasks, usage_summary)
 from gpo.scoring.evaluate import Evaluation
 from gpo.scoring.reference import human_reference
-from gpo.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
+from gpo.run.sources import check_method, from_sources  # noqa: F401 - re-exported: a spec from a preset, a file, flags
+from gpo.run.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
 from gpo.tasks import Task
 from gpo.tasks.loaders import read_jsonl
 from gpo.tasks.task import TaskError
@@ -64,6 +65,7 @@ async def optimize_async(
     A ``run_dir`` that already holds this run (the same settings) is resumed, as
     ``resume`` does; one holding a run with other settings is refused unless
     ``overwrite`` (see ``claim_run_dir``)."""
+    check_method(spec)  # an unknown method or option fails before anything is written
     tasks = tasks if tasks is not None else load_tasks(spec.tasks)
     lock = RunLock.acquire(run_dir)  # one writer per run directory, released however this ends
     try:

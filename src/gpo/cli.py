@@ -22,7 +22,8 @@ import click
 from gpo.config import CHOICES, PRESETS, GPOConfig
 from gpo.engine.events import Event
 from gpo.errors import USER_ERRORS, BudgetSpent, RunInUse
-from gpo.llm.meter import ROLES
+from gpo.names import DATA_SPLITS, DEFAULT_MAX_TOKENS, ROLES, SCALED_ROLES
+from gpo.run.store import SPEC_FILE
 from gpo.tasks.task import AnswerKind, TaskError
 
 
@@ -90,7 +91,7 @@ def _scale_options(f):
                      help="CPUs each Ray replica reserves and uses (default 1).")(f)
     f = click.option("--ray-address", default=None, metavar="auto|ADDRESS",
                      help="Ray cluster for model replicas (default with replicas: start a local Ray).")(f)
-    for role in ("scorer", "optimizer"):
+    for role in SCALED_ROLES:
         f = click.option(f"--{role}-replicas", type=int, default=None,
                          help=f"Run the in-process {role} model as N Ray actors (needs gpo[ray]).")(f)
         f = click.option(f"--{role}-prefix-cache", type=int, default=None, metavar="MB",
@@ -110,7 +111,7 @@ def _model_options(f):
     f = click.option("--judge-base-url", default=None, help="OpenAI-compatible endpoint for the judge.")(f)
     f = click.option("--judge-model", default=None,
                      help="--metric judge: the grading model, as --optimizer-model (default: the optimizer's).")(f)
-    for role in ("scorer", "optimizer"):
+    for role in SCALED_ROLES:
         f = click.option(f"--{role}-price", default=None, metavar="IN,OUT[,CACHED_IN]",
                          help=f"{role.title()} price in USD per million prompt,completion tokens (for cost figures and "
                               "--max-cost); a third value prices prompt tokens the endpoint served from its prompt "
@@ -154,9 +155,9 @@ def _task_options(f):
                      help="User data: exact, contains, rouge_l, regex:PATTERN, json, json:SCHEMA.json, "
                           "python:MODULE_OR_FILE.py:FUNCTION, or judge (with --judge-rubric)."),
         click.option("--judge-rubric", default=None, metavar="FILE|TEXT", help="--metric judge: what a good output is."),
-        click.option("--judge-max-tokens", type=int, default=None, help="--metric judge: the judge's token limit (default 256)."),
+        click.option("--judge-max-tokens", type=int, default=None, help=f"--metric judge: the judge's token limit (default {DEFAULT_MAX_TOKENS})."),
         click.option("--max-examples", multiple=True, metavar="SPLIT=N", help="Cap a split's size, e.g. eval=20."),
-        click.option("--scorer-max-tokens", type=int, default=None, help="Scorer first-round token limit (default 256)."),
+        click.option("--scorer-max-tokens", type=int, default=None, help=f"Scorer first-round token limit (default {DEFAULT_MAX_TOKENS})."),
         click.option("--second-round/--no-second-round", default=None, help="Ask chat scorers again for the bare answer."),
         click.option("--base-scorer", is_flag=True, default=False, help="The scorer is a base (non-chat) model: raw prompts."),
     ]
@@ -204,7 +205,7 @@ def _mlflow_options(f):
 
 def _trackers(run_dir: str, uri: str | None = None, prompt_name: str | None = None) -> list:
     """The MLflow tracker a run asks for, or the one a resumed run already has."""
-    from gpo.tracking import STATE, MlflowTracker
+    from gpo.run.tracking import STATE, MlflowTracker
 
     if uri is None and prompt_name is None and not (Path(run_dir) / STATE).is_file():
         return []
@@ -212,16 +213,16 @@ def _trackers(run_dir: str, uri: str | None = None, prompt_name: str | None = No
 
 
 def _load_tasks(spec):
-    from gpo.runtime import load_tasks
+    from gpo.run.build import load_tasks
 
     return load_tasks(spec.tasks)  # errors reach the user as one line (Commands)
 
 
 def build_spec(kw: dict):
     """The run spec from the flags (and --preset / --config): the library builds it."""
-    from gpo.spec import RunSpec
+    from gpo.run.sources import from_sources
 
-    return RunSpec.from_sources(kw.get("preset"), kw.get("config_file"), kw)
+    return from_sources(kw.get("preset"), kw.get("config_file"), kw)
 
 
 # ---------------------------------------------------------------- progress
@@ -370,7 +371,7 @@ def run_with_interrupts(coro_factory, run_dir: str):
     except USER_ERRORS as err:
         if received and isinstance(err, BudgetSpent):  # the stop came before anything was scored
             stopped()
-        if isinstance(err, RunInUse) or not (Path(run_dir) / "run.json").is_file():  # refused before the run began
+        if isinstance(err, RunInUse) or not (Path(run_dir) / SPEC_FILE).is_file():  # refused before the run began
             raise
         raise UserError(f"{err} (resume with: gpo resume {run_dir})")
     finally:
@@ -528,12 +529,13 @@ def resume(run_dir: str, progress: str, **scale) -> None:
     The scale options may differ from the first run's (other servers, more replicas):
     they change where answers come from, not what is asked."""
     from gpo.api import RunSpec, optimize_async
-    from gpo.runs.store import read_spec
+    from gpo.run.sources import check_model, place
+    from gpo.run.store import read_spec
 
     spec = RunSpec.from_dict(read_spec(run_dir))
-    spec.place(scale)
-    for name in ("scorer", "optimizer"):
-        getattr(spec, name).check(name)
+    place(spec, scale)
+    for name in SCALED_ROLES:
+        check_model(getattr(spec, name), name)
     with Progress(progress) as view:
         listeners = [view, *_trackers(run_dir)]
         results = run_with_interrupts(lambda stop: optimize_async(spec, run_dir, listeners, resume=True, stop=stop),
@@ -546,7 +548,7 @@ def resume(run_dir: str, progress: str, **scale) -> None:
 @click.option("--prompt", "prompts", multiple=True,
               help="Prompt to score (repeatable); prompts:/NAME/VERSION: one gpo registered in MLflow (see --mlflow).")
 @click.option("--prompts-file", default=None, type=click.Path(), help="JSONL with 'prompt' (and dataset/task), e.g. optimized_prompts.jsonl.")
-@click.option("--split", default="test", type=click.Choice(["train", "eval", "test"]))
+@click.option("--split", default="test", type=click.Choice(DATA_SPLITS))
 @click.option("--out", "out_dir", default=None, help="Folder for per-example records (default runs/eval-<timestamp>).")
 @click.option("--preset", default=None, hidden=True)
 @click.option("--config", "config_file", default=None, help="YAML or TOML file of options.")
@@ -565,7 +567,7 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
         kw["evaluate_generated_ins_on_few_shot"] = True
     spec = build_spec(kw)
     if any(p.startswith("prompts:/") for p in prompts):
-        from gpo.tracking import registered_instruction
+        from gpo.run.tracking import registered_instruction
 
         prompts = [registered_instruction(p, mlflow_uri) if p.startswith("prompts:/") else p for p in prompts]
     jobs: list[tuple[str | None, str]] = [(None, p) for p in prompts]
@@ -614,9 +616,9 @@ def _print_evaluations(results, spec, split: str) -> None:
 @click.argument("run_dir", type=click.Path())
 def report(run_dir: str) -> None:
     """Write report.html and PNG charts for a run."""
-    from gpo.runs.report import write_report
+    from gpo.run.report import write_report
 
-    if not (Path(run_dir) / "run.json").is_file():
+    if not (Path(run_dir) / SPEC_FILE).is_file():
         raise UserError(f"{run_dir} is not a gpo run directory (no run.json)")
     path = write_report(run_dir)
     click.echo(f"report: {path}")
@@ -632,7 +634,7 @@ def show(run_dir: str, task: str | None, fmt: str) -> None:
     """The final prompt exactly as the scorer receives it, ready to paste: its messages with
     the instruction, template and demonstrations in place and {field} (or {input}) where each
     example's own text goes; the scores and their intervals underneath."""
-    from gpo.show import shown
+    from gpo.run.show import shown
 
     items = shown(run_dir, task)
     if fmt == "messages":
@@ -664,7 +666,7 @@ def show(run_dir: str, task: str | None, fmt: str) -> None:
 @click.argument("root", default="runs", type=click.Path())
 def runs_cmd(root: str) -> None:
     """List runs under ROOT with status and best eval scores."""
-    from gpo.runs.store import run_status
+    from gpo.run.store import run_status
 
     found = sorted(p.parent for p in Path(root).glob("*/run.json"))
     if not found:

@@ -53,7 +53,7 @@ class RunDirError(ValueError):
 
 
 class RunInUse(RunDirError):
-    """Another process is writing the run directory (``gpo.runs.lock``)."""
+    """Another process is writing the run directory (``gpo.run.lock``)."""
 
 
 # What the command line shows as one line (no traceback): every error above that gpo

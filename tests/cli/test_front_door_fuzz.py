@@ -69,8 +69,8 @@ VALUE = st.one_of(st.integers(-3, 2000).map(str), st.text(alphabet="abegmo=,.-_0
 @given(pairs=st.lists(st.tuples(st.sampled_from(FLAGS), VALUE), max_size=4))
 def test_random_flag_values_are_parsed_planned_or_refused_in_one_line(pairs):
     from gpo.cli import build_spec, optimize
-    from gpo.plan import plan
-    from gpo.runtime import load_tasks
+    from gpo.run.plan import plan
+    from gpo.run.build import load_tasks
 
     args = [x for flag, value in pairs for x in (flag, value)]
     try:

@@ -15,7 +15,7 @@ from gpo.api import ModelSpec, RunSpec, TaskSpec, load_tasks, optimize, resume
 
 mlflow = pytest.importorskip("mlflow", reason="optional extra gpo[mlflow]")
 
-from gpo.tracking import STATE, MlflowTracker, registered_instruction  # noqa: E402
+from gpo.run.tracking import STATE, MlflowTracker, registered_instruction  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 KEY = "sk-test-0123456789-never-stored"

@@ -11,8 +11,8 @@ import pytest
 from fakes import ScriptedLLM, config, echo_scorer, plus_task, replies
 from gpo.api import RunSpec
 from gpo.methods.gpo.method import GPO
-from gpo.runs.report import write_report
-from gpo.runs.store import RunStore
+from gpo.run.report import write_report
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator
 
 CHECK = """<script>

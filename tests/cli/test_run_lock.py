@@ -13,7 +13,7 @@ from fakes import ScriptedEndpoint
 from test_cli import GPO, TINY, gpo
 
 from gpo.errors import RunDirError
-from gpo.runs.lock import LOCK_FILE, RunLock, holder
+from gpo.run.lock import LOCK_FILE, RunLock, holder
 
 
 def test_a_second_holder_is_refused_naming_the_first_and_a_released_lock_is_free(tmp_path):

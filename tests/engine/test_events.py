@@ -11,7 +11,7 @@ import pytest
 from fakes import ScriptedLLM, config, echo_scorer, plus_task
 from gpo.engine.events import FIELDS, Event, check, status_of
 from gpo.methods import method_class
-from gpo.runs.store import RunStore, run_status
+from gpo.run.store import RunStore, run_status
 from gpo.scoring import Evaluator, PromptFormat
 
 

@@ -47,7 +47,7 @@ def test_prompt_tokens_an_endpoint_served_from_its_cache_are_counted_and_priced(
     price where one is given, at the prompt price otherwise."""
     from gpo.llm import Pricing
     from gpo.llm.meter import Meter
-    from gpo.spec import RunSpec
+    from gpo.run.sources import from_sources
 
     with ScriptedEndpoint(cached_tokens=5) as ep:
         llm = OpenAILLM(model="m", base_url=ep.url, api_key=SECRET, pricing=Pricing(1.0, 2.0, 0.1))
@@ -60,7 +60,7 @@ def test_prompt_tokens_an_endpoint_served_from_its_cache_are_counted_and_priced(
     assert llm.meter.cost["scorer"] == pytest.approx(llm.cost)
     assert llm.meter.to_dict()["run"]["scorer"]["cached_prompt_tokens"] == 10
     assert plain.cost == pytest.approx((7 * 1.0 + 3 * 2.0) / 1e6)  # no cached price: the prompt price
-    spec = RunSpec.from_sources(overrides={"scorer_model": "m", "scorer_base_url": "http://127.0.0.1:9/v1",
+    spec = from_sources(overrides={"scorer_model": "m", "scorer_base_url": "http://127.0.0.1:9/v1",
                                            "scorer_price": "1,2,0.1"}, check_models=False)
     assert (spec.scorer.price_prompt, spec.scorer.price_completion, spec.scorer.price_cached_prompt) == (1, 2, 0.1)
 

@@ -253,7 +253,7 @@ def test_fleet_member_names_are_the_endpoints():
 
 def test_a_runs_usage_and_report_count_requests_per_endpoint(tmp_path):
     from gpo.api import ModelSpec, RunSpec, TaskSpec, optimize
-    from gpo.runs.report import write_report
+    from gpo.run.report import write_report
 
     with ScriptedEndpoint() as a, ScriptedEndpoint() as b, ScriptedEndpoint() as opt:
         spec = RunSpec(

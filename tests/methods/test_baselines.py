@@ -17,7 +17,7 @@ from gpo.llm import ResponseCache
 from gpo.methods import METHODS, method_class
 from gpo.methods.gpo.schedule import StepSizeSchedule
 from gpo.engine.hooks import NoHooks
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from fakes import echo_scorer, plus_task
 

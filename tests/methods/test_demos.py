@@ -12,7 +12,7 @@ from fakes import ScriptedLLM, config, last_user
 from test_baselines import Recorder
 from gpo.api import read_prompt_file
 from gpo.methods import METHODS
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.scoring.demos import describe, split_demos, with_demos
 from gpo.prompts.checks import word_edit_distance
@@ -124,7 +124,7 @@ def test_bootstrap_shows_only_train_examples_the_scorer_answered_correctly_with_
 
 def test_the_report_folds_demonstrations_and_sets_the_result_beside_the_constant(tmp_path):
     from gpo.api import RunSpec
-    from gpo.runs.report import write_report
+    from gpo.run.report import write_report
 
     RunStore(tmp_path / "run").write_spec(RunSpec(method="demos").to_dict())
     result, s, _ = search("demos", tmp_path / "run")

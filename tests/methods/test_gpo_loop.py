@@ -14,7 +14,7 @@ from gpo.config import Budget, ConfigError
 from gpo.llm import ResponseCache
 from gpo.methods.gpo.method import GPO
 from gpo.engine.hooks import NoHooks
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 
 

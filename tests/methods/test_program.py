@@ -17,7 +17,7 @@ from gpo.config import Budget
 from gpo.engine.hooks import NoHooks
 from gpo.llm import ResponseCache
 from gpo.methods import method_class
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.tasks import AnswerKind, Example, Task
 from gpo.tasks.program import Program, decode, encode, load_program, read_prompts
@@ -212,13 +212,13 @@ def test_programs_waiting_for_answers_leave_the_model_layer_its_threads():
 
 def test_a_program_needs_its_prompts_and_user_data():
     from gpo.errors import ConfigError
-    from gpo.spec import RunSpec
+    from gpo.run.sources import from_sources
 
     data = {"dataset": "user", "data_files": ["tests/data/tickets.csv"], "target_col": "label"}
     with pytest.raises(ConfigError, match="--program MODULE:FUNCTION and --prompts FILE go together"):
-        RunSpec.from_sources(overrides={**data, "program": "tests/data/ticket_program.py:run"}, check_models=False)
+        from_sources(overrides={**data, "program": "tests/data/ticket_program.py:run"}, check_models=False)
     with pytest.raises(ConfigError, match="--program, --prompts: for your own data"):
-        RunSpec.from_sources(overrides={"program": "x:y", "program_prompts": "p.yaml"}, check_models=False)
-    spec = RunSpec.from_sources(overrides={**data, "program": "tests/data/ticket_program.py:run",
+        from_sources(overrides={"program": "x:y", "program_prompts": "p.yaml"}, check_models=False)
+    spec = from_sources(overrides={**data, "program": "tests/data/ticket_program.py:run",
                                            "program_prompts": "tests/data/ticket_prompts.yaml"}, check_models=False)
     assert list(spec.tasks.program_prompts) == ["extract", "classify"]  # kept in run.json: a resume needs no file

@@ -16,7 +16,7 @@ from gpo.config import GPOConfig
 from gpo.llm import ResponseCache
 from gpo.methods import METHODS
 from gpo.methods.gpo.method import GPO
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from gpo.scoring.racing import block_ends, example_order, race
 from gpo.tasks import AnswerKind, Example, Task

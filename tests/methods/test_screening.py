@@ -11,7 +11,7 @@ import pytest
 from fakes import ScriptedLLM, config, echo_scorer, last_user, plus_task
 from gpo.methods.gpo.method import GPO
 from gpo.prompts.checks import not_an_instruction
-from gpo.runs.store import RunStore
+from gpo.run.store import RunStore
 from gpo.scoring import Evaluator
 
 QUICKSTART_NONSENSE = ("Premise: I have always been interested in science and technology.\n"
@@ -63,7 +63,7 @@ def test_the_search_screens_them_out_before_scoring_and_counts_the_reasons(tmp_p
     assert steps and all(s["rejected"].get("not an instruction") == 2 for s in steps)
     (tmp_path / "run" / "run.json").write_text(json.dumps({"scorer": {"model": "fake"}, "optimizer": {"model": "fake"},
                                                            "config": {}}))
-    from gpo.runs.report import write_report
+    from gpo.run.report import write_report
 
     page = write_report(tmp_path / "run").read_text()
     assert "Candidates set aside" in page and "<td>not an instruction</td><td>" in page

@@ -120,9 +120,9 @@ def test_the_quickstarts_demonstration_search_finds_a_significant_gain_on_singul
     human instruction is scored beside it. The gain is large (0% to about 30% on 40 test
     examples here), so a machine's numerics move it without making it vanish."""
     from gpo.api import optimize
-    from gpo.spec import RunSpec
+    from gpo.run.sources import from_sources
 
-    spec = RunSpec.from_sources()  # nothing given: the quickstart
+    spec = from_sources()  # nothing given: the quickstart
     assert spec.method == "demos" and spec.tasks.tasks == ["singular_to_plural"]
     [result] = optimize(spec, tmp_path / "run")
     comparison = result.test_comparison

@@ -145,8 +145,9 @@ def test_hugging_face_tasks_are_reachable_from_a_spec_and_the_command_line(tmp_p
     import subprocess
     import sys
 
-    from gpo.runtime import load_tasks
-    from gpo.spec import RunSpec
+    from gpo.run.build import load_tasks
+    from gpo.run.sources import from_sources
+    from gpo.run.spec import RunSpec
 
     ds = datasets.DatasetDict({
         "train": datasets.Dataset.from_dict({"q": [f"Is {i} even?" for i in range(8)],
@@ -155,7 +156,7 @@ def test_hugging_face_tasks_are_reachable_from_a_spec_and_the_command_line(tmp_p
         "holdout": datasets.Dataset.from_dict({"q": ["Is 12 even?"], "a": ["yes"]}),
     })
     ds.save_to_disk(str(tmp_path / "parity"))
-    spec = RunSpec.from_sources(overrides={"dataset": "hf", "hf_name": str(tmp_path / "parity"), "input_col": "q",
+    spec = from_sources(overrides={"dataset": "hf", "hf_name": str(tmp_path / "parity"), "input_col": "q",
                                            "target_col": "a", "hf_split": ["train=train", "eval=dev", "test=holdout"]},
                                 check_models=False)
     (task,) = load_tasks(RunSpec.from_dict(spec.to_dict()).tasks)  # and as run.json keeps it

@@ -8,7 +8,7 @@ from gpo.tasks.task import Task
 
 
 class Hooks(Protocol):
-    """Where a search reports to: the run store (``gpo.runs.store.RunStore``), a progress
+    """Where a search reports to: the run store (``gpo.run.store.RunStore``), a progress
     display, or nothing (``NoHooks``)."""
 
     def event(self, kind: str, **data) -> None: ...

@@ -32,8 +32,8 @@ from typing import Callable, Iterator, Sequence
 
 from gpo.errors import BudgetSpent  # noqa: F401 - raised here, re-exported
 from gpo.llm.types import Pricing, Sample, Usage
+from gpo.names import ROLES  # noqa: F401 - re-exported
 
-ROLES = ("optimizer", "scorer", "judge")  # the models a run pays for, in the order usage shows them
 SCORING_ROLES = ROLES[1:]  # their calls count against the scorer-call cap
 
 _task: ContextVar[str | None] = ContextVar("gpo_meter_task", default=None)

@@ -1,6 +1,6 @@
 """The model layer's data: requests, samples, completions, usage, prices, errors.
 
-Everything else in ``gpo.llm`` builds on these; this module imports only gpo.errors,
+Everything else in ``gpo.llm`` builds on these; this module imports only gpo.errors and gpo.names,
 so the backends, the cache and the retry policy can all use it without a circle.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from gpo.errors import FatalLLMError, LLMError, TransientLLMError  # noqa: F401 - the model layer's errors
+from gpo.names import DEFAULT_MAX_TOKENS
 
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system", "content": "..."}
 
@@ -63,7 +64,7 @@ class Request:
     messages: tuple[tuple[str, str], ...] | None = None
     prompt: str | None = None
     temperature: float = 0.0
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int = 0

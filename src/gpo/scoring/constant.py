@@ -34,6 +34,7 @@ from gpo.scoring.metrics import EXECUTION, matches, read_answer, score_answer, t
 from gpo.scoring.objective import ACCURACY, Objective, Pair, per_class
 from gpo.scoring.stats import Comparison
 from gpo.tasks.task import AnswerKind, Example, Task, label_set
+from gpo.names import DATA_SPLITS
 
 COLLAPSE_SHARE = 0.9  # a prompt whose most frequent answer covers this share of a split has collapsed to it
 SHARES_SHOWN = 5  # answer shares kept per prompt (the rest are summed as "other")
@@ -75,7 +76,7 @@ def closed_answers(task: Task) -> list[str]:
 
 def _labelled(task: Task) -> list[Example]:
     """The task's examples with targets: train, eval and test."""
-    return [e for split in ("train", "eval", "test") for e in task.splits.get(split) or []]
+    return [e for split in DATA_SPLITS for e in task.splits.get(split) or []]
 
 
 def best_constant(task: Task, split: str, extraction: str = "lenient",

@@ -33,6 +33,7 @@ from gpo.scoring.program import run_program
 from gpo.scoring.render import PromptFormat, prompt_text, render
 from gpo.scoring.stats import Comparison
 from gpo.tasks.task import Example, Task, TaskError
+from gpo.names import DEFAULT_MAX_TOKENS
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Evaluator:
     scorer: LLM
     format: PromptFormat = field(default_factory=PromptFormat)
     second_round: bool | None = None  # None: on for zero-shot chat scorers where the task has one
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     second_round_max_tokens: int = 100
     extraction: str = "lenient"  # or "original": the original code's parsing (gpo.scoring.original)
     judge: Judge | None = None  # grades outputs for tasks whose metric is "judge"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from gpo.llm.base import LLM, Request
 from gpo.tasks.task import Example
+from gpo.names import DEFAULT_MAX_TOKENS
 
 SCALE = 10
 ASK_SCORE = f"End your reply with one line of the form 'Score: N', where N is a whole number from 0 (fails the rubric) to {SCALE} (meets it fully)."
@@ -46,7 +47,7 @@ class Judge:
 
     llm: LLM
     rubric: str
-    max_tokens: int = 256
+    max_tokens: int = DEFAULT_MAX_TOKENS
     unparsed: Counter = field(default_factory=Counter)  # task id -> grades that found no score
     requests: Counter = field(default_factory=Counter)  # task id -> judge requests made
 

@@ -15,6 +15,7 @@ from gpo.scoring import original
 from gpo.scoring.extract import FALSE_WORDS, TRUE_WORDS, _clean, extract_answer, parse_choice, parse_short
 from gpo.tasks.user_code import import_function
 from gpo.tasks.task import AnswerKind, Example, Task, TaskError
+from gpo.names import DATA_SPLITS
 
 MetricFn = Callable[[str, Example], float]
 _CLOSERS = re.compile(r"[)\]}>](?:[\s)\]}>])*")
@@ -146,7 +147,7 @@ def matches(task: Task, example: Example, parsed: str, extraction: str = "lenien
 def references_of(task: Task, target: str) -> tuple[str, ...]:
     """Every answer accepted where ``target`` is: the references of the examples whose target
     it is (the target alone where none lists any)."""
-    refs = {r for split in ("train", "eval", "test") for e in task.splits.get(split) or [] if e.target == target
+    refs = {r for split in DATA_SPLITS for e in task.splits.get(split) or [] if e.target == target
             for r in e.references}
     return tuple(sorted(refs)) or (target,)
 

@@ -18,6 +18,7 @@ from gpo.tasks import induction
 from gpo.tasks.catalog import SINGLE_TASK_DATASETS, resolve_tasks, second_round_for, task_profile
 from gpo.tasks.task import SPLITS, AnswerKind, Example, Task, TaskError, label_set
 from gpo.tasks.template import Template
+from gpo.names import DATA_SPLITS
 
 GPO_FILES = {
     "train": "train.jsonl",
@@ -154,7 +155,7 @@ def load_induction_task(data_dir: str | Path | None, task: str) -> Task:
     first examples also serve as the meta-prompt's format examples and the few-shot pool."""
     folder = induction.task_dir(data_dir, task)
     target_of = lambda row: "references" if "references" in row else "target"  # noqa: E731 - every accepted answer
-    splits = {split: split_file(folder / f"{split}.jsonl", target_of) for split in ("train", "eval", "test")}
+    splits = {split: split_file(folder / f"{split}.jsonl", target_of) for split in DATA_SPLITS}
     splits["format"], splits["few_shot"] = splits["train"][:3], splits["train"][:5]
     return Task(name=task, dataset=induction.DATASET, splits=splits, **induction.profile(task),
                 human_instruction=induction.human_instructions(folder)[0])
@@ -246,7 +247,7 @@ def load_user_task(
             raise TaskError(f"{files}: no examples")
         fractions = fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}
         splits = seeded_split(examples, fractions, seed)
-        empty = [s for s in ("train", "eval", "test") if s in splits and not splits[s]]
+        empty = [s for s in DATA_SPLITS if s in splits and not splits[s]]
         if empty:
             cut = ", ".join(f"{s} {len(splits[s])}" for s in splits)
             shares = "/".join(f"{s} {fractions[s]:g}" for s in fractions)
@@ -260,7 +261,7 @@ def load_user_task(
         splits = {s: examples_of(Path(p)) for s, p in files.items()}
     splits.setdefault("format", splits.get("train", [])[:3])
     splits.setdefault("few_shot", splits.get("train", [])[:5])
-    all_examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
+    all_examples = [e for s in DATA_SPLITS for e in splits.get(s, [])]
     scored_whole = metric is not None and metric not in ("exact", "rouge_l")  # the reply as written, no extraction
     kind = AnswerKind(kind) if kind else (AnswerKind.EXACT if scored_whole else infer_kind(all_examples))
     default_metric = "rouge_l" if kind == AnswerKind.GENERATION else "exact"
@@ -327,7 +328,7 @@ def load_hf_task(
         splits = seeded_split(rows(next(iter(ds))), {"train": 0.3, "eval": 0.3, "test": 0.4}, seed)
     splits.setdefault("format", splits["train"][:3])
     splits.setdefault("few_shot", splits["train"][:5])
-    examples = [e for s in ("train", "eval", "test") for e in splits.get(s, [])]
+    examples = [e for s in DATA_SPLITS for e in splits.get(s, [])]
     kind = AnswerKind(kind) if kind else infer_kind(examples)
     return Task(name=name, dataset="hf", kind=kind, splits=splits, labels=labels_of(kind, examples),
                 metric="rouge_l" if kind == AnswerKind.GENERATION else "exact", second_round=second_round_for(kind))

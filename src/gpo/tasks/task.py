@@ -8,8 +8,8 @@ from enum import Enum
 
 from gpo.errors import TaskError  # noqa: F401 - re-exported: the tasks layer's error
 from gpo.tasks.program import encode
+from gpo.names import DATA_SPLITS, SPLITS  # noqa: F401 - SPLITS re-exported
 
-SPLITS = ("train", "eval", "test", "format", "few_shot")
 _OPTION_LINE = re.compile(r"^\s*\(([A-Za-z])\)\s*(.+?)\s*$", re.M)
 
 
@@ -92,7 +92,7 @@ class Task:
         if name not in SPLITS:
             raise TaskError(f"unknown split {name!r}; splits are {', '.join(SPLITS)}")
         examples = self.splits.get(name) or []
-        if not examples and name in ("train", "eval", "test"):
+        if not examples and name in DATA_SPLITS:
             raise TaskError(f"task {self.id}: split {name!r} is empty; nothing to score")
         return examples
 

@@ -1,5 +1,7 @@
 """A user's Python function, named ``MODULE:FUNCTION`` or ``path/to/file.py:FUNCTION``
-(a metric, a program), imported with one clear line for whatever is wrong."""
+(a metric, a program), imported with one clear line for whatever is wrong. A file is executed
+once per process while it is unchanged (checking a run and building it share the module), as
+``importlib`` does for a module name."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from gpo.errors import TaskError
+
+_FILES: dict[tuple, object] = {}  # (path, mtime, size, module name) -> the module made from that file
 
 
 def import_function(target: str, flag: str, kind: str) -> Callable:
@@ -22,9 +26,7 @@ def import_function(target: str, flag: str, kind: str) -> Callable:
             path = Path(module_name)
             if not path.is_file():
                 raise TaskError(f"{flag}: file not found: {module_name}")
-            loader = importlib.util.spec_from_file_location(f"gpo_user_{kind}_{path.stem}", path)
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
+            module = _from_file(path, f"gpo_user_{kind}_{path.stem}")
         else:
             module = importlib.import_module(module_name)
     except TaskError:
@@ -35,3 +37,14 @@ def import_function(target: str, flag: str, kind: str) -> Callable:
     if not callable(fn):
         raise TaskError(f"{flag}: {module_name} has no function {function!r}")
     return fn
+
+
+def _from_file(path: Path, name: str):
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, name)
+    if key not in _FILES:
+        loader = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+        _FILES[key] = module
+    return _FILES[key]

@@ -33,18 +33,18 @@ from urllib.parse import urlparse
 from gpo.engine.events import Event, task_result
 from gpo.engine.state import TaskResult
 from gpo.errors import ConfigError
-from gpo.runs.store import read_spec
-from gpo.runtime import load_tasks
+from gpo.run.store import EVENTS_FILE, REPORT_FILE, RESULTS_FILE, SPEC_FILE, read_spec
+from gpo.run.build import load_tasks
 from gpo.scoring.stats import Comparison
-from gpo.show import scorer_request
-from gpo.spec import RunSpec, _flat
+from gpo.run.show import scorer_request
+from gpo.run.spec import RunSpec, flat
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 STATE = "mlflow.json"
 EXPERIMENT = "gpo"
 PROMPT_TAG = "gpo.prompt"  # the instruction a registered prompt carries, for `gpo evaluate`
 PARAM_CHARS = 6000  # MLflow's limit on a param's value
-ARTIFACTS = ("run.json", "optimized_prompts.jsonl", "events.jsonl", "report.html")
+ARTIFACTS = (SPEC_FILE, RESULTS_FILE, EVENTS_FILE, REPORT_FILE)
 
 
 def _mlflow():
@@ -74,7 +74,7 @@ def prompt_name(dataset: str, task: str) -> str:
 def flat_params(d: dict) -> dict[str, str]:
     """The spec as MLflow params: dotted keys (``spec._flat``), values as text within MLflow's limit."""
     out = {}
-    for name, value in _flat(d).items():
+    for name, value in flat(d).items():
         text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
         out[name] = text if len(text) <= PARAM_CHARS else text[: PARAM_CHARS - 1] + "…"
     return out

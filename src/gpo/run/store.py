@@ -9,7 +9,7 @@
       tasks/<task>/state.json  optimizer checkpoint, rewritten atomically after every step
       tasks/<task>/evals/...   per-example records of every evaluation
       optimized_prompts.jsonl  one line per task: initial and final prompt with eval and test scores
-      .gpo.lock                the process writing the run (pid, host, start time; ``gpo.runs.lock``)
+      .gpo.lock                the process writing the run (pid, host, start time; ``gpo.run.lock``)
       report.html, *.png       written by `gpo report`
 """
 
@@ -28,7 +28,12 @@ from typing import Callable
 from gpo.engine.events import Event, check, of, status_of
 from gpo.errors import RunDirError
 from gpo.files import atomic_write_text
-from gpo.runs.lock import LOCK_FILE, describe, holder
+from gpo.run.lock import LOCK_FILE, describe, holder  # noqa: F401 - LOCK_FILE: the run directory's files
+
+
+# the files of a run directory (the module docstring says what each holds)
+SPEC_FILE, ENVIRONMENT_FILE, EVENTS_FILE, METER_FILE = "run.json", "environment.json", "events.jsonl", "meter.json"
+RESULTS_FILE, CACHE_FILE, REPORT_FILE, STATE_FILE = "optimized_prompts.jsonl", "cache.sqlite", "report.html", "state.json"
 
 
 def safe_name(task_id: str) -> str:
@@ -53,12 +58,12 @@ class RunStore:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.listeners: list[Callable[[dict], None]] = []
-        self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
+        self._events = open(self.dir / EVENTS_FILE, "a", encoding="utf-8")
 
     # ---------------------------------------------------------------- spec
     def write_spec(self, spec: dict) -> None:
-        atomic_write_text(self.dir / "run.json", json.dumps(spec, indent=2, ensure_ascii=False))
-        atomic_write_text(self.dir / "environment.json", json.dumps(environment(), indent=2))
+        atomic_write_text(self.dir / SPEC_FILE, json.dumps(spec, indent=2, ensure_ascii=False))
+        atomic_write_text(self.dir / ENVIRONMENT_FILE, json.dumps(environment(), indent=2))
 
     def read_spec(self) -> dict:
         return read_spec(self.dir)
@@ -75,10 +80,10 @@ class RunStore:
         return self.dir / "tasks" / safe_name(task.id)
 
     def save_state(self, task, state: dict) -> None:
-        atomic_write_text(self._task_dir(task) / "state.json", json.dumps(state, ensure_ascii=False))
+        atomic_write_text(self._task_dir(task) / STATE_FILE, json.dumps(state, ensure_ascii=False))
 
     def load_state(self, task) -> dict | None:
-        path = self._task_dir(task) / "state.json"
+        path = self._task_dir(task) / STATE_FILE
         if not path.is_file():
             return None
         return read_json(path, f"remove it to search task {task.id} again from its start (the responses "
@@ -90,17 +95,17 @@ class RunStore:
     # ---------------------------------------------------------------- results
     def save_meter(self, spent: dict) -> None:
         """What the run has spent by role (gpo.llm.meter), after every paid call."""
-        atomic_write_text(self.dir / "meter.json", json.dumps(spent))
+        atomic_write_text(self.dir / METER_FILE, json.dumps(spent))
 
     def load_meter(self) -> dict | None:
-        path = self.dir / "meter.json"
+        path = self.dir / METER_FILE
         if not path.is_file():
             return None
         return read_json(path, "it holds what the run has spent against its budgets; restore it, or remove it "
                                "to count the budgets afresh")
 
     def write_results(self, rows: list[dict]) -> Path:
-        path = self.dir / "optimized_prompts.jsonl"
+        path = self.dir / RESULTS_FILE
         atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         return path
 
@@ -124,7 +129,7 @@ def read_json(path: Path, what_to_do: str) -> dict:
 
 
 def read_spec(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "run.json"
+    path = Path(run_dir) / SPEC_FILE
     if not path.is_file():
         raise RunDirError(f"{run_dir} is not a gpo run directory (no run.json)")
     return read_json(path, "restore it from a backup, or start the run afresh in another directory")
@@ -132,14 +137,14 @@ def read_spec(run_dir: str | Path) -> dict:
 
 def existing_spec(run_dir: str | Path) -> dict | None:
     """The spec of the run a directory holds, or None where it holds none."""
-    return read_spec(run_dir) if (Path(run_dir) / "run.json").is_file() else None
+    return read_spec(run_dir) if (Path(run_dir) / SPEC_FILE).is_file() else None
 
 
 def clear_run(run_dir: str | Path) -> None:
     """Remove the run a directory holds, keeping nothing of it (``--overwrite``). Only a
     directory holding a run.json is removed; a response cache kept elsewhere is not touched."""
     path = Path(run_dir)
-    if (path / "run.json").is_file():
+    if (path / SPEC_FILE).is_file():
         for entry in path.iterdir():  # all but the lock the overwriting process holds
             if entry.name == LOCK_FILE:
                 continue
@@ -147,7 +152,7 @@ def clear_run(run_dir: str | Path) -> None:
 
 
 def read_events(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "events.jsonl"
+    path = Path(run_dir) / EVENTS_FILE
     if not path.is_file():
         return []
     events = []

@@ -21,9 +21,9 @@ from pathlib import Path
 from gpo.engine.actions import rejection_counts
 from gpo.engine.events import Event, of
 from gpo.engine.trajectory import Candidate
-from gpo.llm.meter import ROLES
 from gpo.methods import method_class
-from gpo.runs.store import read_events, read_spec
+from gpo.names import ROLES
+from gpo.run.store import REPORT_FILE, read_events, read_spec
 from gpo.scoring.constant import verdict
 from gpo.scoring.objective import describe_classes
 from gpo.scoring.reference import describe as describe_reference
@@ -294,7 +294,7 @@ def write_report(run_dir: str | Path) -> Path:
             body.append(f"<p>Judge replies without a score (asked again once, then scored 0): "
                         f"{u['judge']['unparsed']}</p>")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
-    path = run_dir / "report.html"
+    path = run_dir / REPORT_FILE
     path.write_text(page, encoding="utf-8")
     return path
 

@@ -11,16 +11,16 @@ from pathlib import Path
 from gpo.engine.events import Event, of, task_result
 from gpo.engine.state import TaskResult
 from gpo.errors import RunDirError, TaskError, suggest
-from gpo.runs.store import read_events, read_spec
-from gpo.runtime import build_prompt_format, load_tasks
+from gpo.run.store import RESULTS_FILE, read_events, read_spec
+from gpo.run.build import build_prompt_format, load_tasks
 from gpo.scoring.render import render
-from gpo.spec import RunSpec
+from gpo.run.spec import RunSpec
 from gpo.tasks import Example, Task
 
 def results_of(run_dir: str | Path) -> list[TaskResult]:
     """The run's task results: its optimized_prompts.jsonl, or, for a run still going or
     stopped, the tasks it finished (their ``task_done`` events)."""
-    path = Path(run_dir) / "optimized_prompts.jsonl"
+    path = Path(run_dir) / RESULTS_FILE
     if path.is_file():
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         results = [TaskResult.from_dict(r) for r in rows]

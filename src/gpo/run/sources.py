@@ -1,33 +1,32 @@
-"""What a run is, as data: the models, the tasks, the scoring, the search (run.json).
+"""A RunSpec from what a user gives (a preset, a config file, flags), every source checked here.
 
-``RunSpec.from_sources(preset, config_file, overrides)`` builds one as the command line
-does, so Python users get presets and config files too: the preset's options, then the
-config file's (YAML or TOML; a top-level ``gpo:`` section is allowed), then the
-overrides. Overrides and file keys are flat option names, as the flags spell them:
-``{"dataset": "bbh", "task": ["navigate"], "scorer_model": "...", "num_search_epochs": 3}``.
-With nothing given (no task, no option), the run is the quickstart: the ``quickstart``
-preset on a small synthetic task. Bad values fail here, in one line naming the option
-(``ConfigError``, ``TaskError``, or ``LLMError`` from the model checks).
+``from_sources(preset, config_file, overrides)`` builds one as the command line does, so Python
+users get presets and config files too: the preset's options, then the config file's (YAML or
+TOML; a top-level ``gpo:`` section is allowed), then the overrides. Overrides and file keys are
+flat option names, as the flags spell them: ``{"dataset": "bbh", "task": ["navigate"],
+"scorer_model": "...", "num_search_epochs": 3}``. With nothing given (no task, no option), the
+run is the quickstart. Bad values fail here, in one line naming the option (``ConfigError``,
+``TaskError``, or ``LLMError`` from the model checks); the user's metric, template and program
+are loaded once here (``gpo.run.build`` keeps them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from gpo.config import PRESETS, RENAMED, GPOConfig
+from gpo.engine.options import option_names
 from gpo.errors import ConfigError, suggest
 from gpo.llm import preflight
-from gpo.llm.meter import ROLES
-from gpo.engine.options import option_names
 from gpo.methods import method_class
-from gpo.scoring.metrics import build_metric
-from gpo.tasks.program import Program, load_program, read_prompts
-from gpo.tasks.task import TaskError
+from gpo.names import DEFAULT_MAX_TOKENS, ROLES, SCALED_ROLES
+from gpo.run.build import user_metric, user_program, user_template
+from gpo.run.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec
 from gpo.tasks import induction
-from gpo.tasks.template import Template, read_template
+from gpo.tasks.program import read_prompts
+from gpo.tasks.template import read_template
 
 DEFAULT_SYNTHETIC = "navigate"
 SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # `--dataset synthetic` with no task
@@ -40,7 +39,7 @@ QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
 BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
 # scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
 ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas", "prefix_cache"), ("ray_address", "replica_cpus", "gpus")
-SCALE_KEYS = (*(f"{role}_{key}" for key in ROLE_SCALE for role in ("scorer", "optimizer")), *SHARED_SCALE)
+SCALE_KEYS = (*(f"{role}_{key}" for key in ROLE_SCALE for role in SCALED_ROLES), *SHARED_SCALE)
 USER_TASK_KEYS = ("template", "system_template", "optimize_target", "metric", "judge_rubric", "program",
                   "program_prompts")
 RUN_KEYS = {"dataset", "task", "tasks", "data_dir", "scorer_model", "optimizer_model", "scorer_base_url",
@@ -53,177 +52,12 @@ SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
     "preset", "data_files", "hf_name", "hf_split", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
     "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option",
     *USER_TASK_KEYS, *BUDGET_FIELDS}
-# where and how fast a role's answers come, not what is asked: a rerun of a run may change them
-PLACEMENT_FIELDS = ("concurrency", "parallel", "gpus", "replicas", "ray_address", "replica_cpus", "prefix_cache")
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file", "seed",
                 "patience", *SCALE_KEYS, *BUDGET_FIELDS}
 
 
-@dataclass
-class ModelSpec:
-    """One model role. The API key is never stored: name the environment variable that holds it."""
 
-    model: str = "embedded"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    concurrency: int | None = None
-    price_prompt: float | None = None  # USD per million prompt tokens
-    price_completion: float | None = None
-    price_cached_prompt: float | None = None  # USD per million prompt tokens an endpoint served from its cache
-    parallel: int | None = None  # in-process llama.cpp: requests decoded together
-    prefix_cache: int | None = None  # in-process llama.cpp: MiB of prompt-prefix KV states kept (0: off)
-    gpus: list[int] | None = None  # in-process model on these GPUs
-    replicas: int | None = None  # run the in-process model as this many Ray actors
-    ray_address: str | None = None  # with replicas: "auto", "ray://host:10001", or None for a local Ray
-    replica_cpus: float | None = None  # CPUs each replica reserves (and llama.cpp threads)
-
-    def check(self, role: str = "model") -> None:
-        """Cheap checks before a run: the GGUF file, the API key's variable, GPU support, Ray."""
-        preflight(self.model, base_url=self.base_url, gpus=self.gpus or (), replicas=self.replicas or 0,
-                  api_key_env=self.api_key_env, role=role)
-
-
-@dataclass
-class TaskSpec:
-    """Which tasks: ``synthetic`` (generated, default), ``gpo`` (the paper's data), ``user``
-    files, or ``hf``: a Hugging Face dataset (``hf_name``: saved with ``save_to_disk``, or a
-    hub name where the hub can be reached; ``hf_splits``: gpo split -> the dataset's split)."""
-
-    source: str = "synthetic"
-    dataset: str | None = None  # gpo: bbh | mmlu | gsm8k | webnlg | wsc
-    tasks: list[str] = field(default_factory=lambda: ["navigate"])
-    data_dir: str | None = None
-    sizes: dict[str, int] | None = None  # synthetic split sizes
-    max_examples: dict[str, int] | None = None  # cap split sizes (subsampling, in file order)
-    files: dict[str, str] | str | None = None  # user: split -> file, or one file to split
-    input_col: str = "input"
-    target_col: str = "target"
-    kind: str | None = None
-    seed: int = 0
-    template: str | None = None  # user data: the prompt's text with {column} fields and an {instruction} slot
-    system_template: str | None = None  # a chat scorer's system message (the starting one with optimize="system")
-    optimize: str = "instruction"  # or "system": the system prompt is the parameter
-    metric: str | None = None  # exact, contains, rouge_l, regex:P, json[:SCHEMA], python:MOD:FN, judge
-    judge_rubric: str | None = None  # metric "judge": the rubric's text
-    hf_name: str | None = None  # hf: a dataset folder (save_to_disk) or a hub name
-    hf_splits: dict[str, str] | None = None  # hf: gpo split -> dataset split (default: by name, or cut one)
-    program: str | None = None  # user data: a pipeline MODULE:FUNCTION whose named prompts are optimized
-    program_prompts: dict[str, str] | None = None  # its named initial prompts (read from --prompts)
-
-    def user_template(self) -> Template | None:
-        if self.template is None and self.system_template is None and self.optimize == "instruction":
-            return None
-        return Template(self.template, self.system_template, self.optimize)
-
-    def user_program(self) -> Program | None:
-        return load_program(self.program, self.program_prompts) if self.program else None
-
-    def user_metric(self) -> object | None:
-        if not self.metric:
-            return None
-        metric = build_metric(self.metric)
-        if metric == "judge" and not self.judge_rubric:
-            raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
-        return metric
-
-
-@dataclass
-class ScoringSpec:
-    max_tokens: int = 256
-    second_round: bool | None = None  # None: on for chat scorers where the task has one
-    second_round_max_tokens: int = 100
-    chat: bool = True
-    judge_max_tokens: int = 256  # metric "judge": room for the judge's reasoning before its score line
-
-
-@dataclass
-class RunSpec:
-    tasks: TaskSpec = field(default_factory=TaskSpec)
-    config: GPOConfig = field(default_factory=GPOConfig)
-    optimizer: ModelSpec = field(default_factory=ModelSpec)
-    scorer: ModelSpec = field(default_factory=ModelSpec)
-    scoring: ScoringSpec = field(default_factory=ScoringSpec)
-    embedder: str = "all-MiniLM-L6-v2"  # or "openai:<model>" (uses the optimizer's base URL)
-    cache: str | None = None  # response cache file; default: <run_dir>/cache.sqlite
-    concurrent_tasks: int = 4
-    method: str = "gpo"  # gpo, or a baseline: ape, apo, opro, pe2, evoprompt-ga, evoprompt-de, empty, cot
-    method_options: dict = field(default_factory=dict)  # the method's own knobs, e.g. {"beam": 4}
-    judge: ModelSpec | None = None  # metric "judge": the grading model (None: the optimizer's)
-
-    def __post_init__(self) -> None:
-        self.method = method_class(self.method).name  # unknown names and options fail here, not mid-run
-        method_class(self.method).parse_options(self.method_options)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def place(self, scale: Mapping[str, Any]) -> None:
-        """Apply scale options given again (``gpo resume --scorer-replicas 2``, other servers):
-        they change where answers come from, not what is asked; None leaves a setting as it was."""
-        for name in ("scorer", "optimizer"):
-            role = getattr(self, name)
-            given = {**{k: scale.get(f"{name}_{k}") for k in (*ROLE_SCALE, "base_url")},
-                     **{k: scale.get(k) for k in SHARED_SCALE}}
-            given["gpus"] = parse_gpus(given["gpus"])
-            for key, value in given.items():
-                if value is not None:
-                    setattr(role, key, value)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
-        """A spec as ``to_dict`` wrote it into run.json. A run written before racing existed
-        has no ``selection``: it resumes with ``full``, the rule it started with."""
-        config = {"selection": "full", **d.get("config", {})}
-        return cls(
-            tasks=TaskSpec(**d.get("tasks", {})),
-            config=GPOConfig.from_dict(config),
-            optimizer=ModelSpec(**d.get("optimizer", {})),
-            scorer=ModelSpec(**d.get("scorer", {})),
-            scoring=ScoringSpec(**d.get("scoring", {})),
-            embedder=d.get("embedder", "all-MiniLM-L6-v2"),
-            cache=d.get("cache"),
-            concurrent_tasks=d.get("concurrent_tasks", 4),
-            method=d.get("method", "gpo"),
-            method_options=d.get("method_options") or {},
-            judge=ModelSpec(**d["judge"]) if d.get("judge") else None,
-        )
-
-    def differences(self, other: dict) -> list[str]:
-        """The settings (dotted, e.g. ``config.initial_instruction``) in which a spec as
-        ``to_dict`` wrote it (a run directory's run.json) asks for another run than this
-        one. Placement (concurrency, parallel decoding, GPUs, replicas, tasks at a time)
-        changes how fast answers come, not which, and is not a difference."""
-        mine, theirs = _flat(self.to_dict()), _flat(RunSpec.from_dict(other).to_dict())
-        placement = {f"{role}.{k}" for role in ROLES for k in PLACEMENT_FIELDS}
-        placement.add("concurrent_tasks")
-        return sorted(k for k in mine.keys() | theirs.keys()
-                      if k not in placement and mine.get(k) != theirs.get(k))
-
-    @property
-    def judge_model(self) -> ModelSpec:
-        return self.judge or self.optimizer
-
-    @classmethod
-    def from_sources(cls, preset: str | None = None, config_file: str | Path | None = None,
-                     overrides: Mapping[str, Any] | None = None, check_models: bool = True) -> "RunSpec":
-        """A spec from a preset, a config file and overrides, layered in that order (see the
-        module docstring); the models are checked unless ``check_models`` is False."""
-        return from_sources(preset, config_file, overrides, check_models)
-
-
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and other values stay as they are)."""
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-# ---------------------------------------------------------------- from the sources
 
 def read_config_file(path: str | Path) -> dict:
     """A YAML or TOML file of options (a top-level ``gpo:`` section is allowed)."""
@@ -269,6 +103,19 @@ def parse_gpus(value) -> list[int] | None:
     if any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus):
         raise ConfigError(f"--gpus expects distinct GPU numbers like 0,1, got {value!r}")
     return gpus
+
+
+def place(spec: RunSpec, scale: Mapping[str, Any]) -> None:
+    """Apply scale options given again (``gpo resume --scorer-replicas 2``, other servers):
+    they change where answers come from, not what is asked; None leaves a setting as it was."""
+    for name in SCALED_ROLES:
+        role = getattr(spec, name)
+        given = {**{k: scale.get(f"{name}_{k}") for k in (*ROLE_SCALE, "base_url")},
+                 **{k: scale.get(k) for k in SHARED_SCALE}}
+        given["gpus"] = parse_gpus(given["gpus"])
+        for key, value in given.items():
+            if value is not None:
+                setattr(role, key, value)
 
 
 def _pairs(items, flag: str, number: bool = False) -> dict:
@@ -325,7 +172,7 @@ def _user_task_fields(o: Mapping[str, Any]) -> dict:
                               "--optimize are for a single prompt")
         fields.update(program=str(o["program"]), program_prompts=read_prompts(o["program_prompts"]))
     spec = TaskSpec(source="user", **fields)
-    spec.user_metric(), spec.user_template(), spec.user_program()  # a bad metric, template or program fails now
+    user_metric(spec), user_template(spec), user_program(spec)  # a bad metric, template or program fails now
     return fields
 
 
@@ -422,6 +269,20 @@ def _demo_method(o: Mapping[str, Any]) -> tuple[str, dict]:
     return method, options
 
 
+def check_model(model: ModelSpec, role: str = "model") -> None:
+    """Cheap checks before a run: the GGUF file, the API key's variable, GPU support, Ray."""
+    preflight(model.model, base_url=model.base_url, gpus=model.gpus or (), replicas=model.replicas or 0,
+              api_key_env=model.api_key_env, role=role)
+
+
+def check_method(spec: RunSpec) -> RunSpec:
+    """The spec's method named as the registry names it, its options parsed: an unknown name
+    or option fails here, in one line, not mid-run."""
+    spec.method = method_class(spec.method).name
+    method_class(spec.method).parse_options(spec.method_options)
+    return spec
+
+
 def unpriced_cap(max_cost: float | None, models: Mapping[str, "ModelSpec | None"]) -> bool:
     """Whether a cost cap is set and no model has a price, so every cost counts as $0."""
     return max_cost is not None and not any(
@@ -454,18 +315,19 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
     small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
     config = _config(o, given, file_config, preset or file_settings.get("preset") or "gpo", quickstart,
                      str(config_file or "options"))
-    scoring = ScoringSpec(max_tokens=o.get("scorer_max_tokens") or (64 if small else 256),
+    scoring = ScoringSpec(max_tokens=o.get("scorer_max_tokens") or (64 if small else DEFAULT_MAX_TOKENS),
                           second_round=o.get("second_round"), chat=not o.get("base_scorer"),
-                          judge_max_tokens=o.get("judge_max_tokens") or 256)
+                          judge_max_tokens=o.get("judge_max_tokens") or DEFAULT_MAX_TOKENS)
     optimizer, scorer = _model(o, "optimizer"), _model(o, "scorer")
     judge = _model(o, "judge") if o.get("judge_model") or o.get("judge_base_url") else None
     if check_models:
         for name, model in (("optimizer", optimizer), ("scorer", scorer), ("judge", judge)):
             if model is not None and (name != "judge" or o.get("metric") == "judge"):
-                model.check(name)
+                check_model(model, name)
     _check_cost_cap(config.budget.max_cost, {"optimizer": optimizer, "scorer": scorer, "judge": judge})
     method_options = {**dict(o.get("method_options") or {}), **demo_options,
                       **_pairs(given.get("method_option"), "--method-option")}
-    return RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
-                   scorer=scorer, scoring=scoring, judge=judge, concurrent_tasks=o.get("concurrent_tasks") or 4,
-                   method=method, method_options=method_options)
+    return check_method(RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
+                                scorer=scorer, scoring=scoring, judge=judge,
+                                concurrent_tasks=o.get("concurrent_tasks") or 4, method=method,
+                                method_options=method_options))

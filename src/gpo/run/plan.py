@@ -7,11 +7,13 @@ from __future__ import annotations
 from gpo.config import ConfigError
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
-from gpo.runtime import build_evaluator, build_model, build_prompt_format, load_tasks
+from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks
 from gpo.scoring.evaluate import Evaluator, scoring_requests
 from gpo.scoring.render import render
-from gpo.spec import RunSpec, unpriced_cap
+from gpo.run.sources import unpriced_cap
+from gpo.run.spec import RunSpec
 from gpo.tasks import Task
+from gpo.names import DATA_SPLITS
 
 
 # Token upper bounds. A token is at least one UTF-8 byte (byte-level tokenizers), so bytes
@@ -34,7 +36,7 @@ def _bounds(spec: RunSpec, task: Task) -> dict:
     instruction = " ".join(["w" * (WORD_BYTES - 1)] * cfg.max_prompt_words)
     fmt = build_prompt_format(spec)
     demos = task.splits.get("few_shot", [])
-    examples = [e for s in ("train", "eval", "test") for e in task.split(s)] or task.split("eval")
+    examples = [e for s in DATA_SPLITS for e in task.split(s)] or task.split("eval")
     first = max((_request_bytes(render(instruction, e, fmt, demos, task.template)) for e in examples), default=0)
     longest = max((len((e.input + e.target).encode("utf-8")) for e in examples), default=0)
     second = first + scoring.max_tokens + len((task.second_round or "").encode("utf-8")) + 2 * MESSAGE_TOKENS

@@ -1,5 +1,6 @@
 """From a RunSpec (what a run is, as data) to the live objects that run it: the model roles,
-the tasks, the Evaluator, the embedder, the meter, and the method's search."""
+the tasks (with a user's metric, template and program), the Evaluator, the embedder, the meter,
+and the method's search. Everything a spec names is built here and nowhere else."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from gpo.llm.meter import Meter
 from gpo.methods import method_class
 from gpo.scoring.evaluate import Evaluator
 from gpo.scoring.judge import Judge
-from gpo.scoring.metrics import needs_target
+from gpo.scoring.metrics import build_metric, needs_target
 from gpo.scoring.objective import Objective
 from gpo.scoring.render import Position, PromptFormat
-from gpo.spec import ModelSpec, RunSpec, TaskSpec
+from gpo.run.spec import ModelSpec, RunSpec, TaskSpec
+from gpo.run.store import CACHE_FILE
 from gpo.tasks import Task, load_gpo_task, load_hf_task, load_user_task, resolve_tasks, synthetic_task
+from gpo.tasks.program import Program, load_program
 from gpo.tasks.task import TaskError
+from gpo.tasks.template import Template
 
 
 def build_model(role: ModelSpec, cache: ResponseCache | None) -> LLM:
@@ -33,6 +37,28 @@ def build_model(role: ModelSpec, cache: ResponseCache | None) -> LLM:
                      prefix_cache=role.prefix_cache,
                      gpus=role.gpus or (), replicas=role.replicas or 0, ray_address=role.ray_address,
                      replica_cpus=role.replica_cpus or 1.0)
+
+
+def user_template(spec: TaskSpec) -> Template | None:
+    """A user task's rendering (None: the default one)."""
+    if spec.template is None and spec.system_template is None and spec.optimize == "instruction":
+        return None
+    return Template(spec.template, spec.system_template, spec.optimize)
+
+
+def user_program(spec: TaskSpec) -> Program | None:
+    """A user's pipeline and its named prompts (None: a single prompt)."""
+    return load_program(spec.program, spec.program_prompts) if spec.program else None
+
+
+def user_metric(spec: TaskSpec) -> object | None:
+    """A user task's metric (None: the answer kind's)."""
+    if not spec.metric:
+        return None
+    metric = build_metric(spec.metric)
+    if metric == "judge" and not spec.judge_rubric:
+        raise TaskError("--metric judge needs --judge-rubric FILE (what a good output is)")
+    return metric
 
 
 def load_tasks(spec: TaskSpec) -> list[Task]:
@@ -52,13 +78,13 @@ def load_tasks(spec: TaskSpec) -> list[Task]:
         if not spec.files:
             raise TaskError("source 'user' needs files (one file, or split -> file)")
         name = spec.tasks[0] if spec.tasks and spec.tasks != ["all"] else "user"
-        metric, template = spec.user_metric(), spec.user_template()
+        metric, template = user_metric(spec), user_template(spec)
         tasks = [load_user_task(name, spec.files, input_col=spec.input_col, target_col=spec.target_col,
                                 kind=spec.kind, seed=spec.seed, metric=metric, template=template,
                                 target_optional=metric is not None and not needs_target(metric))]
         if template is not None and template.optimize == "system":
             tasks[0].initial_instruction = spec.system_template
-        tasks[0].program = spec.user_program()
+        tasks[0].program = user_program(spec)
     elif spec.source == "hf":
         if not spec.hf_name:
             raise TaskError("source 'hf' needs hf_name (--hf-name: a dataset folder saved with datasets, or a hub name)")
@@ -116,7 +142,7 @@ def build_evaluator(spec: RunSpec, scorer: LLM, judge: LLM | None = None) -> Eva
 def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedder: bool = True) -> Runtime:
     """The run's models, evaluator and meter. ``need_embedder=False`` for commands that only
     score (``gpo evaluate``): no embedding model is loaded whatever the method would need."""
-    cache_path = spec.cache or (Path(run_dir) / "cache.sqlite" if run_dir else Path(".gpo-cache.sqlite"))
+    cache_path = spec.cache or (Path(run_dir) / CACHE_FILE if run_dir else Path(".gpo-cache.sqlite"))
     cache = ResponseCache(cache_path)
     optimizer_llm = build_model(spec.optimizer, cache)
     scorer_llm = build_model(spec.scorer, cache)
