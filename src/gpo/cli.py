@@ -397,71 +397,20 @@ def _default_run_dir() -> str:
     return str(Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
 
 
-def _gain(comparison: dict | None) -> str:
-    from gpo.scoring.stats import Comparison
-
-    return f" ({Comparison.from_dict(comparison).describe()})" if comparison else ""
-
-
-def _outcome(r) -> str:
-    """What happened to the prompt, in plain words: a significant gain and the new prompt,
-    or the initial prompt kept, and why."""
-    from gpo.scoring.constant import verdict
-    from gpo.scoring.demos import describe
-    from gpo.scoring.stats import Comparison
-
-    final = describe(r.final_prompt)
-    if r.not_adopted:
-        best = f"the best candidate, {describe(r.not_adopted['prompt'])},"
-        if Comparison.from_dict(r.not_adopted["comparison"]).significant:  # adopt=significant+constant
-            return (f"kept the initial prompt {final}: {best} is "
-                    f"{verdict(r.not_adopted['constant'], 'eval')}")
-        return (f"no significant gain on eval: kept the initial prompt {final} ({best} "
-                f"was{_gain(r.not_adopted['comparison'])})")
-    if r.final_prompt == r.initial_prompt:
-        return f"no candidate scored higher on eval: kept the initial prompt {final}"
-    significant = r.eval_comparison and Comparison.from_dict(r.eval_comparison).significant
-    if significant:
-        return f"new prompt (a significant gain on eval): {final}"
-    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {final}"
-
-
-def _yardstick_lines(r) -> list[str]:
-    """The final prompt against the best constant answer, on test where it was scored, and its
-    per-class figures where the classes are imbalanced or one is never answered (or where the
-    run chose by macro-F1)."""
-    from gpo.scoring.constant import verdict
-    from gpo.scoring.objective import describe_classes, imbalanced_or_missed
-
-    if not r.constant:
-        return []
-    split = "test" if r.constant.get("test") else "eval"
-    lines = [f"the final prompt is {verdict(r.constant[split]['final'], split)}"]
-    figures = r.constant[split]["final"].get("classes")
-    if figures and (imbalanced_or_missed(figures) or r.objective == "macro_f1"):
-        lines.append(f"per class on {split}: {describe_classes(figures)}")
-    return lines
-
-
 def _print_results(results) -> None:
-    from gpo.scoring.reference import describe as describe_reference
+    from gpo.engine.outcome import gain, outcome
 
     click.echo()
     for r in results:
+        said = outcome(r)
         stop = f" (stopped: {r.stopped})" if r.stopped else (f" ({r.search_ended})" if r.search_ended else "")
         figure = "" if r.objective == "accuracy" else " macro-F1"
         click.echo(f"[{r.method}] {r.dataset}/{r.task}: eval{figure} {100 * r.initial_eval:.1f} -> {100 * r.final_eval:.1f}"
-                   f"{_gain(r.eval_comparison)}{stop}")
+                   f"{gain(said.gains.get('eval'))}{stop}")
         if r.final_test is not None:
-            click.echo(f"  test{figure} {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{_gain(r.test_comparison)}")
-        click.echo("  " + _outcome(r))
-        for line in _yardstick_lines(r):
+            click.echo(f"  test{figure} {100 * r.initial_test:.1f} -> {100 * r.final_test:.1f}{gain(said.gains.get('test'))}")
+        for line in said.lines():
             click.echo("  " + line)
-        if r.human:
-            click.echo("  " + describe_reference(r.human))
-        if r.proposals:
-            click.echo(f"  proposals: {r.usable_proposals} of {r.proposals} usable "
-                       f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
     if any(r.final_test is not None for r in results):
         click.echo("(eval gains are measured on the split the prompt was chosen on, so they lean optimistic; "
                    "test is the unbiased check)")
@@ -634,6 +583,7 @@ def show(run_dir: str, task: str | None, fmt: str) -> None:
     """The final prompt exactly as the scorer receives it, ready to paste: its messages with
     the instruction, template and demonstrations in place and {field} (or {input}) where each
     example's own text goes; the scores and their intervals underneath."""
+    from gpo.engine.outcome import gain, outcome
     from gpo.run.show import shown
 
     items = shown(run_dir, task)
@@ -647,17 +597,17 @@ def show(run_dir: str, task: str | None, fmt: str) -> None:
         return
     for i in items:
         r = i["result"]
+        said = outcome(r)
         click.echo(f"== {i['task']} ({r.method}) ==")
         for m in i["messages"]:
             if i["chat"]:
                 click.echo(f"--- {m['role']} ---")
             click.echo(m["content"])
         click.echo("---")
-        click.echo(f"eval {100 * r.final_eval:.1f} (initial {100 * r.initial_eval:.1f}){_gain(r.eval_comparison)}")
+        click.echo(f"eval {100 * r.final_eval:.1f} (initial {100 * r.initial_eval:.1f}){gain(said.gains.get('eval'))}")
         if r.final_test is not None:
-            click.echo(f"test {100 * r.final_test:.1f} (initial {100 * r.initial_test:.1f}){_gain(r.test_comparison)}")
-        click.echo(_outcome(r))
-        for line in _yardstick_lines(r):
+            click.echo(f"test {100 * r.final_test:.1f} (initial {100 * r.initial_test:.1f}){gain(said.gains.get('test'))}")
+        for line in (said.summary, *said.yardstick):
             click.echo(line)
         click.echo()
 

@@ -58,6 +58,9 @@ def test_a_run_in_mlflow_with_its_registered_prompt(tmp_path, monkeypatch):
     version = client.load_prompt("prompts:/ticket-router/1")
     assert version.tags["gpo.prompt"] == result.final_prompt and "gpo.eval_gain" in version.tags
     assert version.tags["gpo.final_test"] == f"{100 * result.final_test:.1f}"
+    from gpo.engine.outcome import outcome
+
+    assert version.tags["gpo.outcome"] == outcome(result).summary  # worded once, as the closing lines say it
     sent = [b["messages"] for b in scorer.bodies]
     (task,) = load_tasks(spec.tasks)
     for example in task.split("test"):

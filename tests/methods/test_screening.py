@@ -70,7 +70,7 @@ def test_the_search_screens_them_out_before_scoring_and_counts_the_reasons(tmp_p
 
 
 def test_the_closing_lines_say_what_happened(capsys):
-    from gpo.cli import _outcome
+    from gpo.engine import outcome as said
     from gpo.engine.state import TaskResult
     from gpo.scoring.stats import compare
 
@@ -79,14 +79,18 @@ def test_the_closing_lines_say_what_happened(capsys):
     kept = TaskResult("synthetic", "navigate", "Think.", 0.4, "Think.", 0.4, adopt="significant",
                       not_adopted={"prompt": QUICKSTART_NONSENSE, "eval": 0.6, "comparison": weak},
                       eval_comparison=compare([1] * 10, [1] * 10).as_dict())
-    assert _outcome(kept).startswith("no significant gain on eval: kept the initial prompt 'Think.'")
+    assert said.outcome(kept).summary.startswith("no significant gain on eval: kept the initial prompt 'Think.'")
+    assert said.outcome(kept).kind == said.KEPT_NO_GAIN
     adopted = TaskResult("synthetic", "navigate", "Think.", 0.0, "Track it.", 1.0, eval_comparison=strong,
                          adopt="significant")
-    assert _outcome(adopted) == "new prompt (a significant gain on eval): 'Track it.'"
+    assert said.outcome(adopted).summary == "new prompt (a significant gain on eval): 'Track it.'"
+    assert said.outcome(adopted).kind == said.ADOPTED_SIGNIFICANT and said.outcome(adopted).gains["eval"].significant
     best = TaskResult("synthetic", "navigate", "Think.", 0.4, "Track it.", 0.6, eval_comparison=weak, adopt="best")
-    assert "not a significant gain (--adopt best)" in _outcome(best)
+    assert "not a significant gain (--adopt best)" in said.outcome(best).summary
+    assert said.outcome(best).kind == said.ADOPTED
     same = TaskResult("synthetic", "navigate", "Think.", 0.4, "Think.", 0.4)
-    assert _outcome(same).startswith("no candidate scored higher on eval")
+    assert said.outcome(same).summary.startswith("no candidate scored higher on eval")
+    assert said.outcome(same).kind == said.KEPT_NONE_HIGHER and said.outcome(same).gains == {}
 
 
 def test_the_library_and_quickstart_adopt_only_significant_gains_and_the_paper_presets_keep_the_best():

@@ -116,11 +116,12 @@ def test_a_collapse_to_the_majority_answer_is_marked_and_not_adopted_under_signi
     kept = search("Say no.", "significant+constant")
     assert kept.final_prompt == "Think." and kept.not_adopted["prompt"] == "Say no."
     assert kept.not_adopted["constant"]["collapsed_to"] == "No"
-    from gpo.cli import _outcome, _yardstick_lines
+    from gpo.engine.outcome import KEPT_BELOW_CONSTANT, outcome
 
-    assert "kept the initial prompt 'Think.': the best candidate, 'Say no.', is collapsed to one answer" in _outcome(kept)
+    assert "kept the initial prompt 'Think.': the best candidate, 'Say no.', is collapsed to one answer" in \
+        outcome(kept).summary and outcome(kept).kind == KEPT_BELOW_CONSTANT
     # the classes are imbalanced and 'Yes' is never answered: the closing lines say so per class
-    assert _yardstick_lines(adopted) == [f"the final prompt is {verdict(final, 'test')}",
+    assert list(outcome(adopted).yardstick) == [f"the final prompt is {verdict(final, 'test')}",
                                          "per class on test: macro-F1 42.9; recall No 100% (36/36), "
                                          "Yes 0% (0/12, never answered)"]
 

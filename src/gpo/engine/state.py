@@ -8,6 +8,7 @@ import zlib
 from dataclasses import asdict, dataclass, field, fields
 
 from gpo.engine.trajectory import Trajectory
+from gpo.scoring.stats import Comparison
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -61,6 +62,19 @@ class TaskResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def comparison(self, split: str) -> Comparison | None:
+        """The final prompt against the initial one on ``split`` (eval or test), typed."""
+        found = {"eval": self.eval_comparison, "test": self.test_comparison}[split]
+        return Comparison.from_dict(found) if found else None
+
+    @property
+    def yardstick_split(self) -> str | None:
+        """Where the final prompt was set beside the best constant answer: test where it was
+        scored, else eval (None: the task has no closed answer set)."""
+        if not self.constant:
+            return None
+        return "test" if self.constant.get("test") else "eval"
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskResult":

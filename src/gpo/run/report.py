@@ -19,14 +19,14 @@ import json
 from pathlib import Path
 
 from gpo.engine.actions import rejection_counts
-from gpo.engine.events import Event, of
+from gpo.engine.events import Event, of, task_result
+from gpo.engine.outcome import Outcome, outcome
+from gpo.engine.state import TaskResult
 from gpo.engine.trajectory import Candidate
 from gpo.methods import method_class
 from gpo.names import ROLES
 from gpo.run.store import REPORT_FILE, read_events, read_spec
-from gpo.scoring.constant import verdict
 from gpo.scoring.objective import describe_classes
-from gpo.scoring.reference import describe as describe_reference
 from gpo.scoring.demos import split_demos
 from gpo.scoring.stats import Comparison
 
@@ -126,11 +126,10 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
-def _gain(comparison: dict | None) -> str:
+def _gain(c: Comparison | None) -> str:
     """A comparison as text; not significant ones greyed and labelled so."""
-    if not comparison:
+    if c is None:
         return "-"
-    c = Comparison.from_dict(comparison)
     style = "" if c.significant else " class='ns'"
     return f"<span{style}>{html.escape(c.describe())}</span>"
 
@@ -192,17 +191,17 @@ def _rejections(state: dict) -> list[str]:
             f"<table><tr><th>reason</th><th>candidates</th></tr>{rows}</table>"]
 
 
-def _yardstick_note(constant: dict | None) -> str:
-    """The final prompt against the best constant answer (test where scored), and the answer
-    shares of both prompts: how a collapse to one answer shows."""
-    if not constant:
+def _yardstick_note(r: TaskResult, said: Outcome) -> str:
+    """The final prompt against the best constant answer (as the outcome words it), and the
+    answer shares and per-class figures of both prompts: how a collapse to one answer shows."""
+    if not r.constant:
         return ""
-    split = "test" if constant.get("test") else "eval"
-    measured = constant[split]
+    split = r.yardstick_split
+    measured = r.constant[split]
     shares = lambda m: ", ".join(f"{html.escape(repr(a))} {100 * s:.0f}%" for a, s in m["answers"])
     classes = "".join(f". Per class, {which}: {html.escape(describe_classes(measured[which]['classes']))}"
                       for which in ("initial", "final") if measured[which].get("classes"))
-    return (f"<br><small>the final prompt is {html.escape(verdict(measured['final'], split))}. Answers on {split}: "
+    return (f"<br><small>{html.escape(said.yardstick[0])}. Answers on {split}: "
             f"initial {shares(measured['initial'])}; final {shares(measured['final'])}{classes}</small>")
 
 
@@ -239,22 +238,18 @@ def write_report(run_dir: str | Path) -> Path:
     if results:
         body.append("<h2>Results</h2><table><tr><th>task</th><th>eval: initial → final</th><th>eval gain</th>"
                     "<th>test: initial → final</th><th>test gain</th><th>final prompt</th></tr>")
-        for r in results:
-            note = ""
-            if r.get("not_adopted"):
-                note = (f"<br><small>kept the initial prompt: the best on eval was "
-                        f"{_gain(r['not_adopted']['comparison'])}")
-                if r["not_adopted"].get("constant"):
-                    note += f"; against the constant answer it is {html.escape(verdict(r['not_adopted']['constant'], 'eval'))}"
-                note += "</small>"
-            note += _yardstick_note(r.get("constant"))
-            if r.get("human"):
-                note += f"<br><small>{html.escape(describe_reference(r['human']))}</small>"
-            body.append(f"<tr><td>{html.escape(r['task'])}</td><td>{_pct(r['initial_eval'])} → {_pct(r['final_eval'])}</td>"
-                        f"<td>{_gain(r.get('eval_comparison'))}</td>"
-                        f"<td>{_pct(r.get('initial_test'))} → {_pct(r.get('final_test'))}</td>"
-                        f"<td>{_gain(r.get('test_comparison'))}</td>"
-                        f"<td class='prompt'>{_prompt_html(r['final_prompt'])}{note}</td></tr>")
+        for record in results:
+            r = task_result(record)
+            said = outcome(r)
+            note = f"<br><small>{html.escape(said.summary)}</small>" if said.kind.startswith("kept") else ""
+            note += _yardstick_note(r, said)
+            if said.human:
+                note += f"<br><small>{html.escape(said.human)}</small>"
+            body.append(f"<tr><td>{html.escape(record['task'])}</td><td>{_pct(r.initial_eval)} → {_pct(r.final_eval)}</td>"
+                        f"<td>{_gain(said.gains.get('eval'))}</td>"
+                        f"<td>{_pct(r.initial_test)} → {_pct(r.final_test)}</td>"
+                        f"<td>{_gain(said.gains.get('test'))}</td>"
+                        f"<td class='prompt'>{_prompt_html(r.final_prompt)}{note}</td></tr>")
         body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
                     "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
                     "scores, a paired bootstrap over examples for macro-F1). The eval gain is measured on the split the final prompt was chosen on, so it leans "

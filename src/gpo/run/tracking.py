@@ -31,11 +31,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gpo.engine.events import Event, task_result
+from gpo.engine.outcome import outcome
 from gpo.engine.state import TaskResult
 from gpo.errors import ConfigError
 from gpo.run.store import EVENTS_FILE, REPORT_FILE, RESULTS_FILE, SPEC_FILE, read_spec
 from gpo.run.build import load_tasks
-from gpo.scoring.stats import Comparison
 from gpo.run.show import scorer_request
 from gpo.run.spec import RunSpec, flat
 
@@ -253,9 +253,10 @@ class MlflowTracker:
         tags = {PROMPT_TAG: result.final_prompt, "gpo.method": result.method, "gpo.run_id": self.run_id or "",
                 "gpo.task": f"{result.dataset}/{result.task}", "gpo.adopt": result.adopt}
         tags.update({f"gpo.{k}": f"{100 * v:.1f}" for k, v in scores.items() if v is not None})
-        for split, comparison in (("eval", result.eval_comparison), ("test", result.test_comparison)):
-            if comparison:  # the final prompt against the initial one: gain, interval, p-value
-                tags[f"gpo.{split}_gain"] = Comparison.from_dict(comparison).describe()
+        said = outcome(result)
+        tags["gpo.outcome"] = said.summary  # what happened to the prompt, as the closing lines say it
+        for split, comparison in said.gains.items():  # the final prompt against the initial one: gain, interval, p
+            tags[f"gpo.{split}_gain"] = comparison.describe()
         template = registry_template(result, self.spec, task)
         version = self.client.register_prompt(name, template, commit_message=f"gpo run {self.run_dir.name}", tags=tags)
         run_id = self.task_runs.get(task.id)

@@ -1,0 +1,96 @@
+"""What happened to a task's prompt, worded once.
+
+``outcome(result)`` reads a ``TaskResult`` and says, in plain words: whether a new prompt was
+adopted (and whether its gain on eval is significant) or the initial prompt kept, and why; the
+final prompt against the best constant answer (closed-answer tasks), with its per-class figures
+where they matter; the human-written instruction beside it (instruction induction); and how many
+proposals were usable. The CLI's closing lines, ``gpo show``, the HTML report and MLflow render
+these lines; none of them words an outcome itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gpo.engine.state import TaskResult
+from gpo.scoring.constant import verdict
+from gpo.scoring.demos import describe
+from gpo.scoring.objective import describe_classes, imbalanced_or_missed
+from gpo.scoring.reference import describe as describe_reference
+from gpo.scoring.stats import Comparison
+
+# what happened to the prompt (Outcome.kind)
+ADOPTED_SIGNIFICANT = "adopted: significant gain"
+ADOPTED = "adopted: best on eval, not a significant gain"
+KEPT_NONE_HIGHER = "kept: no candidate scored higher"
+KEPT_NO_GAIN = "kept: no significant gain"
+KEPT_BELOW_CONSTANT = "kept: not better than the constant answer"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # one of the constants above
+    summary: str  # the prompt's fate in one line
+    yardstick: tuple[str, ...] = ()  # the final prompt against the best constant answer, and per class
+    human: str | None = None  # the human-written instruction against the final prompt
+    proposals: str | None = None  # how many proposals were usable
+    gains: dict[str, Comparison] = field(default_factory=dict)  # final against initial, by split
+
+    def lines(self) -> list[str]:
+        return [self.summary, *self.yardstick, *(x for x in (self.human, self.proposals) if x)]
+
+
+def gain(comparison: Comparison | None) -> str:
+    """`` (+12.5 points, 95% CI ..., p = ...)`` after a figure, or nothing."""
+    return f" ({comparison.describe()})" if comparison else ""
+
+
+def outcome(r: TaskResult) -> Outcome:
+    gains = {split: c for split in ("eval", "test") if (c := r.comparison(split)) is not None}
+    return Outcome(_kind(r), _summary(r), tuple(_yardstick(r)), describe_reference(r.human) if r.human else None,
+                   _proposals(r), gains)
+
+
+def _kind(r: TaskResult) -> str:
+    if r.not_adopted:
+        return KEPT_BELOW_CONSTANT if Comparison.from_dict(r.not_adopted["comparison"]).significant else KEPT_NO_GAIN
+    if r.final_prompt == r.initial_prompt:
+        return KEPT_NONE_HIGHER
+    gained = r.comparison("eval")
+    return ADOPTED_SIGNIFICANT if gained is not None and gained.significant else ADOPTED
+
+
+def _summary(r: TaskResult) -> str:
+    final, kind = describe(r.final_prompt), _kind(r)
+    if kind in (KEPT_BELOW_CONSTANT, KEPT_NO_GAIN):
+        best = f"the best candidate, {describe(r.not_adopted['prompt'])},"
+        if kind == KEPT_BELOW_CONSTANT:  # adopt=significant+constant
+            return f"kept the initial prompt {final}: {best} is {verdict(r.not_adopted['constant'], 'eval')}"
+        return (f"no significant gain on eval: kept the initial prompt {final} ({best} "
+                f"was{gain(Comparison.from_dict(r.not_adopted['comparison']))})")
+    if kind == KEPT_NONE_HIGHER:
+        return f"no candidate scored higher on eval: kept the initial prompt {final}"
+    if kind == ADOPTED_SIGNIFICANT:
+        return f"new prompt (a significant gain on eval): {final}"
+    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {final}"
+
+
+def _yardstick(r: TaskResult) -> list[str]:
+    """The final prompt against the best constant answer, on test where it was scored, and its
+    per-class figures where the classes are imbalanced or one is never answered (or where the
+    run chose by macro-F1)."""
+    if not r.constant:
+        return []
+    split = r.yardstick_split
+    lines = [f"the final prompt is {verdict(r.constant[split]['final'], split)}"]
+    figures = r.constant[split]["final"].get("classes")
+    if figures and (imbalanced_or_missed(figures) or r.objective == "macro_f1"):
+        lines.append(f"per class on {split}: {describe_classes(figures)}")
+    return lines
+
+
+def _proposals(r: TaskResult) -> str | None:
+    if not r.proposals:
+        return None
+    return (f"proposals: {r.usable_proposals} of {r.proposals} usable "
+            f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
