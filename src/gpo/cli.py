@@ -423,8 +423,9 @@ def _print_results(results) -> None:
 def main() -> None:
     """GPO: optimize prompts with an LLM as the optimizer (Tang et al.).
 
-    With no options, `gpo optimize` optimizes a small synthetic task on the embedded
-    SmolLM2-135M model: no API key, no download.
+    With no options, `gpo optimize` runs the quickstart on the embedded SmolLM2-135M model
+    (no API key, no download): a demonstration search on instruction induction's
+    singular_to_plural task, in 2 to 3 minutes on 2 CPU cores.
     """
 
 
