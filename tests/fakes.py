@@ -4,6 +4,10 @@ ScriptedLLM: a fake backend for unit tests of control flow. It answers from a
 script function, counts calls, and goes through the real LLM base class (cache,
 concurrency limit, usage), so only the model itself is fake.
 
+Recorder: hooks that keep every checkpoint and event a search emits, in memory.
+
+gpo, GPO, TINY: the `gpo` command run as a user runs it (a subprocess), and a tiny run's flags.
+
 ScriptedEndpoint: a real HTTP server on 127.0.0.1 speaking the OpenAI chat
 protocol with scripted statuses, for retry and concurrency tests.
 
@@ -15,6 +19,8 @@ least as many '+' as the example's target; the optimizer replies from a table.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from gpo.config import GPOConfig
+from gpo.engine.hooks import NoHooks
 from gpo.llm.base import LLM, Request, Sample
 from gpo.tasks import AnswerKind, Example, Task
 
@@ -212,3 +219,27 @@ def config(**kw):
                 initial_instruction="start", momentum_para_name="-", momentum_selection_name="-",
                 momentum_update_name="-", learning_rate_name="wo_lr", decay_strategy="-")
     return GPOConfig(**{**base, **kw})
+
+
+class Recorder(NoHooks):
+    def __init__(self):
+        self.states, self.events = [], []
+
+    def save_state(self, task, state):
+        self.states.append(state)
+
+    def event(self, kind, **data):
+        self.events.append((kind, data))
+
+
+GPO = [sys.executable, "-m", "gpo.cli"]
+TINY = ["--task", "navigate", "--max-examples", "train=4", "--max-examples", "eval=3", "--max-examples", "test=3",
+        "--opt-batch-size", "4", "--num-search-epochs", "2", "--num-generated-instructions-in-each-step", "2",
+        "--scorer-max-tokens", "16", "--optimizer-max-tokens", "64"]
+
+
+def gpo(*args, cwd=None, check=True, timeout=600):
+    proc = subprocess.run(GPO + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -3,24 +3,12 @@
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-GPO = [sys.executable, "-m", "gpo.cli"]
-TINY = ["--task", "navigate", "--max-examples", "train=4", "--max-examples", "eval=3", "--max-examples", "test=3",
-        "--opt-batch-size", "4", "--num-search-epochs", "2", "--num-generated-instructions-in-each-step", "2",
-        "--scorer-max-tokens", "16", "--optimizer-max-tokens", "64"]
-
-
-def gpo(*args, cwd=None, check=True, timeout=600):
-    proc = subprocess.run(GPO + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
+from fakes import GPO, TINY, gpo
 
 def test_help_texts():
     out = gpo("--help").stdout

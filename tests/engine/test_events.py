@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fakes import ScriptedLLM, config, echo_scorer, plus_task
-from gpo.engine.events import FIELDS, Event, check, status_of
+from gpo.engine.events import FIELDS, Event, status_of
 from gpo.methods import method_class
 from gpo.run.store import RunStore, run_status
 from gpo.scoring import Evaluator, PromptFormat
@@ -28,10 +28,9 @@ def test_a_search_writes_only_declared_events_with_their_fields(tmp_path):
     store.close()
     records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     kinds = {r["event"] for r in records}
+    # the store refuses an undeclared event or field as it is written (below), so a search that
+    # emitted one would have failed above; what is left to check is that the events came
     assert {Event.INITIAL, Event.CANDIDATE, Event.STEP, Event.TASK_DONE} <= kinds
-    for r in records:  # what was written reads back as declared
-        data = {k: v for k, v in r.items() if k not in ("time", "event")}
-        assert check(r["event"], data) == r["event"]
 
 
 def test_the_store_refuses_an_undeclared_event_or_field(tmp_path):

@@ -128,7 +128,7 @@ def test_racing_applies_to_every_searching_method(method):
     """Behaviour, not structure: under selection=race a hopeless candidate stops after the
     first block of eval examples, and under full scoring the same run scores it in full."""
     from fakes import config, echo_scorer, plus_task
-    from test_baselines import Recorder
+    from fakes import Recorder
 
     runs = {}
     for selection in ("race", "full"):

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from fakes import HashEmbedder, ScriptedLLM, config, echo_scorer, last_user, plus_task
-from test_baselines import Recorder
+from fakes import Recorder
 from gpo.methods import METHODS, method_class
 from gpo.methods.peers import PEERS
 from gpo.scoring import Evaluator, PromptFormat

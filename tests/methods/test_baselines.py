@@ -11,12 +11,11 @@ import re
 
 import pytest
 
-from fakes import ScriptedLLM, last_user
+from fakes import Recorder, ScriptedLLM, last_user
 from gpo.config import ConfigError, GPOConfig
 from gpo.llm import ResponseCache
 from gpo.methods import METHODS, method_class
 from gpo.methods.gpo.schedule import StepSizeSchedule
-from gpo.engine.hooks import NoHooks
 from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
 from fakes import echo_scorer, plus_task
@@ -58,17 +57,6 @@ def optimizer_script(request, i):
         current = re.search(r"The current prompt is:\n(.*)", text).group(1)
         return f"<START>{current} +{request.seed % 5}{i}<END>"
     raise AssertionError(f"unexpected meta-prompt: {text[:80]}")
-
-
-class Recorder(NoHooks):
-    def __init__(self):
-        self.states, self.events = [], []
-
-    def save_state(self, task, state):
-        self.states.append(state)
-
-    def event(self, kind, **data):
-        self.events.append((kind, data))
 
 
 def run(method, cfg=None, options=None, task=None, hooks=None, opt=None, scorer=None):

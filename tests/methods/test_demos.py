@@ -9,7 +9,7 @@ import re
 import pytest
 
 from fakes import ScriptedLLM, config, last_user
-from test_baselines import Recorder
+from fakes import Recorder
 from gpo.api import read_prompt_file
 from gpo.methods import METHODS
 from gpo.run.store import RunStore

@@ -17,7 +17,7 @@ from gpo.config import ConfigError
 from gpo.llm import ResponseCache
 from gpo.methods import method_class
 from gpo.scoring import Evaluator, PromptFormat
-from test_baselines import Recorder, config
+from fakes import Recorder, config
 from fakes import echo_scorer, plus_task
 
 PEERS = ["gepa", "capo", "pl-opro", "pl-evoprompt-ga"]

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from fakes import ScriptedEndpoint
-from test_cli import GPO, TINY, gpo
+from fakes import GPO, TINY, gpo
 
 from gpo.errors import RunDirError
 from gpo.run.lock import LOCK_FILE, RunLock, holder
