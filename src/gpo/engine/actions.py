@@ -122,7 +122,7 @@ class StepActions:
         batch, fits, planned = self.minibatch(task, g), [], 0
         for p in prompts:
             need = self.evaluator.requests_needed(task, p, "train", batch)
-            if planned + need <= self.remaining(task, state):
+            if planned + need <= self.ledger.remaining(task, state):
                 planned += need
                 fits.append(p)
         evaluations = await self.evaluator.evaluate_many(task, fits, "train", batch)
@@ -144,7 +144,7 @@ class StepActions:
             if racing and fresh:  # a race needs one whole split, then a first block for each other candidate
                 per = self.evaluator.requests_per_example(task)
                 need = per * least_scorings(len(fresh) + 1, len(task.split("eval")), self.config.race_block) - planned
-            if planned + need > self.remaining(task, state):
+            if planned + need > self.ledger.remaining(task, state):
                 c.rejected = SPENT
                 continue
             planned += need
@@ -175,7 +175,7 @@ class StepActions:
             return {p: ev.items() for p, ev in zip(alive, evaluations)}
 
         def affordable(scorings: int) -> bool:
-            return scorings * self.evaluator.requests_per_example(task) <= self.remaining(task, state)
+            return scorings * self.evaluator.requests_per_example(task) <= self.ledger.remaining(task, state)
 
         seed = stable_seed(cfg.seed, task.id, "race", g)
         result = await race(prompts, n, fetch, block=cfg.race_block, alpha=cfg.race_alpha, seed=seed,

@@ -12,12 +12,14 @@ the actions of ``engine.actions``.
 from __future__ import annotations
 
 import random
-from typing import Callable, ClassVar, Sequence
+from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from gpo.config import GPOConfig
 from gpo.engine.actions import StepActions, rejection_counts, usable_proposals
+from gpo.engine.adoption import finish
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks
+from gpo.engine.ledger import Ledger
 from gpo.engine.options import NoOptions, parse_options
 from gpo.engine.program import program_step
 from gpo.engine.state import SearchState, TaskResult, stable_seed, steps_per_epoch
@@ -26,13 +28,18 @@ from gpo.engine.trajectory import Point, StepRecord
 from gpo.llm.base import LLM
 from gpo.llm.embed import Embedder
 from gpo.llm.meter import BudgetSpent, charge_to
-from gpo.scoring.constant import beats_constant, measure
-from gpo.scoring.reference import human_reference
 from gpo.scoring.evaluate import Evaluator
-from gpo.scoring.stats import Comparison
 from gpo.tasks.task import Task
 
-__all__ = ["PromptSearch"]
+__all__ = ["PromptSearch", "StepPlan"]
+
+
+class StepPlan(NamedTuple):
+    """Upper estimate of one step of a method, declared from its config and options alone."""
+
+    examples: int  # examples scored (a candidate on all of eval counts len(eval))
+    optimizer_requests: int
+    optimizer_samples: int  # completions the optimizer writes (a request may ask for several)
 
 
 class PromptSearch(StepActions):
@@ -66,7 +73,7 @@ class PromptSearch(StepActions):
                            *([SearchBudget(cap)] if cap is not None else []),
                            *([NoImprovement(config.patience)] if config.patience else []), *stoppers)
         self.options = self.parse_options(options or {})
-        self._base: dict[str, tuple[int, int]] = {}  # task -> evaluator counters when the phase began
+        self.ledger = Ledger(evaluator, cap)  # what each task's search has spent on scoring
         self._asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
 
     @classmethod
@@ -101,7 +108,7 @@ class PromptSearch(StepActions):
                 break
             g = state.next_step
             before = state.to_dict()  # a step cut short leaves no half-changed state, whatever the hooks keep
-            self._begin(task)
+            self.ledger.begin(task)
             self._asked[id(state)] = []
             try:
                 record = await (program_step(self, task, state, g) if task.program is not None
@@ -111,7 +118,7 @@ class PromptSearch(StepActions):
                 self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=g, mid_step=True)
                 state = self.State.from_dict(before)
                 break
-            self._settle(task, state)
+            self.ledger.settle(task, state)
             state.trajectory.steps.append(record)
             state.next_step = g + 1
             self.hooks.event(Event.STEP, task=task.id, method=self.name, epoch=record.epoch, step=record.step,
@@ -123,7 +130,7 @@ class PromptSearch(StepActions):
                              rejected=rejection_counts(record.candidates),
                              **({"component": record.component} if record.component else {}))
             self.hooks.save_state(task, state.to_dict())
-        return await self._finish(task, state, total, stopped, ended)
+        return await finish(self.evaluator, self.hooks, self.config, self.name, task, state, total, stopped, ended)
 
     # ------------------------------------------------------------------ what a method needs
     @classmethod
@@ -153,10 +160,10 @@ class PromptSearch(StepActions):
         return config.num_search_epochs * steps_per_epoch(len(task.split("train")), config.opt_batch_size)
 
     @classmethod
-    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> StepPlan:
         """Upper estimate of one step: (examples scored, optimizer requests, optimizer samples)."""
         N = config.num_generated_instructions_in_each_step
-        return N * n_eval, 1, N
+        return StepPlan(N * n_eval, 1, N)
 
     @classmethod
     def planned_test_prompts(cls, config: GPOConfig, options, task: Task) -> int:
@@ -200,7 +207,7 @@ class PromptSearch(StepActions):
     # ------------------------------------------------------------------ phases
     async def _start(self, task: Task) -> SearchState:
         cfg = self.config
-        self._begin(task)
+        self.ledger.begin(task)
         initial = self.initial_prompt(task)
         fmt_pool = list(range(len(self.format_pool(task))))
         k = min(cfg.format_data_num, len(fmt_pool))
@@ -212,90 +219,9 @@ class PromptSearch(StepActions):
         state.scores[initial] = ev.score
         state.seen.append(initial)
         state.chosen.append(initial)
-        self._settle(task, state)
+        self.ledger.settle(task, state)
         self.hooks.event(Event.INITIAL, task=task.id, method=self.name, prompt=initial, eval=ev.score)
         self.hooks.save_state(task, state.to_dict())
         return state
-
-    async def _finish(self, task: Task, state: SearchState, total: int, stopped: str | None,
-                      ended: str | None = None) -> TaskResult:
-        """The final prompt is the best on eval (with ``adopt='significant'``: only if it beats
-        the initial prompt significantly there, else the initial prompt stays). Both are compared
-        on eval and, except after a run-budget stop, which spends nothing more, on test."""
-        cfg = self.config
-        best, initial = state.trajectory.best(), state.trajectory.points[0]
-        eval_cmp = await self.compare(task, initial.prompt, best.prompt, "eval")
-        yardsticks = {"eval": await self.yardstick(task, initial.prompt, best.prompt, "eval")}
-        final, not_adopted = best, None
-        against_constant = (yardsticks["eval"] or {}).get("final")  # None: no closed answer set
-        if best.prompt != initial.prompt and cfg.adopt != "best":
-            if not eval_cmp.significant or (cfg.adopt == "significant+constant" and not beats_constant(against_constant)):
-                final, not_adopted = initial, {"prompt": best.prompt, "eval": best.score, "comparison": eval_cmp.as_dict(),
-                                               "constant": against_constant}
-                eval_cmp = await self.compare(task, initial.prompt, initial.prompt, "eval")
-                yardsticks["eval"] = await self.yardstick(task, initial.prompt, initial.prompt, "eval")
-        test_cmp = init_test = final_test = human = None
-        if not stopped:
-            try:
-                test_cmp = await self.compare(task, initial.prompt, final.prompt, "test", save=True)
-                init_test, final_test = test_cmp.mean_a, test_cmp.mean_b
-                yardsticks["test"] = await self.yardstick(task, initial.prompt, final.prompt, "test")
-                human = await human_reference(self.evaluator, task, final.prompt, "test", cfg.race_alpha,
-                                              stable_seed(cfg.seed, task.id, "test", "human"))
-            except BudgetSpent as err:  # the search fitted the run budget; test scoring does not
-                stopped = f"{err}, before test scoring"
-                self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=state.next_step)
-        result = TaskResult(
-            dataset=task.dataset, task=task.name, initial_prompt=initial.prompt, initial_eval=initial.score,
-            final_prompt=final.prompt, final_eval=final.score, initial_test=init_test,
-            final_test=final_test, steps_done=state.next_step, total_steps=total, stopped=stopped,
-            method=self.name, search_ended=ended, scorer_requests=state.scorer_requests,
-            scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
-            optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
-            eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
-            not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human,
-            proposals=sum(len(s.candidates) for s in state.trajectory.steps),
-            usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
-        )
-        state.done = not stopped
-        state.result = result.as_dict()
-        self.hooks.save_state(task, state.to_dict())
-        self.hooks.event(Event.TASK_DONE, **{**result.as_dict(), "task": task.id})
-        return result
-
-    async def compare(self, task: Task, initial: str, final: str, split: str, save: bool = False) -> Comparison:
-        """Final against initial prompt on the whole split, paired example by example.
-        (Eval scorings are already in the Evaluator, or in the response cache after a resume.)"""
-        init_ev, final_ev = await self.evaluator.evaluate_many(task, [initial, final], split)
-        if save:
-            self.hooks.save_evaluation(task, f"{split}/initial", init_ev)
-            self.hooks.save_evaluation(task, f"{split}/final", final_ev)
-        return final_ev.versus(init_ev, alpha=self.config.race_alpha, seed=stable_seed(self.config.seed, task.id, split))
-
-    async def yardstick(self, task: Task, initial: str, final: str, split: str) -> dict | None:
-        """Both prompts on the whole split against its best constant answer (None where the task
-        has no closed answer set); their scorings are already in the Evaluator, so it sends nothing."""
-        evaluations = await self.evaluator.evaluate_many(task, [initial, final], split)
-        cfg, seed = self.config, stable_seed(self.config.seed, task.id, split, "constant")
-        measured = [measure(task, ev, cfg.extraction, cfg.race_alpha, seed, ev.objective) for ev in evaluations]
-        return None if measured[0] is None else dict(zip(("initial", "final"), measured))
-
-    # ------------------------------------------------------------------ spending
-    def _begin(self, task: Task) -> None:
-        self._base[task.id] = (self.evaluator.requests[task.id], self.evaluator.tokens[task.id])
-
-    def _settle(self, task: Task, state: SearchState) -> None:
-        requests, tokens = self._base[task.id]
-        state.scorer_requests += self.evaluator.requests[task.id] - requests
-        state.scorer_tokens += self.evaluator.tokens[task.id] - tokens
-        self._begin(task)
-
-    def spent(self, task: Task, state: SearchState) -> int:
-        """Scorer requests of this task's search so far, the running phase included."""
-        return state.scorer_requests + self.evaluator.requests[task.id] - self._base.get(task.id, (0, 0))[0]
-
-    def remaining(self, task: Task, state: SearchState) -> float:
-        cap = self.config.budget.scorer_calls_per_task
-        return float("inf") if cap is None else cap - self.spent(task, state)
 
     # ------------------------------------------------------------------ helpers

@@ -57,9 +57,9 @@ class SearchBudget:
 
     def __call__(self, search, task, state) -> Halt | None:
         one_prompt = len(task.split("eval")) * search.evaluator.requests_per_example(task)
-        if search.remaining(task, state) >= one_prompt:
+        if search.ledger.remaining(task, state) >= one_prompt:
             return None
-        return Halt(f"{SPENT} ({search.spent(task, state)} of {self.scorer_calls})")
+        return Halt(f"{SPENT} ({search.ledger.spent(task, state)} of {self.scorer_calls})")
 
 
 @dataclass(frozen=True)

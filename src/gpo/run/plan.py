@@ -70,15 +70,15 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
             raise ConfigError(f"--scorer-calls-per-task {cap}: scoring the initial prompt of {task.id} on eval takes "
                               f"{n_eval * (second + judge)} requests, which leaves nothing to score a new prompt "
                               f"with; give more, or fewer eval examples (--max-examples eval=N)")
-        per_step_examples, per_step_opt, per_step_samples = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
-        search = (n_eval + steps * per_step_examples) * (second + judge)
+        step = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
+        search = (n_eval + steps * step.examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
         references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
         test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
-        scorer_calls, opt_calls = search + test - judge_calls, steps * per_step_opt
-        samples = steps * per_step_samples
+        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests
+        samples = steps * step.optimizer_samples
         bound = _bounds(spec, task)
         worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
         totals["scorer_tokens"][0] += scorer_calls * max(bound["first"][0], worst[0])

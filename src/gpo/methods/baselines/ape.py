@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import math
 
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
 from gpo.prompts.blocks import paraphrase_prompt
@@ -45,9 +45,9 @@ class APE(PromptSearch):
     Options = APEOptions
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
         N = config.num_generated_instructions_in_each_step
-        return N * n_eval, N, N + options.keep
+        return StepPlan(N * n_eval, N, N + options.keep)
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         N = self.config.num_generated_instructions_in_each_step

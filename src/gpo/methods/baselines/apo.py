@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import math
 
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.methods.gpo.feedback import wrong_examples
@@ -70,12 +70,12 @@ class APO(PromptSearch):
     Options = APOOptions
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
         o = options
         edits = o.beam * o.gradients
         new = edits * o.edits * (1 + o.paraphrases)
         requests = o.beam + edits + edits * o.edits
-        return o.beam * batch + new * (o.bandit_rounds * o.bandit_batch) + o.beam * n_eval, requests, requests - edits * o.edits + new
+        return StepPlan(o.beam * batch + new * (o.bandit_rounds * o.bandit_batch) + o.beam * n_eval, requests, requests - edits * o.edits + new)
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         o, cfg = self.options, self.config
@@ -119,7 +119,7 @@ class APO(PromptSearch):
             arm = untried[0] if untried else max(
                 new, key=lambda p: sums[p] / pulls[p] + o.ucb_c * math.sqrt(math.log(t) / pulls[p]))
             indices = sorted(rng.sample(range(n_eval), m))
-            if self.evaluator.requests_needed(task, arm, "eval", indices) > self.remaining(task, state) - reserve:
+            if self.evaluator.requests_needed(task, arm, "eval", indices) > self.ledger.remaining(task, state) - reserve:
                 break
             ev = await self.evaluator.evaluate(task, arm, "eval", indices)
             sums[arm] += sum(r.score for r in ev.records)

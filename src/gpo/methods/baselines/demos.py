@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gpo.config import ConfigError
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.methods.gpo.method import GPO, GPOState
@@ -73,8 +73,8 @@ class DemoSearch(PromptSearch):
         check_k(cls.name, options.k, task)
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
-        return config.num_generated_instructions_in_each_step * n_eval, 0, 0
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
+        return StepPlan(config.num_generated_instructions_in_each_step * n_eval, 0, 0)
 
     def instruction(self, state: SearchState) -> str:
         """The instruction every candidate carries: the initial prompt's."""
@@ -122,9 +122,9 @@ class BootstrapDemos(DemoSearch):
     name = "bootstrap"
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
-        examples, _, _ = super().planned_step(config, options, batch, n_eval)
-        return examples + batch, 0, 0  # the train minibatch the instruction is scored on
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
+        examples = super().planned_step(config, options, batch, n_eval).examples
+        return StepPlan(examples + batch, 0, 0)  # the train minibatch the instruction is scored on
 
     async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
         train = task.split("train")
@@ -225,8 +225,8 @@ class InstructionsThenDemos(GPO):
         demo_steps = sum(1 for st in state.trajectory.steps if not st.meta_prompt)
         if self.options.order == "demos-first":
             return demo_steps >= self.options.demo_steps or (
-                demo_steps > 0 and cap is not None and self.spent(task, state) >= (1 - share) * cap)
-        if g >= self.instruction_steps(task) or (cap is not None and self.spent(task, state) >= share * cap):
+                demo_steps > 0 and cap is not None and self.ledger.spent(task, state) >= (1 - share) * cap)
+        if g >= self.instruction_steps(task) or (cap is not None and self.ledger.spent(task, state) >= share * cap):
             return False
         return demo_steps == 0
 

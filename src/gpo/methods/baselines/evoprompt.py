@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, StepRecord
 from gpo.prompts.blocks import paraphrase_prompt
@@ -67,9 +67,9 @@ class EvoPromptGA(PromptSearch):
     Options = EvoPromptGAOptions
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
         N = max(config.num_generated_instructions_in_each_step, options.population)
-        return N * n_eval, N, N
+        return StepPlan(N * n_eval, N, N)
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         seed = stable_seed(self.config.seed, task.id, self.name, g)

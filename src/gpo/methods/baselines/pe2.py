@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import math
 
 from gpo.config import ConfigError, normalised
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import StepRecord
 from gpo.methods.gpo.feedback import wrong_examples
@@ -84,9 +84,9 @@ class PE2(PromptSearch):
         return StepSizeSchedule(o.decay, o.step_size, o.final_step_size, total_steps)
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
         N = config.num_generated_instructions_in_each_step
-        return options.beam * batch + N * n_eval, options.beam, N + options.beam
+        return StepPlan(options.beam * batch + N * n_eval, options.beam, N + options.beam)
 
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         o, cfg = self.options, self.config

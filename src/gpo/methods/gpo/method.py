@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpo.config import GPOConfig
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.trajectory import Candidate, GradientEntry, Point, StepRecord
 from gpo.llm.base import LLM
@@ -83,7 +83,7 @@ class PieceTools:
         of a search)."""
         search, task = self.search, self.task
         prompt = with_demos(prompt, split_demos(self.state.current)[1])
-        if search.evaluator.requests_needed(task, prompt, "eval") > search.remaining(task, self.state):
+        if search.evaluator.requests_needed(task, prompt, "eval") > search.ledger.remaining(task, self.state):
             return None
         evaluation = await search.evaluator.evaluate(task, prompt, "eval")
         return self.state.scores.setdefault(prompt, evaluation.score)
@@ -124,13 +124,13 @@ class GPO(PromptSearch):
                            f"{c.get('initial_step_size')}->{c.get('final_step_size')}")]
 
     @classmethod
-    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config: GPOConfig, options, batch: int, n_eval: int) -> StepPlan:
         N = config.num_generated_instructions_in_each_step
         grad, momentum, grad_momentum = gradient(config), prompt_momentum(config), gradient_momentum(config)
         requests = 1 + (grad.requests if grad else 0) + momentum.requests + grad_momentum.requests
         examples = batch + N * n_eval + (n_eval if momentum.scores else 0)
         rounds = UpdateRule.from_config(config).resample_rounds  # each may ask again for as many as were unusable
-        return examples, requests + rounds, N * (1 + rounds) + requests - 1
+        return StepPlan(examples, requests + rounds, N * (1 + rounds) + requests - 1)
 
     def schedule(self, task: Task) -> StepSizeSchedule | None:
         """The step-size (word budget) schedule over this task's steps; None: no budget."""

@@ -22,7 +22,7 @@ import random
 from typing import ClassVar
 
 from gpo.config import ConfigError
-from gpo.engine.search import PromptSearch
+from gpo.engine.search import PromptSearch, StepPlan
 from gpo.engine.state import SearchState, stable_seed
 from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, StepRecord
@@ -53,7 +53,7 @@ class Bridge:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def sent(self) -> int:
-        return self.search.spent(self.task, self.state)
+        return self.search.ledger.spent(self.task, self.state)
 
     def exhausted(self) -> bool:
         """The peer's share is spent, or it has stalled: STALL scorings in a row sent nothing."""
@@ -101,11 +101,11 @@ class PeerSearch(PromptSearch):
         return 1
 
     @classmethod
-    def planned_step(cls, config, options, batch: int, n_eval: int) -> tuple[int, int, int]:
+    def planned_step(cls, config, options, batch: int, n_eval: int) -> StepPlan:
         """A rough guess (the peer decides its own spending; with a search budget, the plan is
         capped by it): one scoring of N candidates on eval and N optimizer requests an epoch."""
         N, epochs = config.num_generated_instructions_in_each_step, config.num_search_epochs
-        return epochs * N * n_eval, epochs * N, epochs * N
+        return StepPlan(epochs * N * n_eval, epochs * N, epochs * N)
 
     def share(self, task: Task, state: SearchState) -> float:
         """Scorer requests the peer may send: the per-task budget (or, with none set, what
