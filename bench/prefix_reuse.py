@@ -86,7 +86,7 @@ def necessary_prompt_tokens(llm: Recording) -> int:
     prefixes: set[int] = set()
     answers = 0
     for request, _ in llm.seen:
-        tokens = decoder.tokens_of(request)[0]
+        tokens = decoder.reader.tokens_of(request)[0]
         key = 0
         for token in tokens:
             key = hash((key, token))

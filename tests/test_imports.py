@@ -107,3 +107,16 @@ def test_the_engine_knows_no_method_and_the_prompt_vocabulary_no_search():
     prompts = {t for m, ts in edges.items() if m.startswith("gpo.prompts") for t in ts}
     assert not {t for t in prompts if t.startswith(("gpo.engine", "gpo.methods"))}
     assert any(t.startswith("gpo.prompts") for t in engine)  # the engine parses replies with it
+
+
+def test_no_class_over_200_lines_and_no_function_over_60():
+    """Pieces small enough to read at once (issue 35): a longer one is split, not waived."""
+    too_long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            limit = 200 if isinstance(node, ast.ClassDef) else 60 if isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+            if limit and node.end_lineno - node.lineno + 1 > limit:
+                too_long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} "
+                                f"({node.end_lineno - node.lineno + 1} lines, limit {limit})")
+    assert not too_long, "\n".join(too_long)

@@ -79,7 +79,6 @@ class BatchDecoder:
 
     def __init__(self, model, worker, *, parallel: int, n_ctx: int, prefix: PrefixCache | None = None):
         import llama_cpp
-        from llama_cpp._utils import suppress_stdout_stderr
 
         self.model, self.worker, self.parallel, self.n_ctx = model, worker, parallel, n_ctx
         self.prefix = prefix  # None: today's path, prompts fed in whatever chunks fit a step
@@ -90,22 +89,11 @@ class BatchDecoder:
         self.live = 0  # sequences in the batch now (read by tests and progress; written by the loop)
         self.n_batch = max(512, min(2048, n_ctx))
         self.slot = min(n_ctx, CTX_PER_SEQUENCE)
-        # The loaded model's own settings (threads, attention kernel, KV types), then ours.
-        params = type(model.context_params).from_buffer_copy(model.context_params)
-        params.n_ctx = self.slot * parallel
-        params.n_batch = params.n_ubatch = self.n_batch
-        params.n_seq_max = parallel
-        # One KV stream per sequence. (A unified cache gave wrong logits here, with
-        # 0.3.36, when one sequence's prompt shared a batch with another's next token.)
-        params.kv_unified = False
-        with suppress_stdout_stderr(disable=False):
-            self._ctx = llama_cpp.llama_init_from_model(model._model.model, params)
-        if not self._ctx:
-            raise FatalLLMError(f"llama.cpp could not create a context for {parallel} parallel sequences")
+        self._ctx = _context(model, parallel, self.slot, self.n_batch)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(model._model.model)
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
-        self._formatter = _chat_formatter(model)
+        self.reader = PromptTokens(model, continued=parallel == 1)
 
     def close(self) -> None:
         import llama_cpp
@@ -120,14 +108,14 @@ class BatchDecoder:
     def submit(self, request: Request, seed: int) -> Future:
         """Queue one sample of ``request`` (sample seed ``seed``)."""
         future: Future = Future()
-        tokens, template_stops = self.tokens_of(request)
+        tokens, template_stops = self.reader.tokens_of(request)
         stop_strings = list(request.stop) + template_stops
         max_tokens = request.max_tokens if request.max_tokens > 0 else self.n_ctx
         if len(tokens) + max_tokens > self.slot:
             raise TooLong(f"{len(tokens)} prompt + {max_tokens} new tokens exceed a slot of {self.slot}")
         job = _Job(tokens, max_tokens, stop_strings, request.temperature, seed, future)
         if self.prefix is not None and request.messages is not None:
-            job.marks, job.ones = self._structure(request, tokens)
+            job.marks, job.ones = self.reader.structure(request, tokens)
         with self._lock:
             self._pending.append(job)
             start = not self._scheduled
@@ -135,47 +123,6 @@ class BatchDecoder:
         if start:
             self.worker.submit(self.run_pending)
         return future
-
-    def _prompt(self, request: Request) -> tuple[str, bool, list[str]]:
-        """The text to tokenize, whether to add BOS, and the chat template's stop strings.
-
-        Raw prompts are tokenized as ``create_completion`` does (BOS where the model wants
-        one); chat prompts as the chat handler does.
-        """
-        if request.messages is None:
-            return request.prompt or "", True, []
-        result = self._formatter(messages=request.message_dicts())
-        stops = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
-        return result.prompt, not result.added_special, stops
-
-    def tokens_of(self, request: Request) -> tuple[list[int], list[str]]:
-        """The request's prompt as the model reads it, and the chat template's stop strings."""
-        prompt, add_bos, template_stops = self._prompt(request)
-        return self._tokens(prompt, add_bos), template_stops
-
-    def _tokens(self, text: str, add_bos: bool) -> list[int]:
-        return self.model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
-
-    def _structure(self, request: Request, tokens: list[int]) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-        """Where a chat's messages start in ``tokens`` (the longest start each shorter chat,
-        as rendered, shares with it), and, where the request continues its last answer
-        (``Request.continues``, read one token at a time as it was generated; one at a time
-        only, where that answer's state was kept), that answer's span."""
-        messages = request.message_dicts()
-        marks, span = [], ()
-        for i in range(1, len(messages)):
-            asked, bos, _ = self._prompt(Request.chat(messages[:i]))
-            start = self._tokens(asked, bos)
-            shared = next((k for k, (a, b) in enumerate(zip(start, tokens)) if a != b), min(len(start), len(tokens)))
-            marks.append(shared)
-            last = i == len(messages) - 1 or all(m["role"] != "assistant" for m in messages[i + 1:])
-            if (request.continues and self.parallel == 1 and last and messages[i]["role"] == "assistant"
-                    and shared == len(start) and messages[i]["content"]):
-                answer = self.model.tokenize(messages[i]["content"].encode("utf-8"), add_bos=False, special=False)
-                end = shared + len(answer)
-                if tokens[shared:end] == answer and end < len(tokens):
-                    span = ((shared, end),)
-        return tuple(sorted(set(marks) - {0})), span
 
     # ------------------------------------------------------------ decoding
 
@@ -260,24 +207,8 @@ class BatchDecoder:
         that has then fed everything it had."""
         import llama_cpp
 
-        batch, n, wants = self._batch, 0, []
-        for seq, take in items:
-            chunk = seq.to_feed[:take]
-            for k, token in enumerate(chunk):
-                batch.token[n] = token
-                batch.pos[n] = seq.pos + k
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = seq.seq_id
-                batch.logits[n] = False
-                n += 1
-            seq.pos += len(chunk)
-            seq.ends.append(seq.pos)
-            del seq.to_feed[: len(chunk)]
-            if not seq.to_feed:
-                batch.logits[n - 1] = True
-                wants.append((seq, n - 1))
-        batch.n_tokens = n
-        code = llama_cpp.llama_decode(self._ctx, batch)
+        n, wants = _fill(self._batch, items)
+        code = llama_cpp.llama_decode(self._ctx, self._batch)
         if code != 0:
             raise FatalLLMError(f"llama_decode failed with code {code} ({len(items)} sequences, {n} tokens)")
         if self.prefix is not None and self.parallel > 1:  # batched, a prompt's state is kept once it is read
@@ -290,19 +221,25 @@ class BatchDecoder:
                 self._finish(seq, live, reason="stop")
                 continue
             seq.out.append(token)
-            if seq.job.stop:  # one token's piece at a time; the final text is detokenized whole
-                seq.data += self.model.detokenize([token])
-                partial = seq.data.decode("utf-8", errors="ignore")
-                if any(stop and stop in partial for stop in seq.job.stop):
-                    text = self._text(seq)
-                    cut = min((text.find(s) for s in seq.job.stop if s and s in text), default=-1)
-                    if cut >= 0:
-                        self._finish(seq, live, reason="stop", text=text[:cut])
-                        continue
+            cut = self._stopped_at(seq, token)
+            if cut is not None:
+                self._finish(seq, live, reason="stop", text=cut)
+                continue
             if len(seq.out) >= seq.job.max_tokens:
                 self._finish(seq, live, reason="length")
             else:
                 seq.to_feed.append(token)
+
+    def _stopped_at(self, seq: _Sequence, token: int) -> str | None:
+        """The text up to the stop string the new token completed, or None."""
+        if not seq.job.stop:
+            return None
+        seq.data += self.model.detokenize([token])  # one token's piece at a time; the final text is detokenized whole
+        if not any(stop and stop in seq.data.decode("utf-8", errors="ignore") for stop in seq.job.stop):
+            return None
+        text = self._text(seq)
+        cut = min((text.find(s) for s in seq.job.stop if s and s in text), default=-1)
+        return text[:cut] if cut >= 0 else None
 
     def _text(self, seq: _Sequence) -> str:
         data = self.model.detokenize(seq.out, prev_tokens=seq.job.tokens)
@@ -331,6 +268,101 @@ class BatchDecoder:
             completion_tokens=len(seq.out),
             cached_prompt_tokens=seq.reused,
         ))
+
+
+class PromptTokens:
+    """A request's prompt as the loaded model reads it: the GGUF's chat template applied as
+    ``Llama``'s chat handler does, tokenized, with the template's stop strings; and, for prefix
+    reuse, where its messages start. ``continued``: a request that continues its last answer
+    has that answer's span found (one sequence at a time only, where its state was kept)."""
+
+    def __init__(self, model, continued: bool):
+        self.model, self.continued = model, continued
+        self.formatter = _chat_formatter(model)
+
+    def prompt(self, request: Request) -> tuple[str, bool, list[str]]:
+        """The text to tokenize, whether to add BOS, and the chat template's stop strings.
+
+        Raw prompts are tokenized as ``create_completion`` does (BOS where the model wants
+        one); chat prompts as the chat handler does.
+        """
+        if request.messages is None:
+            return request.prompt or "", True, []
+        result = self.formatter(messages=request.message_dicts())
+        stops = result.stop if isinstance(result.stop, list) else ([result.stop] if result.stop else [])
+        return result.prompt, not result.added_special, stops
+
+    def tokens_of(self, request: Request) -> tuple[list[int], list[str]]:
+        """The request's prompt as the model reads it, and the chat template's stop strings."""
+        prompt, add_bos, template_stops = self.prompt(request)
+        return self.tokens(prompt, add_bos), template_stops
+
+    def tokens(self, text: str, add_bos: bool) -> list[int]:
+        return self.model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def structure(self, request: Request, tokens: list[int]) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """Where a chat's messages start in ``tokens`` (the longest start each shorter chat,
+        as rendered, shares with it), and, where the request continues its last answer
+        (``Request.continues``, read one token at a time as it was generated; one at a time
+        only, where that answer's state was kept), that answer's span."""
+        messages = request.message_dicts()
+        marks, span = [], ()
+        for i in range(1, len(messages)):
+            asked, bos, _ = self.prompt(Request.chat(messages[:i]))
+            start = self.tokens(asked, bos)
+            shared = next((k for k, (a, b) in enumerate(zip(start, tokens)) if a != b), min(len(start), len(tokens)))
+            marks.append(shared)
+            last = i == len(messages) - 1 or all(m["role"] != "assistant" for m in messages[i + 1:])
+            if (request.continues and self.continued and last and messages[i]["role"] == "assistant"
+                    and shared == len(start) and messages[i]["content"]):
+                answer = self.model.tokenize(messages[i]["content"].encode("utf-8"), add_bos=False, special=False)
+                end = shared + len(answer)
+                if tokens[shared:end] == answer and end < len(tokens):
+                    span = ((shared, end),)
+        return tuple(sorted(set(marks) - {0})), span
+
+
+def _context(model, parallel: int, slot: int, n_batch: int):
+    """A llama.cpp context for ``parallel`` sequences of ``slot`` KV cells each: the loaded
+    model's own settings (threads, attention kernel, KV types), then ours."""
+    import llama_cpp
+    from llama_cpp._utils import suppress_stdout_stderr
+
+    params = type(model.context_params).from_buffer_copy(model.context_params)
+    params.n_ctx = slot * parallel
+    params.n_batch = params.n_ubatch = n_batch
+    params.n_seq_max = parallel
+    # One KV stream per sequence. (A unified cache gave wrong logits here, with
+    # 0.3.36, when one sequence's prompt shared a batch with another's next token.)
+    params.kv_unified = False
+    with suppress_stdout_stderr(disable=False):
+        ctx = llama_cpp.llama_init_from_model(model._model.model, params)
+    if not ctx:
+        raise FatalLLMError(f"llama.cpp could not create a context for {parallel} parallel sequences")
+    return ctx
+
+
+def _fill(batch, items: list[tuple[_Sequence, int]]) -> tuple[int, list[tuple[_Sequence, int]]]:
+    """Put each sequence's next ``take`` tokens in the batch; the tokens in it, and the
+    sequences that have then fed everything they had, with the index of their last token."""
+    n, wants = 0, []
+    for seq, take in items:
+        chunk = seq.to_feed[:take]
+        for k, token in enumerate(chunk):
+            batch.token[n] = token
+            batch.pos[n] = seq.pos + k
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq.seq_id
+            batch.logits[n] = False
+            n += 1
+        seq.pos += len(chunk)
+        seq.ends.append(seq.pos)
+        del seq.to_feed[: len(chunk)]
+        if not seq.to_feed:
+            batch.logits[n - 1] = True
+            wants.append((seq, n - 1))
+    batch.n_tokens = n
+    return n, wants
 
 
 def _sampler(job: _Job):

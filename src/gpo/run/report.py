@@ -207,12 +207,22 @@ def _yardstick_note(r: TaskResult, said: Outcome) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
-    spec = read_spec(run_dir)
-    events = read_events(run_dir)
-    states = _load_states(run_dir)
+    spec, events, states = read_spec(run_dir), read_events(run_dir), _load_states(run_dir)
     charts = run_dir / "charts"
     charts.mkdir(exist_ok=True)
-    body = [f"<h1>gpo run report</h1><p>{html.escape(str(run_dir))}</p>"]
+    body = [f"<h1>gpo run report</h1><p>{html.escape(str(run_dir))}</p>", _settings(spec)]
+    body += _results(of(events, Event.TASK_DONE))
+    for name, state in states.items():
+        body += _task_section(name, state, charts)
+    body += _usage(events)
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
+    path = run_dir / REPORT_FILE
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _settings(spec: dict) -> str:
+    """The run's settings, as a table: models, the method's own, selection, adoption, sizes."""
     cfg = spec.get("config", {})
     method = spec.get("method", "gpo")
     rows = [("method", method + (f" {spec['method_options']}" if spec.get("method_options") else "")),
@@ -232,64 +242,71 @@ def write_report(run_dir: str | Path) -> Path:
         rows.append(("objective", f"{cfg['objective']}: eval and test figures are macro-F1, compared by a paired "
                                   f"bootstrap over examples"))
     rows.append(("epochs x batch x candidates", f"{cfg.get('num_search_epochs')} x {cfg.get('opt_batch_size')} x {cfg.get('num_generated_instructions_in_each_step')}"))
-    body.append("<table>" + "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>")
-    results = of(events, Event.TASK_DONE)
-    if results:
-        body.append("<h2>Results</h2><table><tr><th>task</th><th>eval: initial → final</th><th>eval gain</th>"
-                    "<th>test: initial → final</th><th>test gain</th><th>final prompt</th></tr>")
-        for record in results:
-            r = task_result(record)
-            said = outcome(r)
-            note = f"<br><small>{html.escape(said.summary)}</small>" if said.kind.startswith("kept") else ""
-            note += _yardstick_note(r, said)
-            if said.human:
-                note += f"<br><small>{html.escape(said.human)}</small>"
-            body.append(f"<tr><td>{html.escape(record['task'])}</td><td>{_pct(r.initial_eval)} → {_pct(r.final_eval)}</td>"
-                        f"<td>{_gain(said.gains.get('eval'))}</td>"
-                        f"<td>{_pct(r.initial_test)} → {_pct(r.final_test)}</td>"
-                        f"<td>{_gain(said.gains.get('test'))}</td>"
-                        f"<td class='prompt'>{_prompt_html(r.final_prompt)}{note}</td></tr>")
-        body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
-                    "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
-                    "scores, a paired bootstrap over examples for macro-F1). The eval gain is measured on the split the final prompt was chosen on, so it leans "
-                    "optimistic; the test gain is the unbiased check.</small></p>")
-    for name, state in states.items():
-        body.append(f"<h2>{html.escape(name)}</h2>")
-        body.append(_img(_scores_chart(name, state, charts)))
-        budget = _budget_chart(name, state, charts)
-        if budget:
-            body.append(_img(budget))
-        body.append("<h3>Prompt evolution</h3><table><tr><th>step</th><th>eval</th><th>change from the previous prompt</th></tr>")
-        points = state["trajectory"]["points"]
-        for i, p in enumerate(points):
-            instruction = split_demos(p["prompt"])[0]
-            diff = (html.escape(instruction) if i == 0 else
-                    _word_diff(split_demos(points[i - 1]["prompt"])[0], instruction)) + _demos_html(p["prompt"])
-            body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
-        body.append("</table>")
-        body += _components(state)
-        body += _rejections(state)
-    usage = of(events, Event.USAGE)
-    if usage:
-        u = usage[-1]
-        body.append("<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>")
-        for role in [r for r in ROLES if r in u]:
-            r = u[role]
-            cached = r.get("cached_prompt_tokens") or 0  # read from a prompt cache (an endpoint's, or the embedded model's prefix cache)
-            prompt = f"{r['prompt_tokens']}" + (f" ({cached} from a prompt cache)" if cached else "")
-            body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{prompt}</td>"
-                        f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
-            for name, m in (r.get("members") or {}).items():  # endpoints of a fleet, replicas of a pool
-                body.append(f"<tr><td>&nbsp;&nbsp;{html.escape(name)}</td><td>{m['calls']}</td><td></td>"
-                            f"<td>{m['prompt_tokens']}</td><td>{m['completion_tokens']}</td><td></td></tr>")
-        body.append("</table>")
-        body += _task_accounts(events)
-        if u.get("judge", {}).get("unparsed"):
-            body.append(f"<p>Judge replies without a score (asked again once, then scored 0): "
-                        f"{u['judge']['unparsed']}</p>")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>gpo report</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>"
-    path = run_dir / REPORT_FILE
-    path.write_text(page, encoding="utf-8")
-    return path
+    return "<table>" + "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
 
+
+def _results(results: list[dict]) -> list[str]:
+    """Each task's figures and gains, its final prompt, and what happened to it (as the outcome words it)."""
+    if not results:
+        return []
+    body = ["<h2>Results</h2><table><tr><th>task</th><th>eval: initial → final</th><th>eval gain</th>"
+            "<th>test: initial → final</th><th>test gain</th><th>final prompt</th></tr>"]
+    for record in results:
+        r = task_result(record)
+        said = outcome(r)
+        note = f"<br><small>{html.escape(said.summary)}</small>" if said.kind.startswith("kept") else ""
+        note += _yardstick_note(r, said)
+        if said.human:
+            note += f"<br><small>{html.escape(said.human)}</small>"
+        body.append(f"<tr><td>{html.escape(record['task'])}</td><td>{_pct(r.initial_eval)} → {_pct(r.final_eval)}</td>"
+                    f"<td>{_gain(said.gains.get('eval'))}</td>"
+                    f"<td>{_pct(r.initial_test)} → {_pct(r.final_test)}</td>"
+                    f"<td>{_gain(said.gains.get('test'))}</td>"
+                    f"<td class='prompt'>{_prompt_html(r.final_prompt)}{note}</td></tr>")
+    body.append("</table><p><small>Gains are final minus initial prompt, paired on the same examples, with a 95% "
+                "interval and a two-sided p-value (McNemar's exact test for accuracy, a sign-flip test for graded "
+                "scores, a paired bootstrap over examples for macro-F1). The eval gain is measured on the split the final prompt was chosen on, so it leans "
+                "optimistic; the test gain is the unbiased check.</small></p>")
+    return body
+
+
+def _task_section(name: str, state: dict, charts: Path) -> list[str]:
+    """A task's charts, its prompt's evolution word by word, its components and its set-aside replies."""
+    body = [f"<h2>{html.escape(name)}</h2>", _img(_scores_chart(name, state, charts))]
+    budget = _budget_chart(name, state, charts)
+    if budget:
+        body.append(_img(budget))
+    body.append("<h3>Prompt evolution</h3><table><tr><th>step</th><th>eval</th><th>change from the previous prompt</th></tr>")
+    points = state["trajectory"]["points"]
+    for i, p in enumerate(points):
+        instruction = split_demos(p["prompt"])[0]
+        diff = (html.escape(instruction) if i == 0 else
+                _word_diff(split_demos(points[i - 1]["prompt"])[0], instruction)) + _demos_html(p["prompt"])
+        body.append(f"<tr><td>{i}</td><td>{100 * p['score']:.1f}</td><td class='prompt'>{diff}</td></tr>")
+    body.append("</table>")
+    return body + _components(state) + _rejections(state)
+
+
+def _usage(events: list[dict]) -> list[str]:
+    """What the run paid, by role (and by endpoint or replica), and by task."""
+    usage = of(events, Event.USAGE)
+    if not usage:
+        return []
+    u = usage[-1]
+    body = ["<h2>Usage</h2><table><tr><th>role</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>cost (USD)</th></tr>"]
+    for role in [r for r in ROLES if r in u]:
+        r = u[role]
+        cached = r.get("cached_prompt_tokens") or 0  # read from a prompt cache (an endpoint's, or the embedded model's prefix cache)
+        prompt = f"{r['prompt_tokens']}" + (f" ({cached} from a prompt cache)" if cached else "")
+        body.append(f"<tr><td>{role}</td><td>{r['calls']}</td><td>{r['cache_hits']}</td><td>{prompt}</td>"
+                    f"<td>{r['completion_tokens']}</td><td>{r['cost']:.4f}</td></tr>")
+        for name, m in (r.get("members") or {}).items():  # endpoints of a fleet, replicas of a pool
+            body.append(f"<tr><td>&nbsp;&nbsp;{html.escape(name)}</td><td>{m['calls']}</td><td></td>"
+                        f"<td>{m['prompt_tokens']}</td><td>{m['completion_tokens']}</td><td></td></tr>")
+    body.append("</table>")
+    body += _task_accounts(events)
+    if u.get("judge", {}).get("unparsed"):
+        body.append(f"<p>Judge replies without a score (asked again once, then scored 0): "
+                    f"{u['judge']['unparsed']}</p>")
+    return body

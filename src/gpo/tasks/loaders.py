@@ -208,6 +208,24 @@ def seeded_split(examples: list[Example], fractions: Mapping[str, float], seed: 
     return out
 
 
+def _split_one_file(files: str | Path, examples: list[Example], fractions: Mapping[str, float] | None,
+                    seed: int) -> dict[str, list[Example]]:
+    """One file's rows split with the seed (train 0.3, eval 0.3, test 0.4 unless ``fractions``);
+    too few rows for a split to get any is refused, saying what the split would give."""
+    if not examples:
+        raise TaskError(f"{files}: no examples")
+    fractions = fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}
+    splits = seeded_split(examples, fractions, seed)
+    empty = [s for s in DATA_SPLITS if s in splits and not splits[s]]
+    if empty:
+        cut = ", ".join(f"{s} {len(splits[s])}" for s in splits)
+        shares = "/".join(f"{s} {fractions[s]:g}" for s in fractions)
+        raise TaskError(f"{files}: {len(examples)} rows are too few to split by {shares} (that gives {cut}, "
+                        f"so {' and '.join(empty)} would be empty); give more rows, or one file per split "
+                        f"(--data-file train=FILE --data-file eval=FILE --data-file test=FILE)")
+    return splits
+
+
 def load_user_task(
     name: str,
     files: Mapping[str, str | Path] | str | Path,
@@ -242,18 +260,7 @@ def load_user_task(
         return [_user_example(r, input_col, target_col, path, template, target_optional) for r in rows]
 
     if isinstance(files, (str, Path)):
-        examples = examples_of(Path(files))
-        if not examples:
-            raise TaskError(f"{files}: no examples")
-        fractions = fractions or {"train": 0.3, "eval": 0.3, "test": 0.4}
-        splits = seeded_split(examples, fractions, seed)
-        empty = [s for s in DATA_SPLITS if s in splits and not splits[s]]
-        if empty:
-            cut = ", ".join(f"{s} {len(splits[s])}" for s in splits)
-            shares = "/".join(f"{s} {fractions[s]:g}" for s in fractions)
-            raise TaskError(f"{files}: {len(examples)} rows are too few to split by {shares} (that gives {cut}, "
-                            f"so {' and '.join(empty)} would be empty); give more rows, or one file per split "
-                            f"(--data-file train=FILE --data-file eval=FILE --data-file test=FILE)")
+        splits = _split_one_file(files, examples_of(Path(files)), fractions, seed)
     else:
         unknown = set(files) - set(SPLITS)
         if unknown:
