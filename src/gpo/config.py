@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from gpo.errors import ConfigError, suggest  # noqa: F401 - ConfigError is re-exported here
+from gpo.tasks import induction
 
 ALIASES = {"consine": "cosine", "relavance": "relevance"}  # the original's spellings of values
 RENAMED = {"momentum_select_num": "momentum_selection_num"}  # the original's config key
@@ -273,6 +274,13 @@ _preset("quickstart", "`gpo optimize` with nothing else: a demonstration search 
         "constant answer where there is one, significantly on eval",
         num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
         adopt="significant+constant")
+# The quickstart's run settings, beside its options: `gpo optimize` with nothing chosen is a demonstration
+# search on the instruction-induction task the package ships, where a prompt really helps the embedded model
+# (BENCHMARKS.md, "instruction induction"), in about two minutes on 2 CPU cores; the method (--method) and
+# budgets may still be chosen (``gpo.run.sources.from_sources`` applies them)
+QUICKSTART = {"dataset": induction.DATASET, "tasks": ["singular_to_plural"], "method": "demos",
+              "max_examples": ["eval=32", "test=40"], "scorer_max_tokens": 48}
+QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
 
 # Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's

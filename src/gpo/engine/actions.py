@@ -13,14 +13,17 @@ from dataclasses import asdict
 from typing import Callable, Sequence
 
 from gpo.engine.events import Event
-from gpo.engine.state import SearchState, stable_seed
+from gpo.config import GPOConfig
+from gpo.engine.hooks import Hooks
+from gpo.engine.ledger import Ledger
+from gpo.engine.state import SearchState, stable_seed, steps_per_epoch
 from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, Point, StepRecord
-from gpo.llm.base import ReplyShape, Request
+from gpo.llm.base import LLM, ReplyShape, Request
 from gpo.prompts.checks import leak_reason, not_an_instruction, word_edit_distance
 from gpo.prompts.tags import END, START, extract_tagged, polish
 from gpo.scoring.demos import split_demos
-from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.tasks.task import Example, Task
 
@@ -43,9 +46,27 @@ def usable_proposals(candidates: Sequence[Candidate]) -> int:
                if not c.reused and (c.rejected is None or c.rejected.startswith(SCORING_STOPS)))
 
 
+def _shown(asked: list[str], state: SearchState) -> str:
+    """A step's meta-prompts with the prompts they quote cut out: what a reply copies when it
+    continues the meta-prompt or repeats an example instead of writing a prompt."""
+    text = "\n".join(asked)
+    quoted = {*state.seen, *state.scores, *state.chosen}
+    for prompt in sorted(quoted | {split_demos(p)[0] for p in quoted}, key=len, reverse=True):
+        if prompt:
+            text = text.replace(prompt, "\n")
+    return text
+
+
 class StepActions:
-    """The actions a ``PromptSearch`` offers its ``step`` (mixed into it: they read the
-    search's config, models, evaluator and hooks)."""
+    """The actions the engine hands a method's ``step`` (``PromptSearch.actions``), built from
+    the search's config, optimizer model, Evaluator, hooks and Ledger: a method asks, screens,
+    scores and records through them, and never reaches past them into the engine."""
+
+    def __init__(self, config: GPOConfig, optimizer_llm: LLM, evaluator: Evaluator, hooks: Hooks, ledger: Ledger,
+                 method: str):
+        self.config, self.optimizer_llm, self.evaluator = config, optimizer_llm, evaluator
+        self.hooks, self.ledger, self.method = hooks, ledger, method
+        self.asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
 
     def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None,
                 shape: ReplyShape | None = None) -> Request:
@@ -56,7 +77,7 @@ class StepActions:
     async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
         """The optimizer's raw replies to several requests (sent together), counted against the task."""
         replies = await self.optimizer_llm.generate(requests)
-        self._asked.setdefault(id(state), []).extend(
+        self.asked.setdefault(id(state), []).extend(
             text for r in requests for _, text in (r.messages or (("user", r.prompt or ""),)))
         for reply in replies:
             state.optimizer_samples += len(reply.samples)
@@ -85,7 +106,7 @@ class StepActions:
         ``this_step`` to carry the step's texts across several calls. Only a text's instruction
         is judged (and its edit distance from the reference's): demonstrations come from the data."""
         out, this_step = [], (set() if this_step is None else this_step)
-        shown = self._shown(state)
+        shown = _shown(self.asked.get(id(state), []), state)
         for text in texts:
             instruction = split_demos(text)[0]
             c = Candidate(text=text, edit_distance=word_edit_distance(split_demos(reference)[0], instruction))
@@ -105,16 +126,6 @@ class StepActions:
                 state.seen.append(text)
             out.append(c)
         return out
-
-    def _shown(self, state: SearchState) -> str:
-        """This step's meta-prompts with the prompts they quote cut out: what a reply copies
-        when it continues the meta-prompt or repeats an example instead of writing a prompt."""
-        text = "\n".join(self._asked.get(id(state), []))
-        quoted = {*state.seen, *state.scores, *state.chosen}
-        for prompt in sorted(quoted | {split_demos(p)[0] for p in quoted}, key=len, reverse=True):
-            if prompt:
-                text = text.replace(prompt, "\n")
-        return text
 
     async def probe(self, task: Task, state: SearchState, prompts: list[str], g: int) -> list[tuple[str, Evaluation]]:
         """Score prompts on step g's train minibatch (for gradients and error examples), in
@@ -217,7 +228,20 @@ class StepActions:
         )
 
     def rng(self, task: Task, *parts) -> random.Random:
-        return random.Random(stable_seed(self.config.seed, task.id, self.name, *parts))
+        return random.Random(stable_seed(self.config.seed, task.id, self.method, *parts))
+
+    def steps_per_epoch(self, task: Task) -> int:
+        return steps_per_epoch(len(task.split("train")), self.config.opt_batch_size)
+
+    def epoch_step(self, task: Task, g: int) -> tuple[int, int]:
+        return divmod(g, max(1, self.steps_per_epoch(task)))
+
+    def minibatch(self, task: Task, g: int) -> list[int]:
+        """The train examples of global step g: consecutive batches, every epoch alike
+        (docs/BEHAVIOUR.md, "The search loop")."""
+        b, n = self.config.opt_batch_size, len(task.split("train"))
+        step = self.epoch_step(task, g)[1]
+        return list(range(step * b, min(n, (step + 1) * b)))
 
     @staticmethod
     def format_pool(task: Task) -> list[Example]:

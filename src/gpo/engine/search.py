@@ -42,10 +42,11 @@ class StepPlan(NamedTuple):
     optimizer_samples: int  # completions the optimizer writes (a request may ask for several)
 
 
-class PromptSearch(StepActions):
+class PromptSearch:
     """Base of every method, its contract: ``name``; ``Options``, its own typed options; ``step``,
-    one step written with the actions of ``StepActions``; and, from its config and options
-    alone, its plan (``planned_steps``, ``planned_step``, ``planned_test_prompts``), where it
+    one step written with the engine's actions, which it holds as an object (``self.actions``, a
+    ``StepActions``; what it has spent is ``self.ledger``); and, from its config and options
+    alone, its plan (``StepPlan``) (``planned_steps``, ``planned_step``, ``planned_test_prompts``), where it
     starts (``initial_prompt_for``) and any options it fixes (``configured``)."""
 
     name: ClassVar[str] = "?"
@@ -74,7 +75,7 @@ class PromptSearch(StepActions):
                            *([NoImprovement(config.patience)] if config.patience else []), *stoppers)
         self.options = self.parse_options(options or {})
         self.ledger = Ledger(evaluator, cap)  # what each task's search has spent on scoring
-        self._asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
+        self.actions = StepActions(config, optimizer_llm, evaluator, self.hooks, self.ledger, self.name)
 
     @classmethod
     def parse_options(cls, options: dict):
@@ -109,7 +110,7 @@ class PromptSearch(StepActions):
             g = state.next_step
             before = state.to_dict()  # a step cut short leaves no half-changed state, whatever the hooks keep
             self.ledger.begin(task)
-            self._asked[id(state)] = []
+            self.actions.asked[id(state)] = []
             try:
                 record = await (program_step(self, task, state, g) if task.program is not None
                                 else self.step(task, state, g))
@@ -188,19 +189,6 @@ class PromptSearch(StepActions):
     def initial_prompt(self, task: Task) -> str:
         return self.initial_prompt_for(self.config, task)
 
-    def steps_per_epoch(self, task: Task) -> int:
-        return steps_per_epoch(len(task.split("train")), self.config.opt_batch_size)
-
-    def epoch_step(self, task: Task, g: int) -> tuple[int, int]:
-        return divmod(g, max(1, self.steps_per_epoch(task)))
-
-    def minibatch(self, task: Task, g: int) -> list[int]:
-        """The train examples of global step g: consecutive batches, every epoch alike
-        (docs/BEHAVIOUR.md, "The search loop")."""
-        b, n = self.config.opt_batch_size, len(task.split("train"))
-        step = self.epoch_step(task, g)[1]
-        return list(range(step * b, min(n, (step + 1) * b)))
-
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         raise NotImplementedError
 
@@ -209,7 +197,7 @@ class PromptSearch(StepActions):
         cfg = self.config
         self.ledger.begin(task)
         initial = self.initial_prompt(task)
-        fmt_pool = list(range(len(self.format_pool(task))))
+        fmt_pool = list(range(len(self.actions.format_pool(task))))
         k = min(cfg.format_data_num, len(fmt_pool))
         fmt_idx = sorted(random.Random(stable_seed(cfg.seed, task.id, "format")).sample(fmt_pool, k))
         ev = await self.evaluator.evaluate(task, initial, "eval")

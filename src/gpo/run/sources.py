@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpo.config import PRESETS, RENAMED, GPOConfig
+from gpo.config import PRESETS, QUICKSTART, QUICKSTART_BUDGET, RENAMED, GPOConfig
 from gpo.engine.options import option_names
 from gpo.errors import ConfigError, suggest
 from gpo.llm import preflight
@@ -30,12 +30,6 @@ from gpo.tasks.template import read_template
 
 DEFAULT_SYNTHETIC = "navigate"
 SMALL_SIZES = {"train": 8, "eval": 10, "test": 20, "format": 5, "few_shot": 5}  # `--dataset synthetic` with no task
-# `gpo optimize` with nothing chosen: a demonstration search on the instruction-induction task the package
-# ships, where a prompt really helps the embedded model (BENCHMARKS.md, "instruction induction"), in about
-# two minutes on 2 CPU cores; the method (--method) and budgets may still be chosen
-QUICKSTART = {"dataset": induction.DATASET, "tasks": ["singular_to_plural"], "method": "demos",
-              "max_examples": ["eval=32", "test=40"], "scorer_max_tokens": 48}
-QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
 BUDGET_FIELDS = ("max_scorer_calls", "max_optimizer_calls", "max_tokens", "max_cost", "scorer_calls_per_task")
 # scale options (flags of `gpo optimize` and `gpo resume`): per in-process role, and shared by them
 ROLE_SCALE, SHARED_SCALE = ("parallel", "replicas", "prefix_cache"), ("ray_address", "replica_cpus", "gpus")

@@ -53,16 +53,16 @@ class APE(PromptSearch):
         N = self.config.num_generated_instructions_in_each_step
         seed = stable_seed(self.config.seed, task.id, self.name, g)
         if g == 0:
-            train, rng = task.split("train"), self.rng(task, g)
+            train, rng = task.split("train"), self.actions.rng(task, g)
             k = min(self.options.demos, len(train))
             metas = [induction_prompt(rng.sample(train, k)) for _ in range(N)]
-            texts = await self.ask(state, metas, 1, seed)
+            texts = await self.actions.ask(state, metas, 1, seed)
         else:
             parents = state.pool[: self.options.keep]
             metas = [paraphrase_prompt(p) for p in parents]
-            texts = await self.ask(state, metas, math.ceil(N / len(parents)), seed)
+            texts = await self.actions.ask(state, metas, math.ceil(N / len(parents)), seed)
             texts = texts[:N]
-        candidates = self.screen(state, texts, state.current)
-        await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, self.options.keep)
-        return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)
+        candidates = self.actions.screen(state, texts, state.current)
+        await self.actions.score(task, state, candidates, g)
+        self.actions.keep_best(state, candidates, self.options.keep)
+        return self.actions.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)

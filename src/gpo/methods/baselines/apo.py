@@ -81,22 +81,22 @@ class APO(PromptSearch):
         o, cfg = self.options, self.config
         seed = stable_seed(cfg.seed, task.id, self.name, g)
         train = task.split("train")
-        probed = await self.probe(task, state, list(state.pool), g)
+        probed = await self.actions.probe(task, state, list(state.pool), g)
         failing = [(p, w) for p, ev in probed if (w := wrong_examples(ev, train, o.errors))]
         metas = [gradient_prompt(p, w, o.gradients) for p, w in failing]
-        replies = await self.ask_raw(state, [self.request(m, 1, stable_seed(seed, "g", i)) for i, m in enumerate(metas)])
+        replies = await self.actions.ask_raw(state, [self.actions.request(m, 1, stable_seed(seed, "g", i)) for i, m in enumerate(metas)])
         reasons = [(p, w, polish(r)) for (p, w), texts in zip(failing, replies)
                    for r in extract_all_tagged(texts[0])[: o.gradients]]
         edits = [edit_prompt(p, w, r) for p, w, r in reasons]
-        texts = await self.ask(state, edits, o.edits, stable_seed(seed, "e")) if edits and o.edits else []
+        texts = await self.actions.ask(state, edits, o.edits, stable_seed(seed, "e")) if edits and o.edits else []
         if texts and o.paraphrases:
-            texts += await self.ask(state, [paraphrase_prompt(t) for t in texts if t], o.paraphrases,
+            texts += await self.actions.ask(state, [paraphrase_prompt(t) for t in texts if t], o.paraphrases,
                                     stable_seed(seed, "p"))
-        candidates = self.screen(state, texts, state.current)
+        candidates = self.actions.screen(state, texts, state.current)
         await self._select(task, state, candidates, g)
-        await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, o.beam)
-        return self.record(task, state, g, "\n\n-----\n\n".join(metas + edits), candidates,
+        await self.actions.score(task, state, candidates, g)
+        self.actions.keep_best(state, candidates, o.beam)
+        return self.actions.record(task, state, g, "\n\n-----\n\n".join(metas + edits), candidates,
                            train_score=probed[0][1].score if probed else None, gradient="\n\n".join(r for _, _, r in reasons) or None)
 
     async def _select(self, task: Task, state: SearchState, candidates: list[Candidate], g: int) -> None:
@@ -113,7 +113,7 @@ class APO(PromptSearch):
         pulls = {p: n_eval for p in state.pool}
         sums.update({p: 0.0 for p in new})
         pulls.update({p: 0 for p in new})
-        rng = self.rng(task, g, "ucb")
+        rng = self.actions.rng(task, g, "ucb")
         for t in range(1, o.bandit_rounds * len(new) + 1):
             untried = [p for p in new if pulls[p] == 0]
             arm = untried[0] if untried else max(

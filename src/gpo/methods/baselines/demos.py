@@ -87,7 +87,7 @@ class DemoSearch(PromptSearch):
 
     async def step(self, task: Task, state: DemoState, g: int) -> StepRecord:
         preferred, fill = await self.demo_pool(task, state, g)
-        k, rng = self.options.k, self.rng(task, g)
+        k, rng = self.options.k, self.actions.rng(task, g)
 
         def draw() -> list[Example]:
             if len(preferred) >= k:
@@ -97,9 +97,9 @@ class DemoSearch(PromptSearch):
         texts = [with_demos(self.instruction(state), draw())
                  for _ in range(self.config.num_generated_instructions_in_each_step)]
         candidates = self.new_candidates(state, texts)
-        await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, 1)
-        return self.record(task, state, g, "", candidates)
+        await self.actions.score(task, state, candidates, g)
+        self.actions.keep_best(state, candidates, 1)
+        return self.actions.record(task, state, g, "", candidates)
 
     @staticmethod
     def new_candidates(state: SearchState, texts: list[str]) -> list[Candidate]:
@@ -128,7 +128,7 @@ class BootstrapDemos(DemoSearch):
 
     async def demo_pool(self, task: Task, state: DemoState, g: int) -> tuple[list[Example], list[Example]]:
         train = task.split("train")
-        for _, evaluation in await self.probe(task, state, [self.instruction(state)], g):
+        for _, evaluation in await self.actions.probe(task, state, [self.instruction(state)], g):
             known = {i for i, _ in state.bootstrapped}
             for r in evaluation.records:
                 if r.score >= 1.0 and r.index not in known:
@@ -237,22 +237,22 @@ class InstructionsThenDemos(GPO):
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
         if self.writes_instructions(task, state, g):
             return await super().step(task, state, g)
-        ranked = [p for p in self.ranked(state, list(state.scores)) if not split_demos(p)[1]]
+        ranked = [p for p in self.actions.ranked(state, list(state.scores)) if not split_demos(p)[1]]
         instructions = ranked[: self.options.instructions] or [state.trajectory.points[0].prompt]
         n = self.config.num_generated_instructions_in_each_step
         if self.options.sampler == "tpe":
             pairs = self.tpe_pairs(task, state, g, instructions, n)
         else:
-            train, rng = task.split("train"), self.rng(task, g)
+            train, rng = task.split("train"), self.actions.rng(task, g)
             pairs = [(rng.choice(instructions), rng.sample(train, min(self.options.k, len(train))))
                      for _ in range(n)]
         candidates = DemoSearch.new_candidates(state, [with_demos(i, d) for i, d in pairs])
-        await self.score(task, state, candidates, g)
-        return self.record(task, state, g, "", candidates)
+        await self.actions.score(task, state, candidates, g)
+        return self.actions.record(task, state, g, "", candidates)
 
     def demo_sets(self, task: Task) -> list[list[Example]]:
         """The ``demo_sets`` demonstration sets TPE chooses among, drawn once per task."""
-        train, rng = task.split("train"), self.rng(task, "demo-sets")
+        train, rng = task.split("train"), self.actions.rng(task, "demo-sets")
         return [rng.sample(train, min(self.options.k, len(train))) for _ in range(self.options.demo_sets)]
 
     def tpe_pairs(self, task: Task, state: GPOState, g: int, instructions: list[str],

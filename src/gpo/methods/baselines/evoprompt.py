@@ -75,16 +75,16 @@ class EvoPromptGA(PromptSearch):
         seed = stable_seed(self.config.seed, task.id, self.name, g)
         if g == 0 and len(state.pool) < self.options.population:
             metas = [paraphrase_prompt(state.pool[0])]
-            texts = await self.ask(state, metas, self.options.population - len(state.pool), seed)
-            candidates = self.screen(state, texts, state.current)
-            await self.score(task, state, candidates, g)
-            self.keep_best(state, candidates, self.options.population)
+            texts = await self.actions.ask(state, metas, self.options.population - len(state.pool), seed)
+            candidates = self.actions.screen(state, texts, state.current)
+            await self.actions.score(task, state, candidates, g)
+            self.actions.keep_best(state, candidates, self.options.population)
         else:
             metas, candidates = await self.evolve(task, state, g, seed)
-        return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)
+        return self.actions.record(task, state, g, "\n\n-----\n\n".join(metas), candidates)
 
     async def evolve(self, task: Task, state: SearchState, g: int, seed: int) -> tuple[list[str], list[Candidate]]:
-        rng, pop = self.rng(task, g), state.pool
+        rng, pop = self.actions.rng(task, g), state.pool
         weights = [state.scores[p] + 1e-3 for p in pop]  # roulette wheel; a zero score keeps a small chance
         metas = []
         for _ in range(self.config.num_generated_instructions_in_each_step):
@@ -92,9 +92,9 @@ class EvoPromptGA(PromptSearch):
             rest = [p for p in pop if p != a] or pop
             b = rng.choices(rest, [state.scores[p] + 1e-3 for p in rest])[0]
             metas.append(crossover_mutation_prompt(a, b))
-        candidates = self.screen(state, await self.ask(state, metas, 1, seed), state.current)
-        await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, self.options.population)
+        candidates = self.actions.screen(state, await self.actions.ask(state, metas, 1, seed), state.current)
+        await self.actions.score(task, state, candidates, g)
+        self.actions.keep_best(state, candidates, self.options.population)
         return metas, candidates
 
 
@@ -102,18 +102,18 @@ class EvoPromptDE(EvoPromptGA):
     name = "evoprompt-de"
 
     async def evolve(self, task: Task, state: SearchState, g: int, seed: int) -> tuple[list[str], list[Candidate]]:
-        rng, pop = self.rng(task, g), list(state.pool)
+        rng, pop = self.actions.rng(task, g), list(state.pool)
         best = pop[0]  # the pool is kept best first
         metas = []
         for p in pop:
             others = [q for q in pop if q != p]
             a, b = rng.sample(others, 2) if len(others) >= 2 else (others + [p, p])[:2]
             metas.append(differential_prompt(a, b, best, p))
-        texts = await self.ask(state, metas, 1, seed)
-        candidates = self.screen(state, texts, state.current)
-        await self.score(task, state, candidates, g)
+        texts = await self.actions.ask(state, metas, 1, seed)
+        candidates = self.actions.screen(state, texts, state.current)
+        await self.actions.score(task, state, candidates, g)
         for i, (p, c) in enumerate(zip(pop, candidates)):
             if c.rejected is None and state.scores[c.text] > state.scores[p] and c.text not in pop:
                 pop[i] = c.text
-        state.pool = self.ranked(state, pop)
+        state.pool = self.actions.ranked(state, pop)
         return metas, candidates

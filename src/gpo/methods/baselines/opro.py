@@ -53,11 +53,11 @@ class OPRO(PromptSearch):
         scored = list(state.scores.items())  # every prompt scored, oldest first
         best = await Importance()(scored, self.options.history)
         history = [scored[i] for i in reversed(best)]
-        pool = self.format_pool(task)
-        exemplars = self.rng(task, g).sample(pool, min(self.options.exemplars, len(pool)))
+        pool = self.actions.format_pool(task)
+        exemplars = self.actions.rng(task, g).sample(pool, min(self.options.exemplars, len(pool)))
         meta = opro_prompt(history, exemplars, placement(task, cfg.instruction_pos))
-        texts = await self.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
+        texts = await self.actions.ask(state, [meta], cfg.num_generated_instructions_in_each_step,
                                stable_seed(cfg.seed, task.id, self.name, g))
-        candidates = self.screen(state, texts, state.current)
-        await self.score(task, state, candidates, g)
-        return self.record(task, state, g, meta, candidates)
+        candidates = self.actions.screen(state, texts, state.current)
+        await self.actions.score(task, state, candidates, g)
+        return self.actions.record(task, state, g, meta, candidates)

@@ -91,17 +91,17 @@ class PE2(PromptSearch):
     async def step(self, task: Task, state: SearchState, g: int) -> StepRecord:
         o, cfg = self.options, self.config
         train = task.split("train")
-        probed = await self.probe(task, state, list(state.pool), g)
+        probed = await self.actions.probe(task, state, list(state.pool), g)
         history = [(p.prompt, p.score) for p in state.trajectory.points[-o.history:]] if o.history else []
-        context = self.format_examples(task, state)[:1]
+        context = self.actions.format_examples(task, state)[:1]
         position = placement(task, cfg.instruction_pos)
         step_size = self.schedule(self.total_steps(task))(len(state.trajectory.points))
         metas = [pe2_prompt(p, state.scores[p], history, context, wrong_examples(ev, train, o.errors),
                             position, step_size) for p, ev in probed]
         N = cfg.num_generated_instructions_in_each_step
-        texts = await self.ask(state, metas, math.ceil(N / max(1, len(metas))), stable_seed(cfg.seed, task.id, self.name, g))
-        candidates = self.screen(state, texts[:N], state.current)
-        await self.score(task, state, candidates, g)
-        self.keep_best(state, candidates, o.beam)
-        return self.record(task, state, g, "\n\n-----\n\n".join(metas), candidates,
+        texts = await self.actions.ask(state, metas, math.ceil(N / max(1, len(metas))), stable_seed(cfg.seed, task.id, self.name, g))
+        candidates = self.actions.screen(state, texts[:N], state.current)
+        await self.actions.score(task, state, candidates, g)
+        self.actions.keep_best(state, candidates, o.beam)
+        return self.actions.record(task, state, g, "\n\n-----\n\n".join(metas), candidates,
                            train_score=probed[0][1].score if probed else None)

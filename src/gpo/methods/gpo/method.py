@@ -74,7 +74,7 @@ class PieceTools:
     state: GPOState
 
     async def reply(self, prompt: str) -> str:
-        texts = await self.search.ask_raw(self.state, [self.search.request(prompt, temperature=0.0)])
+        texts = await self.search.actions.ask_raw(self.state, [self.search.actions.request(prompt, temperature=0.0)])
         return polish(extract_tagged(texts[0][0]))
 
     async def eval_score(self, prompt: str) -> float | None:
@@ -141,7 +141,7 @@ class GPO(PromptSearch):
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
         """One step (docs/BEHAVIOUR.md, "The search loop"): the gradient of U, the update direction (momentum), the step size,
         the update meta-prompt, N candidates scored on eval, and the best not chosen before."""
-        epoch, step = self.epoch_step(task, g)
+        epoch, step = self.actions.epoch_step(task, g)
         tools = PieceTools(self, task, state)
         U, u_score = state.current, state.scores[state.current]
         instruction, held = split_demos(U)
@@ -152,9 +152,9 @@ class GPO(PromptSearch):
         schedule = self.schedule(task)
         step_size = schedule(self.schedule_position(state)) if schedule else None
         meta = self.update.meta_prompt(placement(task, self.config.instruction_pos), direction.kind, instruction,
-                                       u_score, direction.block, self.format_examples(task, state), grad, step_size)
+                                       u_score, direction.block, self.actions.format_examples(task, state), grad, step_size)
         candidates = await self._candidates(task, state, meta, U, held, g, step_size)
-        await self.score(task, state, candidates, g)
+        await self.actions.score(task, state, candidates, g)
         chosen, chosen_score = self._choose(state, U, u_score, candidates)
         if grad is not None:  # the gradient's improvement, for importance selection over gradients
             state.trajectory.gradients[-1].improvement = chosen_score - state.trajectory.points[-1].score
@@ -187,7 +187,7 @@ class GPO(PromptSearch):
         unless ``train_probe`` is off). None when the search budget leaves no room."""
         if not (self.config.train_probe or self.gradient):
             return None
-        probed = await self.probe(task, state, [U], g)
+        probed = await self.actions.probe(task, state, [U], g)
         return probed[0][1] if probed else None
 
     async def _gradient(self, tools: PieceTools, task: Task, state: GPOState, U: str,
@@ -225,8 +225,8 @@ class GPO(PromptSearch):
             want = N - sum(1 for c in out if c.rejected is None)
             if want <= 0:
                 break
-            request = self.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.prompt_shape())
-            texts = [with_demos(polish(extract_tagged(t)), held) for t in (await self.ask_raw(state, [request]))[0]]
-            out.extend(self.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
+            request = self.actions.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.actions.prompt_shape())
+            texts = [with_demos(polish(extract_tagged(t)), held) for t in (await self.actions.ask_raw(state, [request]))[0]]
+            out.extend(self.actions.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
                                    this_step))
         return out

@@ -87,7 +87,7 @@ class Bridge:
         cfg = self.search.config
         request = Request.chat(messages, temperature=cfg.optimizer_temperature, max_tokens=cfg.optimizer_max_tokens,
                                seed=seed)
-        return self._run(self.search.ask_raw(self.state, [request]))[0][0]
+        return self._run(self.search.actions.ask_raw(self.state, [request]))[0][0]
 
 
 class PeerSearch(PromptSearch):
@@ -113,7 +113,7 @@ class PeerSearch(PromptSearch):
         one_eval = len(task.split("eval")) * self.evaluator.requests_per_example(task)
         cap = self.config.budget.scorer_calls_per_task
         if cap is None:
-            steps = self.config.num_search_epochs * self.steps_per_epoch(task)
+            steps = self.config.num_search_epochs * self.actions.steps_per_epoch(task)
             cap = state.scorer_requests + steps * self.config.num_generated_instructions_in_each_step * one_eval
         return cap - one_eval
 
@@ -127,12 +127,12 @@ class PeerSearch(PromptSearch):
         for prompt in best[:1]:  # the peer's own pick, scored on the whole eval split if it is not yet
             if prompt not in state.scores and prompt.strip():
                 candidate = Candidate(text=prompt)
-                await self.score(task, state, [candidate], g)
+                await self.actions.score(task, state, [candidate], g)
         candidates = [Candidate(text=p, score=state.scores.get(p), edit_distance=word_edit_distance(state.current, p),
                                 rejected=None if p in state.scores else "not scored on the whole eval split")
                       for p in bridge.proposed if p != state.current]
         note = f"{self.name}: {len(bridge.proposed)} prompts scored, {bridge.asked} optimizer requests"
-        return self.record(task, state, g, note, candidates)
+        return self.actions.record(task, state, g, note, candidates)
 
     def _run_seeded(self, bridge: Bridge, task: Task, initial: str) -> list[str]:
         import numpy as np
