@@ -27,7 +27,9 @@ from gpo.run.lock import RunLock, describe as describe_holder
 from gpo.run.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.run.build import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
                          load_tasks, usage_summary)
+from gpo.methods import method_class
 from gpo.scoring.evaluate import Evaluation
+from gpo.scoring.headroom import SAMPLE, Headroom, probe
 from gpo.scoring.reference import human_reference
 from gpo.run.sources import check_method, from_sources  # noqa: F401 - re-exported: a spec from a preset, a file, flags
 from gpo.run.spec import ModelSpec, RunSpec, ScoringSpec, TaskSpec  # noqa: F401 - what a run is, re-exported
@@ -167,6 +169,21 @@ async def evaluate_async(
             for i, (task, ev, _) in enumerate(results):
                 ev.write(Path(out_dir) / f"{task.id.replace('/', '__')}-{split}-{i:03d}.jsonl")
         return results
+    finally:
+        await rt.aclose()
+
+
+async def probe_async(spec: RunSpec, tasks: list[Task] | None = None, sample: int = SAMPLE) -> list[Headroom]:
+    """The headroom check on each of the spec's tasks (``gpo.scoring.headroom``): whether the
+    prompt moves the scorer at all there, before any search pays for finding out."""
+    check_method(spec)
+    tasks = tasks if tasks is not None else load_tasks(spec.tasks)
+    method, cfg = method_class(spec.method), spec.config
+    rt = build_runtime(spec, None, need_embedder=False)
+    try:
+        return [await probe(rt.evaluator, task, method.initial_prompt_for(method.configured(cfg), task),
+                            sample=sample, seed=cfg.seed, alpha=cfg.race_alpha, extraction=cfg.extraction)
+                for task in tasks]
     finally:
         await rt.aclose()
 

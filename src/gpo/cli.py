@@ -537,6 +537,36 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
     click.echo(f"per-example records: {out_dir}")
 
 
+@main.command("probe")
+@click.option("--preset", default=None, help="Named setting; `gpo presets` lists them.")
+@click.option("--config", "config_file", default=None, help="YAML or TOML file of options; flags override it.")
+@_task_options
+@_model_options
+@_config_options
+@click.option("--sample", type=int, default=None, metavar="N",
+              help="Eval examples each probe prompt is scored on (default 32, or all of eval if fewer).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per task instead of lines.")
+def probe_cmd(sample, as_json, **kw) -> None:
+    """Whether prompts move the scorer on the task at all, before any search: the initial prompt, the
+    empty one, an answer-format instruction and two demonstration sets, scored on a sample of eval
+    and tested together (Cochran's Q or Friedman, permutation p-values)."""
+    from gpo.api import probe_async
+    from gpo.scoring.headroom import SAMPLE
+
+    if sample is not None and sample < 2:
+        raise UserError(f"--sample {sample}: a probe needs at least 2 eval examples")
+    spec = build_spec(kw)
+    tasks = _load_tasks(spec)
+    found = asyncio.run(probe_async(spec, tasks, sample or SAMPLE))  # its answers stay in the response cache
+    for h in found:
+        if as_json:
+            click.echo(json.dumps(h.as_dict(), ensure_ascii=False))
+            continue
+        scores = ", ".join(f"{name} {100 * score:.1f}" for name, score in h.scores.items())
+        click.echo(f"[probe] {h.task} ({h.n} eval examples): {scores}")
+        click.echo("  " + h.verdict())
+
+
 def _print_evaluations(results, spec, split: str) -> None:
     """Each prompt's score with its interval (against the first prompt of its task), its
     verdict against the best constant answer, its per-class figures and the human reference."""

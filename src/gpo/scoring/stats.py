@@ -253,3 +253,59 @@ def _z(alpha: float) -> float:
     from statistics import NormalDist
 
     return NormalDist().inv_cdf(1 - alpha / 2)
+
+
+PERMUTATIONS = 10_000  # within-example shuffles for the omnibus tests' p-values
+
+
+@dataclass(frozen=True)
+class Omnibus:
+    """Whether k prompts scored on the same n examples differ at all. ``statistic`` is
+    Cochran's Q (0/1 scores) or Friedman's chi-square (graded scores); ``p`` comes from
+    shuffling the prompts' scores within each example (exchangeable when no prompt matters),
+    so it holds for small samples, where the chi-square approximation does not."""
+
+    test: str  # "cochran-q" or "friedman"
+    statistic: float
+    p: float
+    n: int  # examples
+    k: int  # prompts
+
+    def describe(self) -> str:
+        return f"{'Cochran' if self.test == 'cochran-q' else 'Friedman'} test over {self.k} prompts on {self.n} " \
+               f"examples, {format_p(self.p)}"
+
+
+def related_samples(scores: Sequence[Sequence[float]], seed: int = 0, permutations: int = PERMUTATIONS) -> Omnibus:
+    """``scores[j][i]``: prompt j on example i. Within each example, shuffling the prompts keeps
+    its row total (0/1) or its ranks (graded), so both statistics rise and fall with the sum of
+    squared column totals of the values (0/1) or within-example ranks (graded); the p-value is
+    the share of shuffles at least as extreme as what was seen (the seen one counted)."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(scores, dtype=float).T  # examples x prompts
+    n, k = x.shape if x.ndim == 2 else (0, 0)
+    binary = is_binary(*scores)
+    if n == 0 or k < 2:
+        return Omnibus("cochran-q" if binary else "friedman", 0.0, 1.0, n, k)
+    values = x if binary else rankdata(x, axis=1)
+    seen = float((values.sum(axis=0) ** 2).sum())
+    rng, extreme, done = np.random.default_rng(seed), 0, 0
+    while done < permutations:  # in chunks, so a large split stays small in memory
+        m = min(permutations - done, max(1, 200_000 // (n * k)))
+        order = np.argsort(rng.random((m, n, k)), axis=2)
+        shuffled = np.take_along_axis(np.broadcast_to(values, (m, n, k)), order, axis=2)
+        extreme += int(((shuffled.sum(axis=1) ** 2).sum(axis=1) >= seen - 1e-9).sum())
+        done += m
+    p = (1 + extreme) / (1 + permutations)
+    return Omnibus("cochran-q" if binary else "friedman", _statistic(values, binary), min(1.0, p), n, k)
+
+
+def _statistic(values: np.ndarray, binary: bool) -> float:
+    n, k = values.shape
+    columns, rows = values.sum(axis=0), values.sum(axis=1)
+    if binary:  # Cochran's Q
+        denominator = k * rows.sum() - (rows ** 2).sum()
+        return 0.0 if denominator == 0 else float((k - 1) * (k * (columns ** 2).sum() - rows.sum() ** 2) / denominator)
+    ties = ((values - (k + 1) / 2) ** 2).sum()  # Friedman's, with ties: the ranks' spread as given
+    return 0.0 if ties == 0 else float((k - 1) * ((columns - n * (k + 1) / 2) ** 2).sum() / ties)
