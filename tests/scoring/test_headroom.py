@@ -69,7 +69,7 @@ def test_a_prompt_the_scorer_responds_to_is_found_and_set_beside_the_initial_pro
     assert h.constant is not None and h.requests == len(h.prompts) * 32
     assert h.verdict().startswith("headroom: prompts move this model on this task by up to 100.0 points")
     again = run_probe(script)
-    assert again.as_dict() == {**h.as_dict(), "requests": again.requests}  # the same seed, the same probe
+    assert again.as_dict() == h.as_dict()  # the same seed, the same probe
 
 
 def test_a_scorer_no_prompt_moves_has_no_measurable_headroom():
@@ -93,3 +93,30 @@ def test_prompts_that_only_change_the_answer_format_are_not_called_headroom_abov
     share = h.scores["answer format"]  # the sample's share of 'No'
     assert h.verdict().startswith(f"prompts move this model's answers by up to {100 * share:.1f} points")
     assert "no probe is better than the best constant answer" in h.verdict()
+
+
+def test_gpo_probe_refuses_a_sample_too_small_to_test():
+    from fakes import gpo
+
+    proc = gpo("probe", "--sample", "1", check=False)
+    assert proc.returncode == 2 and "--sample 1: a probe needs at least 2 eval examples" in proc.stderr
+
+
+@pytest.mark.model
+def test_gpo_probe_on_the_embedded_model_gives_its_figures_and_verdict(tmp_path):
+    import json
+
+    from fakes import gpo
+
+    lines = gpo("probe", "--dataset", "synthetic", "--task", "navigate", "--sample", "6", "--json",
+                cwd=tmp_path).stdout.splitlines()
+    found = json.loads(lines[-1])
+    assert found["task"] == "synthetic/navigate" and found["n"] == 6
+    assert list(found["scores"])[:3] == ["initial", "empty", "answer format"]
+    assert 0 < found["omnibus"]["p"] <= 1 and found["best"] in found["scores"]
+    assert found["verdict"].startswith(("headroom:", "prompts move", "no measurable headroom"))
+    assert (tmp_path / ".gpo-cache.sqlite").is_file()  # its answers are kept for what runs next
+    again = json.loads(gpo("probe", "--dataset", "synthetic", "--task", "navigate", "--sample", "6", "--json",
+                           cwd=tmp_path).stdout.splitlines()[-1])
+    assert again["cache_hits"] == again["requests"] == found["requests"] > 0  # answered from the cache
+    assert again["scores"] == found["scores"]

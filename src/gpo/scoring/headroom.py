@@ -67,7 +67,8 @@ class Headroom:
     versus_initial: Comparison  # the best probe against the initial prompt
     constant: dict | None = None  # the best probe against the best constant answer (closed answer sets)
     alpha: float = 0.05
-    requests: int = 0  # scorer requests the probe sent (cache hits excluded)
+    requests: int = 0  # scorer requests the probe made (cache hits included, as budgets count them)
+    cache_hits: int = 0  # of which the response cache answered
     extra: dict = field(default_factory=dict)
 
     @property
@@ -103,7 +104,8 @@ class Headroom:
     def as_dict(self) -> dict:
         return {"task": self.task, "n": self.n, "scores": self.scores, "prompts": self.prompts,
                 "omnibus": vars(self.omnibus), "best": self.best, "versus_initial": self.versus_initial.as_dict(),
-                "constant": self.constant, "moves": self.moves, "verdict": self.verdict(), "requests": self.requests}
+                "constant": self.constant, "moves": self.moves, "verdict": self.verdict(), "requests": self.requests,
+                "cache_hits": self.cache_hits}
 
 
 async def probe(evaluator: Evaluator, task: Task, initial: str, *, sample: int = SAMPLE, seed: int = 0,
@@ -112,7 +114,7 @@ async def probe(evaluator: Evaluator, task: Task, initial: str, *, sample: int =
     prompts = probe_prompts(task, initial, seed)
     n_eval = len(task.split("eval"))
     indices = sorted(example_order(n_eval, seed)[: min(sample, n_eval)])
-    before = evaluator.requests[task.id]
+    before, hits = evaluator.requests[task.id], evaluator.scorer.usage.cache_hits
     evaluations: list[Evaluation] = await evaluator.evaluate_many(task, list(prompts.values()), "eval", indices)
     scores = {name: ev.score for name, ev in zip(prompts, evaluations)}
     omnibus = related_samples([[r.score for r in ev.records] for ev in evaluations], seed=seed)
@@ -121,4 +123,4 @@ async def probe(evaluator: Evaluator, task: Task, initial: str, *, sample: int =
     versus = by_name[best].versus(by_name["initial"], alpha=alpha, seed=seed)
     constant = measure(task, by_name[best], extraction, alpha, seed, evaluator.objective)
     return Headroom(task.id, len(indices), scores, prompts, omnibus, best, versus, constant, alpha,
-                    evaluator.requests[task.id] - before)
+                    evaluator.requests[task.id] - before, evaluator.scorer.usage.cache_hits - hits)
