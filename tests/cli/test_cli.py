@@ -38,8 +38,11 @@ def test_dry_run_for_a_baseline_and_a_search_budget():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro").stdout)
     # eval 3 + 2 steps x 2 candidates x 3 + test 2 x 3 = 21 examples, two rounds each; 1 request a step
     assert plan["method"] == "opro" and plan["scorer_calls"] == 42 and plan["optimizer_calls"] == 2
-    capped = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro", "--scorer-calls-per-task", "10").stdout)
-    assert capped["scorer_calls"] == 10 + 12  # the search budget, then the test split
+    capped = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro", "--scorer-calls-per-task", "24").stdout)
+    assert capped["scorer_calls"] == 24 + 12  # the search budget, then the test split
+    # 10 requests: the initial prompt takes 6 (3 examples, two rounds), so they buy no 3 proposals of 6 each
+    refused = gpo("optimize", "--dry-run", *TINY, "--method", "opro", "--scorer-calls-per-task", "10", check=False)
+    assert refused.returncode == 2 and "it buys 0 scored proposals" in refused.stderr and "give at least 24" in refused.stderr
     fixed = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "cot").stdout)
     assert fixed["optimizer_calls"] == 0 and fixed["scorer_calls"] == (3 + 6) * 2
 

@@ -11,6 +11,7 @@ import pytest
 from fakes import ScriptedLLM, config, last_user
 from fakes import Recorder
 from gpo.api import read_prompt_file
+from gpo.config import ConfigError
 from gpo.methods import METHODS
 from gpo.run.store import RunStore
 from gpo.scoring import Evaluator, PromptFormat
@@ -243,3 +244,38 @@ def test_a_joint_search_order_or_share_out_of_range_is_refused_in_one_line():
         METHODS["gpo+demos"].parse_options({"order": "last"})
     with pytest.raises(ConfigError, match="instruction_share=1.5: a share of the search budget, from 0 to 1"):
         METHODS["gpo+demos"].parse_options({"instruction_share": "1.5"})
+
+
+def test_each_phase_of_the_joint_search_keeps_to_its_share_so_the_demonstrations_get_theirs():
+    """Issue 36: the first instruction step used to spend 136 of 150 requests, leaving the
+    demonstrations nothing. A step is now sized to what its phase has left."""
+    opt = ScriptedLLM(model="opt", script=lambda r, i: f"<START>Answer it {r.seed % 7} {i}.<END>")
+    cfg = config(initial_instruction="Answer Yes or No.", num_generated_instructions_in_each_step=8,
+                 num_search_epochs=1, opt_batch_size=4, selection="full", budget={"scorer_calls_per_task": 300})
+    s = METHODS["gpo+demos"](cfg, opt, Evaluator(scorer_learning_from_demos(), PromptFormat(), second_round=False),
+                             None, Recorder(), options={"k": 2, "instruction_share": 0.5})
+    result = asyncio.run(s.optimize(shape_task()))  # eval 48: the initial prompt 48, each candidate 48 more
+    states = s.hooks.states
+    last_instruction = max(i for i, st in enumerate(states) if st["trajectory"]["steps"]
+                           and st["trajectory"]["steps"][-1]["meta_prompt"])
+    assert states[last_instruction]["scorer_requests"] <= 0.5 * 300  # the instruction phase kept to its half
+    demo_steps = [st for st in states[-1]["trajectory"]["steps"] if not st["meta_prompt"]]
+    assert demo_steps and any(c["score"] is not None for st in demo_steps for c in st["candidates"])
+    assert result.scorer_requests <= 300
+
+
+def test_a_search_budget_that_buys_too_little_is_refused_saying_what_it_buys():
+    from gpo.api import RunSpec, TaskSpec, plan
+    from gpo.config import preset
+
+    spec = RunSpec(tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes={"train": 8, "eval": 10, "test": 5}),
+                   config=preset("gpo", budget={"scorer_calls_per_task": 10 * 2 + 2 * 8 * 2}))
+    with pytest.raises(ConfigError, match=r"after the initial prompt's 20 eval requests on synthetic/navigate, it buys "
+                                          r"2 scored proposals \(each needs at least 16 requests under racing\); a "
+                                          r"search needs at least 3: give at least 68"):
+        plan(spec)
+    spec.config = preset("gpo", budget={"scorer_calls_per_task": 68})
+    assert plan(spec)["scorer_calls"] > 0
+    spec.method, spec.method_options = "gpo+demos", {"k": 2, "instruction_share": 0.25}
+    with pytest.raises(ConfigError, match="the instruction phase gets 25% of it, less the initial prompt: 0 requests, which buys no proposal"):
+        plan(spec)

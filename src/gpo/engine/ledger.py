@@ -18,6 +18,8 @@ class Ledger:
         self.evaluator = evaluator
         self.cap = cap  # scorer requests a task's search may send (None: no per-task budget)
         self._base: dict[str, tuple[int, int]] = {}  # task -> the Evaluator's counters when the phase began
+        # task -> the spending a method's current phase may reach (a share of ``cap``; None: all of it)
+        self.limit: dict[str, float | None] = {}
 
     def begin(self, task: Task) -> None:
         """A phase (the initial scoring, a step) begins now."""
@@ -35,5 +37,9 @@ class Ledger:
         return state.scorer_requests + self.evaluator.requests[task.id] - self._base.get(task.id, (0, 0))[0]
 
     def remaining(self, task: Task, state: SearchState) -> float:
-        """Scorer requests the search budget still allows (infinite without one)."""
-        return float("inf") if self.cap is None else self.cap - self.spent(task, state)
+        """Scorer requests the search budget still allows (infinite without one), within the
+        current phase's share of it where a method has phases."""
+        if self.cap is None:
+            return float("inf")
+        limit = self.limit.get(task.id)
+        return (self.cap if limit is None else min(self.cap, limit)) - self.spent(task, state)

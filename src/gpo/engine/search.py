@@ -119,6 +119,8 @@ class PromptSearch:
                 self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=g, mid_step=True)
                 state = self.State.from_dict(before)
                 break
+            finally:
+                self.ledger.limit.pop(task.id, None)  # a phase's share binds the step it was set for only
             self.ledger.settle(task, state)
             state.trajectory.steps.append(record)
             state.next_step = g + 1
@@ -165,6 +167,12 @@ class PromptSearch:
         """Upper estimate of one step: (examples scored, optimizer requests, optimizer samples)."""
         N = config.num_generated_instructions_in_each_step
         return StepPlan(N * n_eval, 1, N)
+
+    @classmethod
+    def phase_shares(cls, options) -> list[tuple[str, float]]:
+        """A method with phases: each phase's name and its share of the search budget, in order
+        (the plan refuses a budget that cannot buy a proposal in each); none by default."""
+        return []
 
     @classmethod
     def planned_test_prompts(cls, config: GPOConfig, options, task: Task) -> int:

@@ -48,6 +48,31 @@ def _bounds(spec: RunSpec, task: Task) -> dict:
             "optimizer": (optimizer_prompt, cfg.optimizer_max_tokens), "judge": (judge_prompt, scoring.judge_max_tokens)}
 
 
+MIN_PROPOSALS = 3  # a search budget that cannot score this many proposals is refused
+
+
+def check_search_budget(cap: int, cfg, phases: list[tuple[str, float]], task: str, n_eval: int, per: int) -> None:
+    """Refuse a per-task search budget that buys fewer than ``MIN_PROPOSALS`` scored proposals
+    after the initial prompt's eval scoring, or none in one of a method's phases, saying what it buys.
+    A proposal costs at least one racing block of eval (``race``) or all of eval (``full``)."""
+    initial = n_eval * per
+    least = per * (min(cfg.race_block, n_eval) if cfg.selection == "race" else n_eval)
+    how = f"each needs at least {least} requests " + ("under racing" if cfg.selection == "race" else "on all of eval")
+    bought = max(0, cap - initial) // least
+    if bought < MIN_PROPOSALS:
+        raise ConfigError(f"--scorer-calls-per-task {cap}: after the initial prompt's {initial} eval requests on "
+                          f"{task}, it buys {bought} scored proposal{'' if bought == 1 else 's'} ({how}); a search "
+                          f"needs at least {MIN_PROPOSALS}: give at least {initial + MIN_PROPOSALS * least}, or fewer "
+                          f"eval examples (--max-examples eval=N)")
+    for i, (name, share) in enumerate(phases):  # the first phase pays for the initial prompt too
+        left = share * cap - (initial if i == 0 else 0)
+        if left < least:
+            raise ConfigError(f"--scorer-calls-per-task {cap}: the {name} phase gets {share:.0%} of it"
+                              f"{', less the initial prompt' if i == 0 else ''}: {max(0, int(left))} requests, "
+                              f"which buys no proposal on {task} ({how}); give more, or another share "
+                              f"(--method-option instruction_share=...)")
+
+
 def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     """Planned scorer and optimizer calls, and upper bounds on tokens and cost, for a run.
 
@@ -66,10 +91,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         second, judge = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
         steps = method.planned_steps(cfg, options, task)
-        if cap is not None and steps and cap <= n_eval * (second + judge):
-            raise ConfigError(f"--scorer-calls-per-task {cap}: scoring the initial prompt of {task.id} on eval takes "
-                              f"{n_eval * (second + judge)} requests, which leaves nothing to score a new prompt "
-                              f"with; give more, or fewer eval examples (--max-examples eval=N)")
+        if cap is not None and steps:
+            check_search_budget(cap, cfg, method.phase_shares(options), task.id, n_eval, second + judge)
         step = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
         search = (n_eval + steps * step.examples) * (second + judge)
         if cap is not None:

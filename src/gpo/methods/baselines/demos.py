@@ -234,8 +234,17 @@ class InstructionsThenDemos(GPO):
         """GPO's step-size schedule counts its own steps only (and the initial prompt)."""
         return 1 + sum(1 for st in state.trajectory.steps if st.meta_prompt)
 
+    @classmethod
+    def phase_shares(cls, options) -> list[tuple[str, float]]:
+        shares = [("instruction", options.instruction_share), ("demonstration", 1 - options.instruction_share)]
+        return shares if options.order == "instructions-first" else shares[::-1]
+
     async def step(self, task: Task, state: GPOState, g: int) -> StepRecord:
-        if self.writes_instructions(task, state, g):
+        instructions = self.writes_instructions(task, state, g)
+        cap, (first, share) = self.config.budget.scorer_calls_per_task, self.phase_shares(self.options)[0]
+        in_first = instructions == (first == "instruction")
+        self.ledger.limit[task.id] = share * cap if cap is not None and in_first else None  # a step fits its phase
+        if instructions:
             return await super().step(task, state, g)
         ranked = [p for p in self.actions.ranked(state, list(state.scores)) if not split_demos(p)[1]]
         instructions = ranked[: self.options.instructions] or [state.trajectory.points[0].prompt]
