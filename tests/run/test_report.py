@@ -47,7 +47,8 @@ def scripted_run(run_dir: Path) -> Path:
 
 def test_report_contents(tmp_path):
     html = write_report(scripted_run(tmp_path / "run")).read_text()
-    assert html.count("<img") == 2 and "<del>" in html and "<ins>" in html
+    assert html.count("<img") == 3 and "<del>" in html and "<ins>" in html  # scores, gain per request, budget
+    assert list((tmp_path / "run" / "charts").glob("*-curve.png"))  # the gain per request, drawn
     assert "J +++++" in html and "Usage" in html
     assert "candidate selection" in html and "every candidate scored on the whole eval split" in html
     assert "final prompt adopted" in html and "best: the highest eval mean" in html
@@ -70,7 +71,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     m = re.search(r'data-images="(\d+)/(\d+)"', dom)
     assert m, dom[:500]
     ok, total = map(int, m.groups())
-    assert total == 2 and ok == total  # every chart decoded and shown
+    assert total == 3 and ok == total  # every chart decoded and shown
     shot = tmp_path / "report.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1000,1400", page.as_uri()],
                    capture_output=True, timeout=120)

@@ -49,6 +49,8 @@ def test_a_run_in_mlflow_with_its_registered_prompt(tmp_path, monkeypatch):
     steps = [m.step for m in client.get_metric_history(child.info.run_id, "best_eval")]
     assert steps == list(range(result.total_steps))  # one point per step
     assert client.get_metric_history(child.info.run_id, "final_test")[0].value == pytest.approx(result.final_test)
+    by_requests = client.get_metric_history(child.info.run_id, "best_eval_by_requests")  # the gain per request
+    assert [(m.step, m.value) for m in by_requests] == [(p["requests"], pytest.approx(p["best"])) for p in result.curve]
     assert len(client.get_metric_history(parent.info.run_id, "scorer_cost_usd")) > result.total_steps  # usage each step
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"optimized_prompts.jsonl", "events.jsonl",
                                                                             "run.json"}

@@ -8,6 +8,8 @@ beside the best constant answer and the task's human instruction where it has th
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 from gpo.config import GPOConfig
 from gpo.engine.actions import usable_proposals
 from gpo.engine.events import Event
@@ -17,7 +19,7 @@ from gpo.llm.meter import BudgetSpent
 from gpo.scoring.constant import beats_constant, measure
 from gpo.scoring.evaluate import Evaluator
 from gpo.scoring.reference import human_reference
-from gpo.scoring.stats import Comparison
+from gpo.scoring.stats import Comparison, wilson
 from gpo.tasks.task import Task
 
 
@@ -37,6 +39,10 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
                                            "constant": against_constant}
             eval_cmp = await compare(evaluator, hooks, cfg, task, initial.prompt, initial.prompt, "eval")
             yardsticks["eval"] = await yardstick(evaluator, cfg, task, initial.prompt, initial.prompt, "eval")
+    try:  # read from the Evaluator (or, after a resume, the response cache): it pays for nothing
+        curve, requests_to_gain = await gain_curve(evaluator, cfg, task, state)
+    except BudgetSpent:
+        curve = requests_to_gain = None
     test_cmp = init_test = final_test = human = None
     if not stopped:
         try:
@@ -56,7 +62,8 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
         scorer_tokens=state.scorer_tokens, optimizer_samples=state.optimizer_samples,
         optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
         eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
-        not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human,
+        not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human, curve=curve,
+        requests_to_gain=requests_to_gain,
         proposals=sum(len(s.candidates) for s in state.trajectory.steps),
         usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
     )
@@ -83,3 +90,38 @@ async def yardstick(evaluator: Evaluator, cfg: GPOConfig, task: Task, initial: s
     seed = stable_seed(cfg.seed, task.id, split, "constant")
     measured = [measure(task, ev, cfg.extraction, cfg.race_alpha, seed, ev.objective) for ev in evaluations]
     return None if measured[0] is None else dict(zip(("initial", "final"), measured))
+
+
+async def gain_curve(evaluator: Evaluator, cfg: GPOConfig, task: Task, state: SearchState) -> tuple[list[dict], int | None]:
+    """After the initial scoring and after each step: the scorer requests the search had spent,
+    the best eval score so far with its 95% interval, and that prompt against the initial one
+    (paired); and the requests spent when the gain first became significant (None: never)."""
+    points, steps = state.trajectory.points, state.trajectory.steps
+    marks = [(state.start_requests, 1)] + [(s.scorer_requests, i + 2) for i, s in enumerate(steps)
+                                           if s.scorer_requests is not None]
+    initial = await evaluator.evaluate(task, points[0].prompt, "eval")
+    curve, first = [], None
+    for requests, upto in marks:
+        best = max(points[:upto], key=lambda p: p.score)  # the first of equals, as the trajectory's best
+        ev = initial if best.prompt == points[0].prompt else await evaluator.evaluate(task, best.prompt, "eval")
+        gain = ev.versus(initial, alpha=cfg.race_alpha, seed=stable_seed(cfg.seed, task.id, "curve"))
+        low, high = score_interval(ev, cfg.race_alpha)
+        curve.append({"requests": requests, "best": ev.score, "low": low, "high": high, "gain": gain.as_dict()})
+        if first is None and gain.significant and gain.diff > 0:
+            first = requests
+    return curve, first
+
+
+def score_interval(ev, alpha: float) -> tuple[float | None, float | None]:
+    """A split's score with its interval: Wilson's for right/wrong scores, the normal one for graded
+    scores' mean; none for a figure of the whole split (macro-F1)."""
+    scores = [r.score for r in ev.records]
+    if ev.objective.split_level or not scores:
+        return None, None
+    mean, n = sum(scores) / len(scores), len(scores)
+    if all(s in (0, 1) for s in scores):
+        low, high = wilson(int(sum(scores)), n, alpha)
+    else:
+        half = NormalDist().inv_cdf(1 - alpha / 2) * (sum((s - mean) ** 2 for s in scores) / max(1, n - 1) / n) ** 0.5
+        low, high = mean - half, mean + half
+    return max(0.0, min(low, mean)), min(1.0, max(high, mean))  # the rounding of 0 or 1 stays inside

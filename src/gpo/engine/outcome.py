@@ -34,10 +34,11 @@ class Outcome:
     yardstick: tuple[str, ...] = ()  # the final prompt against the best constant answer, and per class
     human: str | None = None  # the human-written instruction against the final prompt
     proposals: str | None = None  # how many proposals were usable
+    curve: str | None = None  # when the gain on eval first became significant, in scorer requests
     gains: dict[str, Comparison] = field(default_factory=dict)  # final against initial, by split
 
     def lines(self) -> list[str]:
-        return [self.summary, *self.yardstick, *(x for x in (self.human, self.proposals) if x)]
+        return [self.summary, *self.yardstick, *(x for x in (self.human, self.proposals, self.curve) if x)]
 
 
 def gain(comparison: Comparison | None) -> str:
@@ -48,7 +49,7 @@ def gain(comparison: Comparison | None) -> str:
 def outcome(r: TaskResult) -> Outcome:
     gains = {split: c for split in ("eval", "test") if (c := r.comparison(split)) is not None}
     return Outcome(_kind(r), _summary(r), tuple(_yardstick(r)), describe_reference(r.human) if r.human else None,
-                   _proposals(r), gains)
+                   _proposals(r), _curve(r), gains)
 
 
 def _kind(r: TaskResult) -> str:
@@ -94,3 +95,13 @@ def _proposals(r: TaskResult) -> str | None:
         return None
     return (f"proposals: {r.usable_proposals} of {r.proposals} usable "
             f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
+
+
+def _curve(r: TaskResult) -> str | None:
+    if not r.curve:
+        return None
+    spent = r.curve[-1]["requests"]
+    if r.requests_to_gain is None:
+        return f"gain per request: no significant gain on eval at any point of the search ({spent} scorer requests)"
+    return (f"gain per request: the best prompt was first significantly better than the initial one on eval after "
+            f"{r.requests_to_gain} of the search's {spent} scorer requests")

@@ -122,6 +122,7 @@ class PromptSearch:
             finally:
                 self.ledger.limit.pop(task.id, None)  # a phase's share binds the step it was set for only
             self.ledger.settle(task, state)
+            record.scorer_requests = state.scorer_requests
             state.trajectory.steps.append(record)
             state.next_step = g + 1
             self.hooks.event(Event.STEP, task=task.id, method=self.name, epoch=record.epoch, step=record.step,
@@ -216,6 +217,7 @@ class PromptSearch:
         state.seen.append(initial)
         state.chosen.append(initial)
         self.ledger.settle(task, state)
+        state.start_requests = state.scorer_requests
         self.hooks.event(Event.INITIAL, task=task.id, method=self.name, prompt=initial, eval=ev.score)
         self.hooks.save_state(task, state.to_dict())
         return state

@@ -59,6 +59,11 @@ class TaskResult:
     # instruction induction: the human-written instruction on test, alone and with the final prompt's
     # demonstrations, each against the final prompt (gpo.scoring.reference); None where the task has none
     human: dict | None = None
+    # the gain per request: after the initial scoring and each step, the scorer requests spent and the best eval
+    # score so far with its 95% interval and its gain over the initial prompt (gpo.engine.adoption.gain_curve);
+    # and the requests spent when that gain first became significant (None: it never did)
+    curve: list[dict] | None = None
+    requests_to_gain: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +106,7 @@ class SearchState:
     scorer_tokens: int = 0
     optimizer_samples: int = 0
     optimizer_tokens: int = 0
+    start_requests: int = 0  # scorer requests of the initial prompt's scoring (the gain curve's first point)
     parts: dict[str, dict] = field(default_factory=dict)  # a program's search: each prompt's own state
 
     def to_dict(self) -> dict:

@@ -45,6 +45,7 @@ class StepRecord:
     chosen_score: float = 0.0
     test_score: float | None = None
     component: str | None = None  # a program's search: the prompt this step edited (texts above are its)
+    scorer_requests: int | None = None  # the search's scorer requests once this step was done (its curve)
 
 
 @dataclass

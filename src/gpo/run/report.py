@@ -82,6 +82,24 @@ def _scores_chart(name: str, state: dict, out: Path) -> Path:
     return _finish(fig, ax, out / f"{name}-scores.png", f"{name}: scores per step", "step (0 = initial prompt)", "score (%)")
 
 
+def _curve_chart(name: str, state: dict, out: Path) -> Path | None:
+    """The best eval score so far, with its 95% interval, against the scorer requests spent."""
+    curve = (state.get("result") or {}).get("curve")
+    if not curve:
+        return None
+    fig, ax = _axes(3.2)
+    xs, ys = [p["requests"] for p in curve], [100 * p["best"] for p in curve]
+    if all(p["low"] is not None for p in curve):
+        ax.fill_between(xs, [100 * p["low"] for p in curve], [100 * p["high"] for p in curve], step="post",
+                        alpha=0.2, color="#2a9d4b", label="95% interval")
+    ax.step(xs, ys, where="post", marker="o", color="#2a9d4b", label="best so far (eval)")
+    gained = state["result"].get("requests_to_gain")
+    if gained is not None:
+        ax.axvline(gained, linestyle=":", color="#c0392b", label="first significant gain over the initial prompt")
+    return _finish(fig, ax, out / f"{name}-curve.png", f"{name}: gain per scorer request", "scorer requests spent",
+                   "score (%)")
+
+
 def _budget_chart(name: str, state: dict, out: Path) -> Path | None:
     steps = state["trajectory"]["steps"]
     if not steps:
@@ -274,9 +292,9 @@ def _results(results: list[dict]) -> list[str]:
 def _task_section(name: str, state: dict, charts: Path) -> list[str]:
     """A task's charts, its prompt's evolution word by word, its components and its set-aside replies."""
     body = [f"<h2>{html.escape(name)}</h2>", _img(_scores_chart(name, state, charts))]
-    budget = _budget_chart(name, state, charts)
-    if budget:
-        body.append(_img(budget))
+    for chart in (_curve_chart(name, state, charts), _budget_chart(name, state, charts)):
+        if chart:
+            body.append(_img(chart))
     body.append("<h3>Prompt evolution</h3><table><tr><th>step</th><th>eval</th><th>change from the previous prompt</th></tr>")
     points = state["trajectory"]["points"]
     for i, p in enumerate(points):

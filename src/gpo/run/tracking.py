@@ -239,6 +239,8 @@ class MlflowTracker:
         if run_id is not None:
             self._metrics(run_id, {k: v for k, v in scores.items() if v is not None} | class_metrics(result),
                           result.steps_done)
+            for point in result.curve or ():  # the gain per request: best eval so far, keyed by requests spent
+                self._metrics(run_id, {"best_eval_by_requests": point["best"]}, point["requests"])
         if result.stopped is None:
             self._register(result, scores)
         if run_id is not None:
