@@ -139,7 +139,8 @@ def main(args) -> None:
     print(body)
 
 
-if __name__ == "__main__":
+def parser() -> argparse.ArgumentParser:
+    """This bench's options (bench/curves.py runs the same searches with its own defaults)."""
     p = argparse.ArgumentParser()
     p.add_argument("--methods", nargs="+", default=["demos"])
     p.add_argument("--tasks", nargs="+", default=list(TASKS))
@@ -167,4 +168,8 @@ if __name__ == "__main__":
     p.add_argument("--no-record", action="store_true", help="print only; do not write BENCHMARKS.md")
     p.add_argument("--section", default="induction")
     p.add_argument("--title", default="Instruction induction: gpo's searches against the human instruction (issue 39)")
-    main(p.parse_args())
+    return p
+
+
+if __name__ == "__main__":
+    main(parser().parse_args())

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gpo"
 # lower layers first; a module may import only its own layer and those before it
 LAYERS = ["gpo.errors", "gpo.names", "gpo.aio", "gpo.files", "gpo.llm", "gpo.tasks", "gpo.scoring", "gpo.prompts",
           "gpo.config", "gpo.engine", "gpo.methods", "gpo.run.spec", "gpo.run.lock", "gpo.run.store", "gpo.run.build",
-          "gpo.run.sources", "gpo.run.plan", "gpo.run.report", "gpo.run.show", "gpo.run.tracking", "gpo.api", "gpo.cli"]
+          "gpo.run.sources", "gpo.run.plan", "gpo.run.sizing", "gpo.run.report", "gpo.run.show", "gpo.run.tracking", "gpo.api", "gpo.cli"]
 
 
 def module_name(path: Path) -> str:

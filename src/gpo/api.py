@@ -22,7 +22,8 @@ from gpo.engine.events import Event
 from gpo.engine.state import TaskResult
 from gpo.llm.meter import BudgetSpent, StopSwitch
 from gpo.errors import RunDirError
-from gpo.run.plan import estimate_time, format_duration, plan, plan_with_time  # noqa: F401 - re-exported
+from gpo.run.plan import estimate_time, format_duration, plan  # noqa: F401 - re-exported
+from gpo.run.sizing import fit, plan_with_time  # noqa: F401 - re-exported
 from gpo.run.lock import RunLock, describe as describe_holder
 from gpo.run.store import RunStore, clear_run, existing_spec, read_spec
 from gpo.run.build import (build_evaluator, build_model, build_runtime, build_search,  # noqa: F401 - re-exported
@@ -68,16 +69,20 @@ async def optimize_async(
     ``resume`` does; one holding a run with other settings is refused unless
     ``overwrite`` (see ``claim_run_dir``)."""
     check_method(spec)  # an unknown method or option fails before anything is written
-    tasks = tasks if tasks is not None else load_tasks(spec.tasks)
+    sized = None
+    if not resume:  # a time or money budget is sized now (a resumed run keeps the sizes it was given)
+        spec, sized = await fit(spec)
+    tasks = tasks if tasks is not None and not sized else load_tasks(spec.tasks)
     lock = RunLock.acquire(run_dir)  # one writer per run directory, released however this ends
     try:
-        return await _optimize_locked(spec, run_dir, listeners, resume, tasks, overwrite, lock, stop or StopSwitch())
+        return await _optimize_locked(spec, run_dir, listeners, resume, tasks, overwrite, lock, stop or StopSwitch(),
+                                      sized)
     finally:
         lock.release()
 
 
 async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume: bool, tasks: list[Task],
-                           overwrite: bool, lock: RunLock, stop: StopSwitch) -> list[TaskResult]:
+                           overwrite: bool, lock: RunLock, stop: StopSwitch, sized: str | None) -> list[TaskResult]:
     reused = not resume and claim_run_dir(spec, run_dir, overwrite)
     resume = resume or reused
     store = RunStore(run_dir)
@@ -111,7 +116,8 @@ async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume
     try:
         planned = plan(spec, tasks)
         store.event(Event.PLAN, scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
-                    selection=spec.config.selection, resume=resume,
+                    selection=spec.config.selection, resume=resume, size=spec.size,
+                    **{k: planned[k] for k in ("unused",) if k in planned}, **({"sized": sized} if sized else {}),
                     **await estimate_time(spec, planned, rt.evaluator, rt.optimizer_llm, tasks[0]))
         results = await first_failure(one(t) for t in tasks)  # a task that fails stops the others
         store.write_results([r.as_dict() for r in results])

@@ -181,7 +181,10 @@ def _budget_options(f):
     f = click.option("--scorer-calls-per-task", "scorer_calls_per_task", type=int, default=None,
                      help="Search budget: each task's search may send this many scorer requests (cache hits "
                           "included); the final prompt is still tested. Equal budgets compare methods fairly.")(f)
-    return f
+    return click.option("--budget", "size", default=None, metavar="SIZE|TIME|USD",
+                        help="The run's size: light, medium (the default), heavy or full (examples scored, "
+                             "candidates a step, search requests; docs: Running), or the time or money it must "
+                             "fit, e.g. 15m, 2h, 2usd (sized from the plan's upper bound).")(f)
 
 
 def _method_options(f):
@@ -314,10 +317,13 @@ def plan_line(event: dict) -> str:
 
     whole = " for the whole run (finished work comes from the cache)" if event.get("resume") else ""
     bound = ", an upper bound under racing" if event.get("selection") == "race" else ""
-    wall = (f"estimated wall time {format_duration(event['estimated_wall_s'])}{whole}"
+    wall = (f"expected wall time {format_duration(event['estimated_wall_s'])}, at most "
+            f"{format_duration(event['upper_wall_s'])}{whole}"
             if event.get("estimated_wall_s") is not None else "wall time: see the ETA once the run is going")
-    return (f"plan: at most {event['scorer_calls']:,} scorer requests{bound}, {event['optimizer_samples']:,} "
-            f"optimizer samples; {wall} ({event.get('timing', '')})")
+    size = f"size {event['size']}: " if event.get("size") else ""
+    return (f"plan: {size}at most {event['scorer_calls']:,} scorer requests{bound}, {event['optimizer_samples']:,} "
+            f"optimizer samples; {wall} ({event.get('timing', '')})"
+            + "".join(f"\n{event[k]}" for k in ("sized", "unused") if event.get(k)))
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM",

@@ -281,6 +281,21 @@ _preset("quickstart", "`gpo optimize` with nothing else: a demonstration search 
 QUICKSTART = {"dataset": induction.DATASET, "tasks": ["singular_to_plural"], "method": "demos",
               "max_examples": ["eval=32", "test=40"], "scorer_max_tokens": 48}
 QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
+# Run sizes (`--budget light|medium|heavy|full`, in the spirit of DSPy MIPROv2's `auto`): caps on the
+# examples a run scores per split (a larger file's other rows are left unused, and the plan says so; the
+# train cap bounds the steps, one a minibatch), the candidates a step and each task's search requests.
+# `medium` is the default wherever the preset is `gpo` (the paper's data fits its caps: at most 100 train,
+# 100 eval and 300 test examples a task); the paper's other presets and the quickstart keep their own
+# sizes; `full` caps nothing. A time or money budget (`--budget 15m`, `--budget 2usd`) picks the largest
+# size whose planned upper bound fits it (gpo.run.sizing). Explicit flags win over a size.
+SIZES: dict[str, dict] = {
+    "light": {"max_examples": {"train": 32, "eval": 32, "test": 100}, "candidates": 3, "search_requests": 200},
+    "medium": {"max_examples": {"train": 100, "eval": 100, "test": 300}, "candidates": 4, "search_requests": 600},
+    "heavy": {"max_examples": {"train": 300, "eval": 300, "test": 1000}, "candidates": 8, "search_requests": 4000},
+    "full": {"max_examples": {}, "candidates": None, "search_requests": None},
+}
+DEFAULT_SIZE = "medium"
+SIZED_PRESETS = ("gpo",)  # the presets a run gets DEFAULT_SIZE with (the others reproduce the paper's runs)
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
 
 # Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's

@@ -61,11 +61,11 @@ def test_a_long_plan_names_the_options_that_shorten_it(tmp_path):
     rows = tmp_path / "rows.csv"  # a user's 300-row yes/no CSV with the default recipe
     rows.write_text("text,label\n" + "".join(f"Is {i} even?,{'yes' if i % 2 == 0 else 'no'}\n" for i in range(300)))
     proc = gpo("optimize", "--dry-run", "--dataset", "user", "--data-file", str(rows), "--input-col", "text",
-               "--target-col", "label")
+               "--target-col", "label", "--budget", "full")  # nothing capped
     plan = json.loads(proc.stdout)
-    assert plan["scorer_calls"] > 10_000 and plan["estimated_wall_s"] > 3600
+    assert plan["scorer_calls"] > 10_000 and plan["upper_wall_s"] >= plan["estimated_wall_s"] > 3600
     assert len(proc.stderr.strip().splitlines()) == 1
-    for option in ("--selection race", "--scorer-calls-per-task", "--max-examples"):
+    for option in ("--budget light", "--scorer-calls-per-task", "--max-examples"):
         assert option in proc.stderr
     url = "http://127.0.0.1:9/v1"  # nothing listens: an endpoint's speed is not probed before the run
     endpoint = json.loads(gpo("optimize", "--dry-run", *TINY, "--scorer-model", "m", "--scorer-base-url", url,

@@ -37,8 +37,9 @@ class Event(StrEnum):
 # (required fields, optional fields); None: any fields (usage per role, whose members vary)
 FIELDS: dict[Event, tuple[frozenset[str], frozenset[str]] | None] = {
     Event.RUN_START: (frozenset({"tasks", "resume", "method", "reused"}), frozenset({"took_over"})),
-    Event.PLAN: (frozenset({"scorer_calls", "optimizer_samples", "selection", "resume", "estimated_wall_s"}),
-                 frozenset({"timing", "hint"})),
+    Event.PLAN: (frozenset({"scorer_calls", "optimizer_samples", "selection", "resume", "estimated_wall_s",
+                            "upper_wall_s", "size"}),
+                 frozenset({"timing", "hint", "sized", "unused"})),
     Event.TASK_START: (frozenset({"task"}), frozenset()),
     Event.INITIAL: (frozenset({"task", "method", "prompt", "eval"}), frozenset()),
     Event.CANDIDATE: (frozenset({"task", "global_step"} | {f.name for f in fields(Candidate)}), frozenset()),

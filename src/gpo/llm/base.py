@@ -67,12 +67,12 @@ class LLM(ABC):
 
     in_process = False  # True where this machine runs the model itself (its speed can be timed here)
 
-    async def time_request(self, request: Request) -> float:
+    async def time_request(self, request: Request) -> tuple[float, list[Sample]]:
         """Wall seconds the backend takes to answer one request, outside the cache and the
-        usage counts: the probe behind a run's time estimate."""
+        usage counts, with its samples (their token counts): the probe behind a run's time estimate."""
         start = time.perf_counter()
-        await self._sample(request, list(range(request.n)))
-        return time.perf_counter() - start
+        samples = await self._sample(request, list(range(request.n)))
+        return time.perf_counter() - start, samples
 
     async def generate(self, requests: Sequence[Request]) -> list[Completion]:
         """Answer every request, concurrently up to the backend's limit, in order. Where one

@@ -96,7 +96,8 @@ def load_tasks(spec: TaskSpec) -> list[Task]:
     if spec.max_examples:
         for t in tasks:
             for split, cap in spec.max_examples.items():
-                if split in t.splits:
+                if len(t.splits.get(split, ())) > cap:
+                    t.left_out[split] = len(t.splits[split]) - cap
                     t.splits[split] = t.splits[split][:cap]
     return tasks
 

@@ -4,7 +4,9 @@ models and no search: each method declares its steps from its config and options
 
 from __future__ import annotations
 
-from gpo.config import ConfigError
+from dataclasses import dataclass
+
+from gpo.config import SIZES, ConfigError
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
 from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks
@@ -116,7 +118,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         totals["scorer_calls"] += scorer_calls
         totals["optimizer_calls"] += opt_calls
         totals["optimizer_samples"] += samples
-        per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls})
+        per_task.append({"task": task.id, "steps": steps, "scorer_calls": scorer_calls, "optimizer_calls": opt_calls,
+                         **({"left_out": dict(task.left_out)} if task.left_out else {})})
     priced = [(spec.scorer, totals["scorer_tokens"]), (spec.optimizer, totals["optimizer_tokens"])]
     if "judge_tokens" in totals:
         priced.append((spec.judge_model, totals["judge_tokens"]))
@@ -125,42 +128,119 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
             "(tokens counted as bytes, at most); real runs spend less")
     if cfg.selection == "race":
         note += "; with selection=race candidates significantly worse than a step's leader stop early"
-    return {"method": spec.method, "tasks": per_task, **totals, "estimated_cost_usd": round(cost, 4), "note": note}
+    return {"method": spec.method, "size": spec.size, "tasks": per_task, **totals,
+            "estimated_cost_usd": round(cost, 4), "note": note, **left_out_note(per_task, spec.size)}
+
+
+def left_out_note(per_task: list[dict], size: str | None) -> dict:
+    """What the caps left unused, in one line (empty where they left nothing)."""
+    parts = [f"{t['task']}: " + ", ".join(f"{split} {n:,}" for split, n in t["left_out"].items())
+             for t in per_task if t.get("left_out")]
+    if not parts:
+        return {}
+    why = f"the {size} size's caps" if size in SIZES else "--max-examples"
+    return {"unused": f"examples left unused by {why} (each split's first examples as loaded are scored; your "
+                      f"own data file's rows are shuffled with the seed first): "
+                      f"{'; '.join(parts)}; use more with --budget heavy or full, or --max-examples SPLIT=N"}
 
 
 LONG_RUN_S = 3600
 PROBE_TOKENS = 32
+COUNTING = "Count from 1 to 100 in words, separated by commas."  # a reply that runs to PROBE_TOKENS
+BYTES_PER_TOKEN = 4  # English text, for the expected size of a prompt bounded in bytes
+
+
+@dataclass
+class Rates:
+    """One in-process model's speed on this machine, timed outside the cache and the usage counts:
+    seconds per prompt token read and per token generated (a warm model; a request's prompt is
+    read once, then its reply generated token by token)."""
+
+    prompt: float
+    token: float
+
+    def seconds(self, prompt_tokens: float, reply_tokens: float) -> float:
+        return self.prompt * prompt_tokens + self.token * reply_tokens
+
+
+async def time_model(llm: LLM, requests: list[Request] = ()) -> tuple[Rates, float | None]:
+    """``llm``'s rates, and where ``requests`` are given (real requests of the run), the mean
+    tokens of their replies. The first request warms the model up and is not counted."""
+    await llm.time_request(Request.chat("Hello.", temperature=0.0, max_tokens=1))
+    read, (one,) = await llm.time_request(Request.chat(COUNTING + " Begin.", temperature=0.0, max_tokens=1))
+    spent, (counted,) = await llm.time_request(Request.chat(COUNTING, temperature=0.0, max_tokens=PROBE_TOKENS))
+    rates = Rates(prompt=read / max(1, one.prompt_tokens), token=spent / max(1, counted.completion_tokens))
+    replies = [sample.completion_tokens for r in requests for sample in (await llm.time_request(r))[1]]
+    return rates, (sum(replies) / len(replies) if replies else None)
+
+
+@dataclass
+class Timing:
+    """What ``estimate_time`` measured on this machine: the in-process models' rates (None: an
+    endpoint) and the tokens of the initial prompt's real replies to the first eval examples."""
+
+    scorer: Rates | None = None
+    reply: float | None = None
+    optimizer: Rates | None = None
+
+
+async def measure(spec: RunSpec, evaluator: Evaluator, optimizer_llm: LLM, task: Task) -> Timing:
+    """Time the in-process models (``evaluator``: the run's; it renders the requests timed)."""
+    timing = Timing()
+    if evaluator.scorer.in_process:
+        initial = method_class(spec.method).initial_prompt_for(spec.config, task)
+        timing.scorer, timing.reply = await time_model(evaluator.scorer, evaluator.first_requests(task, initial, "eval", range(2)))
+    if optimizer_llm.in_process:
+        timing.optimizer, _ = await time_model(optimizer_llm)
+    return timing
+
+
+def wall(spec: RunSpec, planned: dict, task: Task, timing: Timing) -> tuple[float, float]:
+    """(expected, upper bound) seconds of a plan's work, from what ``measure`` timed.
+
+    The bound: every planned call (``plan``'s upper bounds) with its longest prompt (tokens
+    counted as bytes) and a reply of the full token limit. The expectation: the same calls (a
+    capped search spends its cap), prompts of a quarter of the bound (about 4 bytes a token), and
+    replies as long as the initial prompt's real ones (the scorer's) or the optimizer's token limit
+    (small optimizers fill it)."""
+    bound, expected, upper = _bounds(spec, task), 0.0, 0.0
+    if timing.scorer:
+        second, _ = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
+        calls, (prompt, most) = planned["scorer_calls"], bound["second"] if second == 2 else bound["first"]
+        expected += calls * timing.scorer.seconds(prompt / BYTES_PER_TOKEN, timing.reply or most)
+        upper += calls * timing.scorer.seconds(max(prompt, bound["first"][0]), max(most, bound["first"][1]))
+    if timing.optimizer:
+        rates, (prompt, most) = timing.optimizer, bound["optimizer"]
+        calls, samples = planned["optimizer_calls"], planned["optimizer_samples"]
+        expected += calls * rates.prompt * prompt / BYTES_PER_TOKEN + samples * rates.token * most
+        upper += calls * rates.prompt * prompt + samples * rates.token * most
+        if planned.get("judge_calls") and spec.judge is None:  # the judge is the optimizer's model
+            judge_prompt, judge_most = bound["judge"]
+            expected += planned["judge_calls"] * rates.seconds(judge_prompt / BYTES_PER_TOKEN, judge_most)
+            upper += planned["judge_calls"] * rates.seconds(judge_prompt, judge_most)
+    return expected, upper
 
 
 async def estimate_time(spec: RunSpec, planned: dict, evaluator: Evaluator, optimizer_llm: LLM, task: Task) -> dict:
-    """Wall time of a plan on this machine. Models that run in process are timed now on a
-    few requests (outside the cache and the usage counts); an endpoint's speed is known
-    only once the run is going (the progress view's ETA uses it). ``evaluator``: the run's
-    (it renders the requests timed; nothing is scored)."""
-    out: dict = {"estimated_wall_s": None}
-    seconds, timed, scorer_llm = 0.0, [], evaluator.scorer
-    if scorer_llm.in_process:
-        n = min(2, len(task.split("eval")))
-        requests = evaluator.first_requests(task, method_class(spec.method).initial_prompt_for(spec.config, task), "eval", range(n))
-        per_request = sum([await scorer_llm.time_request(r) for r in requests]) / max(1, n)
-        seconds += per_request * planned["scorer_calls"]
-        timed.append(f"scorer {per_request:.2f} s a request")
-    if optimizer_llm.in_process:
-        probe = Request.chat("Write one short instruction for a language model.", temperature=0.0,
-                             max_tokens=PROBE_TOKENS)
-        per_token = await optimizer_llm.time_request(probe) / PROBE_TOKENS
-        seconds += per_token * planned["optimizer_tokens"][1]
-        timed.append(f"optimizer {1 / per_token:.0f} tokens/s")
+    """Wall time of a plan's work on this machine (the search and the test scoring, not loading the
+    models): ``estimated_wall_s``, what to expect, and ``upper_wall_s``, a bound it should not pass
+    (``wall``). Models that run in process are timed now on a few requests (``measure``); an
+    endpoint's speed is known only once the run is going (the progress view's ETA uses it)."""
+    out: dict = {"estimated_wall_s": None, "upper_wall_s": None}
+    timing = await measure(spec, evaluator, optimizer_llm, task)
+    timed = ([f"scorer {1 / timing.scorer.token:.0f} tokens/s, replies of {timing.reply or 0:.0f} tokens"]
+             if timing.scorer else []) + ([f"optimizer {1 / timing.optimizer.token:.0f} tokens/s"] if timing.optimizer else [])
     if not timed:
         out["timing"] = "endpoints: timed once the run is going (see the progress view's ETA)"
         return out
-    out["estimated_wall_s"] = round(seconds)
+    expected, upper = wall(spec, planned, task, timing)
+    out.update(estimated_wall_s=round(expected), upper_wall_s=round(upper))
     out["timing"] = ", ".join(timed) + (" (timed on this machine; endpoints not included)"
-                                        if not (scorer_llm.in_process and optimizer_llm.in_process) else " (timed on this machine)")
-    if seconds > LONG_RUN_S:
-        out["hint"] = (f"about {format_duration(seconds)}: to shorten it, race candidates (--selection race"
-                       f"{', the default' if spec.config.selection == 'race' else ''}), cap each task's search "
-                       "(--scorer-calls-per-task N), or score fewer examples (--max-examples eval=N --max-examples test=N)")
+                                        if not (timing.scorer and timing.optimizer) else " (timed on this machine)")
+    if expected > LONG_RUN_S:
+        out["hint"] = (f"about {format_duration(expected)}: to shorten it, choose a smaller size (--budget light, or "
+                       f"a time such as --budget 20m), cap each task's search (--scorer-calls-per-task N), or score "
+                       f"fewer examples (--max-examples eval=N --max-examples test=N)")
     if unpriced_cap(spec.config.budget.max_cost, {"optimizer": spec.optimizer, "scorer": spec.scorer, "judge": spec.judge}):
         free = (f"--max-cost {spec.config.budget.max_cost:g} is ignored: the models run in this process and cost "
                 f"nothing (cap their calls instead: --max-scorer-calls N, --scorer-calls-per-task N)")
@@ -174,15 +254,3 @@ def format_duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-async def plan_with_time(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
-    """``plan`` plus the wall-time estimate (the dry run's answer)."""
-    tasks = tasks if tasks is not None else load_tasks(spec.tasks)
-    planned = plan(spec, tasks)
-    scorer_llm, optimizer_llm = build_model(spec.scorer, None), build_model(spec.optimizer, None)
-    try:
-        return planned | await estimate_time(spec, planned, build_evaluator(spec, scorer_llm), optimizer_llm, tasks[0])
-    finally:
-        await scorer_llm.aclose()
-        await optimizer_llm.aclose()

@@ -13,10 +13,11 @@ are loaded once here (``gpo.run.build`` keeps them).
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from gpo.config import PRESETS, QUICKSTART, QUICKSTART_BUDGET, RENAMED, GPOConfig
+from gpo.config import DEFAULT_SIZE, PRESETS, QUICKSTART, QUICKSTART_BUDGET, RENAMED, SIZED_PRESETS, SIZES, GPOConfig
 from gpo.engine.options import option_names
 from gpo.errors import ConfigError, suggest
 from gpo.llm import preflight
@@ -44,11 +45,11 @@ ROLE_KEYS = {f"{role}_{key}" for role in ROLES
 # the run settings a config file may hold beside GPO's options (the flags' names)
 SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
     "preset", "data_files", "hf_name", "hf_split", "input_col", "target_col", "answer_kind", "max_examples", "scorer_max_tokens",
-    "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option",
+    "second_round", "base_scorer", "judge_max_tokens", "concurrent_tasks", "method_option", "size",
     *USER_TASK_KEYS, *BUDGET_FIELDS}
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file", "seed",
-                "patience", *SCALE_KEYS, *BUDGET_FIELDS}
+                "patience", "size", *SCALE_KEYS, *BUDGET_FIELDS}
 
 
 
@@ -214,6 +215,46 @@ def _task_spec(o: Mapping[str, Any], dataset: str, small: bool, seed: int) -> Ta
     return spec
 
 
+def parse_size(text: str) -> tuple[str, float | str]:
+    """``--budget``: a size (light, medium, heavy, full), a time (90s, 15m, 2h) or money (2usd, $2),
+    as (``"level"``, name), (``"seconds"``, s) or (``"usd"``, amount); anything else is refused."""
+    t = str(text).strip().lower()
+    if t in SIZES:
+        return "level", t
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hours?)", t)
+    if match:
+        unit = {"s": 1, "sec": 1, "m": 60, "min": 60}.get(match[2], 3600)
+        return "seconds", float(match[1]) * unit
+    match = re.fullmatch(r"\$?(\d+(?:\.\d+)?)\s*(usd|\$)?", t)
+    if match and (t.startswith("$") or match[2]):
+        return "usd", float(match[1])
+    raise ConfigError(f"--budget {text!r}: give a size ({', '.join(SIZES)}), a time (e.g. 15m, 2h) or money "
+                      f"(e.g. 2usd)")
+
+
+def run_size(o: Mapping[str, Any], preset: str, quickstart: bool) -> str | None:
+    """The run's size as given (``--budget``), or the default size where the preset takes one."""
+    if o.get("size"):
+        parse_size(o["size"])
+        return str(o["size"]).strip().lower()
+    return None if quickstart or preset not in SIZED_PRESETS else DEFAULT_SIZE
+
+
+def apply_level(level: str, spec: RunSpec, chosen: set[str]) -> None:
+    """A size's caps and counts on ``spec``, except where the user chose them (``chosen``: the
+    names of the options given, a config file's and its budget's included): an explicit split
+    cap, candidates a step or search budget wins."""
+    size = SIZES[level]
+    caps = {**size["max_examples"], **(spec.tasks.max_examples or {})}
+    spec.tasks.max_examples = caps or None
+    changes: dict[str, Any] = {}
+    if size["candidates"] and "num_generated_instructions_in_each_step" not in chosen:
+        changes["num_generated_instructions_in_each_step"] = size["candidates"]
+    if size["search_requests"] and "scorer_calls_per_task" not in chosen:
+        changes["budget"] = dataclasses.replace(spec.config.budget, scorer_calls_per_task=size["search_requests"])
+    spec.config = dataclasses.replace(spec.config, **changes)
+
+
 def _split_file(data: Mapping[str, Any], where: str) -> tuple[dict, dict]:
     """A config file's keys: (GPO options, run settings); anything else is refused, named."""
     options = {f.name for f in dataclasses.fields(GPOConfig)} | {"budget", *RENAMED}
@@ -321,7 +362,10 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
     _check_cost_cap(config.budget.max_cost, {"optimizer": optimizer, "scorer": scorer, "judge": judge})
     method_options = {**dict(o.get("method_options") or {}), **demo_options,
                       **_pairs(given.get("method_option"), "--method-option")}
-    return check_method(RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
-                                scorer=scorer, scoring=scoring, judge=judge,
-                                concurrent_tasks=o.get("concurrent_tasks") or 4, method=method,
-                                method_options=method_options))
+    spec = RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
+                   scorer=scorer, scoring=scoring, judge=judge, concurrent_tasks=o.get("concurrent_tasks") or 4,
+                   method=method, method_options=method_options,
+                   size=run_size(o, preset or file_settings.get("preset") or "gpo", quickstart))
+    if spec.size in SIZES:  # a time or money budget is fitted once the models can be timed (gpo.run.sizing)
+        apply_level(spec.size, spec, {*file_config, *o, *(file_config.get("budget") or {})})
+    return check_method(spec)

@@ -87,6 +87,9 @@ class RunSpec:
     method: str = "gpo"  # gpo, or a baseline: ape, apo, opro, pe2, evoprompt-ga, evoprompt-de, empty, cot
     method_options: dict = field(default_factory=dict)  # the method's own knobs, e.g. {"beam": 4}
     judge: ModelSpec | None = None  # metric "judge": the grading model (None: the optimizer's)
+    # the run's size as chosen (--budget): light, medium, heavy or full (gpo.config.SIZES), or the time
+    # (15m) or money (2usd) it was fitted to (gpo.run.sizing); its caps are in tasks and config
+    size: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -108,6 +111,7 @@ class RunSpec:
             method=d.get("method", "gpo"),
             method_options=d.get("method_options") or {},
             judge=ModelSpec(**d["judge"]) if d.get("judge") else None,
+            size=d.get("size"),
         )
 
     def differences(self, other: dict) -> list[str]:

@@ -76,6 +76,8 @@ class Task:
     # a program's search step edits one prompt (name) of a program (its encoded prompts): texts scored
     # for this view of the task are that prompt's, the others as they are in the program
     focus: tuple[str, str] | None = None
+    # examples of a split that a run's caps (--max-examples, --budget) left unused, by split
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
