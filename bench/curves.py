@@ -26,9 +26,17 @@ METHODS = ["gpo", "demos", "gpo+demos", "ape", "opro"]
 
 
 def points(curve: list[dict]) -> str:
-    """'requests: best eval % [95% interval]' after the initial scoring and after each step."""
+    """'requests: best eval % [95% interval]' after the initial scoring and after each step; steps
+    that scored nothing (every proposal set aside before scoring) are counted, not repeated."""
+    shown: list[list] = []
+    for p in curve:
+        if shown and shown[-1][0]["requests"] == p["requests"]:
+            shown[-1][1] += 1
+        else:
+            shown.append([p, 0])
     return "; ".join(f"{p['requests']}: {100 * p['best']:.1f} [{100 * p['low']:.0f}..{100 * p['high']:.0f}]"
-                     for p in curve)
+                     + (f" (then {idle} step{'s' if idle > 1 else ''} scoring nothing)" if idle else "")
+                     for p, idle in shown)
 
 
 def main(args) -> None:

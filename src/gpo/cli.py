@@ -57,6 +57,9 @@ HELP = {
     "warmup_fraction": "Warm up over this share of each task's steps (the paper: 0.05) instead of --warmup-steps.",
     "patience": "End a task's search after this many steps without a new best on eval; its best prompt "
                 "is still tested (default 0: never).",
+    "probe": "Before each task's search, check whether prompts move the scorer at all (the probe prompts of "
+             "`gpo probe` on up to 32 eval examples); a probe significantly better than the initial prompt is "
+             "where the search starts. On by default; --no-probe skips it (the paper's presets do).",
     "adopt": "significant (default): the best prompt on eval replaces the initial one only if it is "
              "significantly better there at --race-alpha; significant+constant: and also significantly "
              "better there than always giving the best constant answer, without collapsing to one answer "
@@ -73,7 +76,8 @@ def _config_options(f):
         dashed = "--" + fld.name.replace("_", "-")
         names = [dashed] + (["--" + fld.name] if "_" in fld.name else [])
         if fld.type in ("bool", bool):
-            f = click.option(f"{dashed}/--no-{dashed[2:]}", fld.name, default=None, help=f"[GPO option {fld.name}]")(f)
+            f = click.option(f"{dashed}/--no-{dashed[2:]}", fld.name, default=None,
+                             help=HELP.get(fld.name, f"[GPO option {fld.name}]"))(f)
             continue
         typ = {"int": int, "float": float}.get(str(fld.type), str)
         help_text = f"[GPO option] one of: {', '.join(CHOICES[fld.name])}" if fld.name in CHOICES else "[GPO option]"

@@ -79,6 +79,10 @@ class SearchSettings:
     few_shot_number: int = 5
     max_prompt_words: int = 150  # longer candidates are rejected (the paper's prompts have 7-97 words)
     patience: int = 0  # end a task's search after this many steps without a new best on eval (0: never)
+    # the headroom check before a task's search (gpo.scoring.headroom): its verdict is shown, and a probe
+    # prompt significantly better than the initial one on its sample becomes the search's starting point.
+    # Off here and in the paper's presets; `gpo optimize` turns it on (gpo.run.sources; --no-probe)
+    probe: bool = False
     # hold the optimizer's replies for new prompts to one tagged text of at most max_prompt_words
     # words (a grammar for llama.cpp models, a JSON schema for endpoints; gpo.llm.types.ReplyShape)
     constrained_replies: bool = False
@@ -257,7 +261,7 @@ class GPOConfig(GPOOptions, SearchSettings):
 # split, parses answers as the original code did and adopts the best prompt on eval
 # whether or not its gain is significant (``PAPER``). ``CELLS`` says, for each
 # preset, what it reproduces; ``gpo presets`` lists them.
-PAPER = dict(selection="full", extraction="original", adopt="best")
+PAPER = dict(selection="full", extraction="original", adopt="best", probe=False)
 PRESETS: dict[str, dict] = {}
 CELLS: dict[str, str] = {}
 
@@ -271,9 +275,10 @@ _preset("gpo", "GPO's recipe (GPO.sh) with gpo's defaults: racing, lenient answe
 _preset("quickstart", "`gpo optimize` with nothing else: a demonstration search (or --method's) on "
         "instruction induction's singular_to_plural, small enough for 2 CPU cores (2 epochs, batch 8, 3 "
         "candidates a step, 160 search requests); a new prompt must beat the initial prompt, and the best "
-        "constant answer where there is one, significantly on eval",
+        "constant answer where there is one, significantly on eval; no headroom check before it (its task has "
+        "headroom, BENCHMARKS.md \"probe\"; `gpo probe` shows it), to stay within about two minutes",
         num_search_epochs=2, opt_batch_size=8, num_generated_instructions_in_each_step=3, optimizer_max_tokens=96,
-        adopt="significant+constant")
+        adopt="significant+constant", probe=False)
 # The quickstart's run settings, beside its options: `gpo optimize` with nothing chosen is a demonstration
 # search on the instruction-induction task the package ships, where a prompt really helps the embedded model
 # (BENCHMARKS.md, "instruction induction"), in about two minutes on 2 CPU cores; the method (--method) and
@@ -295,7 +300,7 @@ SIZES: dict[str, dict] = {
     "full": {"max_examples": {}, "candidates": None, "search_requests": None},
 }
 DEFAULT_SIZE = "medium"
-SIZED_PRESETS = ("gpo",)  # the presets a run gets DEFAULT_SIZE with (the others reproduce the paper's runs)
+SIZED_PRESETS = ("gpo",)  # the presets a run gets DEFAULT_SIZE and the headroom probe with (the others reproduce the paper's runs)
 _preset("gpo-paper", "GPO's recipe as the paper ran it (Tables 5-7: every candidate scored, original parsing)", **PAPER)
 
 # Table 2, update direction. Its Relevance / prompt+performance cells equal Table 3's

@@ -26,7 +26,7 @@ def tickets(scorer, opt) -> RunSpec:
         tasks=TaskSpec(source="user", tasks=["tickets"], files=str(DATA / "tickets.csv"), target_col="label",
                        metric="contains", template=(DATA / "ticket_template.txt").read_text(),
                        max_examples={"train": 8, "eval": 6, "test": 4}),
-        config=config(opt_batch_size=4, num_generated_instructions_in_each_step=2),
+        config=config(opt_batch_size=4, num_generated_instructions_in_each_step=2, probe=True),
         scorer=ModelSpec("m", base_url=scorer.url, api_key_env="GPO_TEST_KEY"),
         optimizer=ModelSpec("m", base_url=opt.url, api_key_env="GPO_TEST_KEY"))
 
@@ -51,6 +51,8 @@ def test_a_run_in_mlflow_with_its_registered_prompt(tmp_path, monkeypatch):
     assert client.get_metric_history(child.info.run_id, "final_test")[0].value == pytest.approx(result.final_test)
     by_requests = client.get_metric_history(child.info.run_id, "best_eval_by_requests")  # the gain per request
     assert [(m.step, m.value) for m in by_requests] == [(p["requests"], pytest.approx(p["best"])) for p in result.curve]
+    (headroom_p,) = client.get_metric_history(child.info.run_id, "headroom_p")  # the check before the search
+    assert headroom_p.value == pytest.approx(result.headroom["omnibus"]["p"])
     assert len(client.get_metric_history(parent.info.run_id, "scorer_cost_usd")) > result.total_steps  # usage each step
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"optimized_prompts.jsonl", "events.jsonl",
                                                                             "run.json"}
@@ -63,6 +65,7 @@ def test_a_run_in_mlflow_with_its_registered_prompt(tmp_path, monkeypatch):
     from gpo.engine.outcome import outcome
 
     assert version.tags["gpo.outcome"] == outcome(result).summary  # worded once, as the closing lines say it
+    assert version.tags["gpo.headroom"] == outcome(result).headroom and result.headroom is not None
     sent = [b["messages"] for b in scorer.bodies]
     (task,) = load_tasks(spec.tasks)
     for example in task.split("test"):

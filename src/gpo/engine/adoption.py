@@ -63,7 +63,7 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
         optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
         eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
         not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human, curve=curve,
-        requests_to_gain=requests_to_gain,
+        requests_to_gain=requests_to_gain, headroom=state.headroom, started_from=state.started_from,
         proposals=sum(len(s.candidates) for s in state.trajectory.steps),
         usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
     )
@@ -97,8 +97,9 @@ async def gain_curve(evaluator: Evaluator, cfg: GPOConfig, task: Task, state: Se
     the best eval score so far with its 95% interval, and that prompt against the initial one
     (paired); and the requests spent when the gain first became significant (None: never)."""
     points, steps = state.trajectory.points, state.trajectory.steps
-    marks = [(state.start_requests, 1)] + [(s.scorer_requests, i + 2) for i, s in enumerate(steps)
-                                           if s.scorer_requests is not None]
+    begun = sum(1 for p in points if p.step == -1)  # the initial prompt, and the probe it started from
+    marks = [(state.start_requests, begun)] + [(s.scorer_requests, i + 1 + begun) for i, s in enumerate(steps)
+                                               if s.scorer_requests is not None]
     initial = await evaluator.evaluate(task, points[0].prompt, "eval")
     curve, first = [], None
     for requests, upto in marks:

@@ -21,6 +21,7 @@ class Event(StrEnum):
     PLAN = "plan"  # the run's upper bounds and wall-time estimate
     TASK_START = "task_start"
     INITIAL = "initial"  # the initial prompt scored on eval
+    HEADROOM = "headroom"  # the headroom check before a task's search, and where the search starts
     CANDIDATE = "candidate"  # one candidate of a step, scored or set aside
     STEP = "step"  # a step finished and was checkpointed
     SEARCH_ENDED = "search_ended"  # a stopper ended a task's search before its last step
@@ -42,6 +43,8 @@ FIELDS: dict[Event, tuple[frozenset[str], frozenset[str]] | None] = {
                  frozenset({"timing", "hint", "sized", "unused"})),
     Event.TASK_START: (frozenset({"task"}), frozenset()),
     Event.INITIAL: (frozenset({"task", "method", "prompt", "eval"}), frozenset()),
+    Event.HEADROOM: (frozenset({"task", "n", "scores", "prompts", "omnibus", "best", "versus_initial", "constant",
+                                "moves", "verdict", "requests", "cache_hits", "started_from"}), frozenset()),
     Event.CANDIDATE: (frozenset({"task", "global_step"} | {f.name for f in fields(Candidate)}), frozenset()),
     Event.STEP: (frozenset({"task", "method", "epoch", "step", "global_step", "total_steps", "chosen", "score",
                             "best", "step_size", "candidates", "usable", "scorer_requests", "scorer_tokens",

@@ -36,9 +36,11 @@ class Outcome:
     proposals: str | None = None  # how many proposals were usable
     curve: str | None = None  # when the gain on eval first became significant, in scorer requests
     gains: dict[str, Comparison] = field(default_factory=dict)  # final against initial, by split
+    headroom: str | None = None  # the headroom check's verdict, and the probe the search started from
 
     def lines(self) -> list[str]:
-        return [self.summary, *self.yardstick, *(x for x in (self.human, self.proposals, self.curve) if x)]
+        return [*(x for x in (self.headroom,) if x), self.summary, *self.yardstick,
+                *(x for x in (self.human, self.proposals, self.curve) if x)]
 
 
 def gain(comparison: Comparison | None) -> str:
@@ -49,7 +51,14 @@ def gain(comparison: Comparison | None) -> str:
 def outcome(r: TaskResult) -> Outcome:
     gains = {split: c for split in ("eval", "test") if (c := r.comparison(split)) is not None}
     return Outcome(_kind(r), _summary(r), tuple(_yardstick(r)), describe_reference(r.human) if r.human else None,
-                   _proposals(r), _curve(r), gains)
+                   _proposals(r), _curve(r), gains, _headroom(r))
+
+
+def _headroom(r: TaskResult) -> str | None:
+    if not r.headroom:
+        return None
+    line = f"before the search: {r.headroom['verdict']}"
+    return line + (f"; the search started from that probe ({r.started_from})" if r.started_from else "")
 
 
 def _kind(r: TaskResult) -> str:

@@ -20,6 +20,7 @@ from gpo.engine.adoption import finish
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks
 from gpo.engine.ledger import Ledger
+from gpo.engine.start import check_headroom, start_from
 from gpo.engine.options import NoOptions, parse_options
 from gpo.engine.program import program_step
 from gpo.engine.state import SearchState, TaskResult, stable_seed, steps_per_epoch
@@ -204,8 +205,10 @@ class PromptSearch:
     # ------------------------------------------------------------------ phases
     async def _start(self, task: Task) -> SearchState:
         cfg = self.config
-        self.ledger.begin(task)
         initial = self.initial_prompt(task)
+        headroom = (await check_headroom(cfg, self.evaluator, task, initial)  # before the ledger begins: outside
+                    if self.total_steps(task) else None)                   # the search budget
+        self.ledger.begin(task)
         fmt_pool = list(range(len(self.actions.format_pool(task))))
         k = min(cfg.format_data_num, len(fmt_pool))
         fmt_idx = sorted(random.Random(stable_seed(cfg.seed, task.id, "format")).sample(fmt_pool, k))
@@ -219,6 +222,8 @@ class PromptSearch:
         self.ledger.settle(task, state)
         state.start_requests = state.scorer_requests
         self.hooks.event(Event.INITIAL, task=task.id, method=self.name, prompt=initial, eval=ev.score)
+        if headroom is not None:
+            await start_from(self.evaluator, self.hooks, task, state, headroom)
         self.hooks.save_state(task, state.to_dict())
         return state
 

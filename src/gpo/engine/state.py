@@ -64,6 +64,8 @@ class TaskResult:
     # and the requests spent when that gain first became significant (None: it never did)
     curve: list[dict] | None = None
     requests_to_gain: int | None = None
+    headroom: dict | None = None  # the headroom check before the search (gpo.scoring.headroom.Headroom.as_dict)
+    started_from: str | None = None  # the probe prompt the search started from (significantly above the initial)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +110,8 @@ class SearchState:
     optimizer_tokens: int = 0
     start_requests: int = 0  # scorer requests of the initial prompt's scoring (the gain curve's first point)
     parts: dict[str, dict] = field(default_factory=dict)  # a program's search: each prompt's own state
+    headroom: dict | None = None  # the headroom check before the search (Headroom.as_dict), where it ran
+    started_from: str | None = None  # the probe whose prompt the search started from, where one beat the initial
 
     def to_dict(self) -> dict:
         d = asdict(self)

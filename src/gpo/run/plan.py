@@ -11,6 +11,7 @@ from gpo.llm import LLM, Request
 from gpo.methods import method_class
 from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks
 from gpo.scoring.evaluate import Evaluator, scoring_requests
+from gpo.scoring.headroom import SAMPLE, probe_prompts
 from gpo.scoring.render import render
 from gpo.run.sources import unpriced_cap
 from gpo.run.spec import RunSpec
@@ -48,6 +49,14 @@ def _bounds(spec: RunSpec, task: Task) -> dict:
     judge_prompt = len((spec.tasks.judge_rubric or "").encode("utf-8")) + longest + scoring.max_tokens + 4 * MESSAGE_TOKENS
     return {"first": (first, scoring.max_tokens), "second": (second, scoring.second_round_max_tokens),
             "optimizer": (optimizer_prompt, cfg.optimizer_max_tokens), "judge": (judge_prompt, scoring.judge_max_tokens)}
+
+
+def probe_requests(cfg, method, task: Task) -> int:
+    """The headroom check's examples scored: each probe prompt on its sample of eval, and a probe
+    that beats the initial prompt on all of eval (it is where the search starts)."""
+    n_eval = len(task.split("eval"))
+    prompts = probe_prompts(task, method.initial_prompt_for(cfg, task), cfg.seed)
+    return len(prompts) * min(SAMPLE, n_eval) + n_eval
 
 
 MIN_PROPOSALS = 3  # a search budget that cannot score this many proposals is refused
@@ -99,6 +108,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * step.examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
+        if cfg.probe and steps and task.program is None:  # the headroom check, outside the search budget
+            search += probe_requests(cfg, method, task) * (second + judge)
         references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
         test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)

@@ -275,8 +275,9 @@ def _results(results: list[dict]) -> list[str]:
         said = outcome(r)
         note = f"<br><small>{html.escape(said.summary)}</small>" if said.kind.startswith("kept") else ""
         note += _yardstick_note(r, said)
-        if said.human:
-            note += f"<br><small>{html.escape(said.human)}</small>"
+        for line in (said.human, said.headroom):
+            if line:
+                note += f"<br><small>{html.escape(line)}</small>"
         body.append(f"<tr><td>{html.escape(record['task'])}</td><td>{_pct(r.initial_eval)} → {_pct(r.final_eval)}</td>"
                     f"<td>{_gain(said.gains.get('eval'))}</td>"
                     f"<td>{_pct(r.initial_test)} → {_pct(r.final_test)}</td>"

@@ -49,7 +49,7 @@ SPEC_KEYS = RUN_KEYS | ROLE_KEYS | {
     *USER_TASK_KEYS, *BUDGET_FIELDS}
 # keys that leave a run the quickstart: where and how it runs, not what it optimizes
 NOT_A_CHOICE = {"run_dir", "progress", "preset", "dry_run", "concurrent_tasks", "method", "config_file", "seed",
-                "patience", "size", *SCALE_KEYS, *BUDGET_FIELDS}
+                "patience", "size", "probe", *SCALE_KEYS, *BUDGET_FIELDS}
 
 
 
@@ -277,7 +277,8 @@ def _config(o: Mapping[str, Any], given: Mapping[str, Any], file_config: Mapping
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}{suggest(preset, PRESETS)}; `gpo presets` lists them")
     names = {f.name for f in dataclasses.fields(GPOConfig)}
-    merged = {**PRESETS[preset], **(PRESETS["quickstart"] if quickstart else {}), **file_config,
+    probe = {"probe": True} if preset in SIZED_PRESETS else {}  # gpo optimize checks headroom unless --no-probe
+    merged = {**PRESETS[preset], **probe, **(PRESETS["quickstart"] if quickstart else {}), **file_config,
               **{k: v for k, v in given.items() if k in names}}
     merged["budget"] = {**(merged.get("budget") or {}), **{k: o[k] for k in BUDGET_FIELDS if o.get(k) is not None}}
     return GPOConfig.from_dict(merged, where=where)

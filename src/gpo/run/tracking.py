@@ -241,6 +241,8 @@ class MlflowTracker:
                           result.steps_done)
             for point in result.curve or ():  # the gain per request: best eval so far, keyed by requests spent
                 self._metrics(run_id, {"best_eval_by_requests": point["best"]}, point["requests"])
+            if result.headroom:  # the headroom check before the search: its omnibus p
+                self._metrics(run_id, {"headroom_p": result.headroom["omnibus"]["p"]}, 0)
         if result.stopped is None:
             self._register(result, scores)
         if run_id is not None:
@@ -256,7 +258,7 @@ class MlflowTracker:
                 "gpo.task": f"{result.dataset}/{result.task}", "gpo.adopt": result.adopt}
         tags.update({f"gpo.{k}": f"{100 * v:.1f}" for k, v in scores.items() if v is not None})
         said = outcome(result)
-        tags["gpo.outcome"] = said.summary  # what happened to the prompt, as the closing lines say it
+        tags.update({"gpo.outcome": said.summary, **({"gpo.headroom": said.headroom} if said.headroom else {})})
         for split, comparison in said.gains.items():  # the final prompt against the initial one: gain, interval, p
             tags[f"gpo.{split}_gain"] = comparison.describe()
         template = registry_template(result, self.spec, task)

@@ -12,7 +12,7 @@ keeps them: a search that scores the same prompt on the same examples pays nothi
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gpo.scoring.constant import beats_constant, measure, verdict
 from gpo.scoring.demos import with_demos
@@ -69,7 +69,6 @@ class Headroom:
     alpha: float = 0.05
     requests: int = 0  # scorer requests the probe made (cache hits included, as budgets count them)
     cache_hits: int = 0  # of which the response cache answered
-    extra: dict = field(default_factory=dict)
 
     @property
     def moves(self) -> bool:
