@@ -28,3 +28,17 @@ def test_the_readme_is_a_front_door():
     assert len(lines) < 150
     assert any(line.endswith("/gpo optimize") for line in lines)
     assert ".venv/bin/pip install -e '.[dev,peers,ray]' && .venv/bin/python -m pytest" in lines
+
+
+def test_the_sizes_table_is_the_sizes_gpo_applies():
+    from gpo.config import SIZES
+
+    text = (ROOT / "docs" / "running.md").read_text()
+    rows = {line.split("|")[1].strip().split()[0]: [c.strip() for c in line.split("|")[2:-1]]
+            for line in text.splitlines() if line.startswith("  | ") and line.split("|")[1].strip().split()[0] in SIZES}
+    assert set(rows) == set(SIZES)
+    for name, size in SIZES.items():
+        caps = size["max_examples"]
+        expected = [str(caps.get(s, "all")) for s in ("train", "eval", "test")]
+        expected += [str(size["candidates"] or "the preset's"), str(size["search_requests"] or "unlimited")]
+        assert rows[name] == expected, name

@@ -294,8 +294,8 @@ QUICKSTART_BUDGET = {"scorer_calls_per_task": 160}
 # sizes; `full` caps nothing. A time or money budget (`--budget 15m`, `--budget 2usd`) picks the largest
 # size whose planned upper bound fits it (gpo.run.sizing). Explicit flags win over a size.
 SIZES: dict[str, dict] = {
-    "light": {"max_examples": {"train": 32, "eval": 32, "test": 100}, "candidates": 3, "search_requests": 200},
-    "medium": {"max_examples": {"train": 100, "eval": 100, "test": 300}, "candidates": 4, "search_requests": 600},
+    "light": {"max_examples": {"train": 32, "eval": 16, "test": 32}, "candidates": 3, "search_requests": 96},
+    "medium": {"max_examples": {"train": 100, "eval": 100, "test": 300}, "candidates": 4, "search_requests": 400},
     "heavy": {"max_examples": {"train": 300, "eval": 300, "test": 1000}, "candidates": 8, "search_requests": 4000},
     "full": {"max_examples": {}, "candidates": None, "search_requests": None},
 }

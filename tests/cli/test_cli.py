@@ -23,6 +23,9 @@ def test_dry_run_plans_calls_and_cost():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
     # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each
     assert plan["scorer_calls"] == 58 and plan["optimizer_calls"] == 2 and plan["optimizer_samples"] == 4
+    # the headroom check: 5 probe prompts on the 3 eval examples, and the one it starts from on all 3, two rounds each
+    probed = json.loads(gpo("optimize", "--dry-run", *TINY, "--probe").stdout)
+    assert probed["scorer_calls"] == 58 + (5 * 3 + 3) * 2
     assert plan["estimated_cost_usd"] == 0
     priced = json.loads(gpo("optimize", "--dry-run", *TINY, "--scorer-price", "1,2", "--optimizer-price", "10,30").stdout)
     s_in, s_out = priced["scorer_tokens"]

@@ -57,14 +57,16 @@ def test_a_large_file_gets_the_default_size_and_the_plan_says_what_is_left_unuse
     assert planned["tasks"][0]["steps"] <= spec.config.num_search_epochs * 13  # 100 train rows, batch 8
     light = plan(user_spec(big_file(tmp_path), size="light"))
     assert light["scorer_calls"] < planned["scorer_calls"]
-    assert light["scorer_calls"] <= SIZES["light"]["search_requests"] + 2 * SIZES["light"]["max_examples"]["test"] * 2
+    caps = SIZES["light"]["max_examples"]
+    probe = 5 * caps["eval"] + caps["eval"]  # the headroom check: 5 probe prompts on eval, and its start
+    assert light["scorer_calls"] == SIZES["light"]["search_requests"] + probe + 2 * caps["test"]  # one round each
 
 
 def test_explicit_choices_win_over_a_size_and_the_paper_presets_keep_their_sizes(tmp_path):
     path = big_file(tmp_path, 2000)
     spec = user_spec(path, max_examples=["eval=500"], scorer_calls_per_task=50, size="light",
                      num_generated_instructions_in_each_step=5)
-    assert spec.tasks.max_examples["eval"] == 500 and spec.tasks.max_examples["test"] == 100
+    assert spec.tasks.max_examples["eval"] == 500 and spec.tasks.max_examples["test"] == SIZES["light"]["max_examples"]["test"]
     assert spec.config.budget.scorer_calls_per_task == 50
     assert spec.config.num_generated_instructions_in_each_step == 5
     paper = from_sources("gpo-paper", overrides={"dataset": "user", "data_files": path, "input_col": "text",
@@ -81,10 +83,11 @@ def test_the_bound_is_never_below_the_expectation_and_grows_with_every_rate(tmp_
     tasks = load_tasks(spec.tasks)
     planned = plan(spec, tasks)
     for reply in (1, 20, 256):
-        timing = Timing(scorer=Rates(0.001, 0.02), reply=reply, optimizer=Rates(0.002, 0.03))
+        scorer = Rates(0.001, 0.02)  # a request as long as the rates say it takes
+        timing = Timing(scorer=scorer, first=(40, reply, scorer.seconds(40, reply)), optimizer=Rates(0.002, 0.03))
         expected, upper = wall(spec, planned, tasks[0], timing)
         assert 0 < expected <= upper
-        slower = wall(spec, planned, tasks[0], Timing(scorer=Rates(0.002, 0.04), reply=reply,
+        slower = wall(spec, planned, tasks[0], Timing(scorer=Rates(0.002, 0.04), first=(40, reply, 1.0),
                                                      optimizer=Rates(0.004, 0.06)))
         assert slower[1] == pytest.approx(2 * upper)
 
@@ -116,7 +119,7 @@ class _Closable:
 
 def test_a_time_budget_takes_the_largest_size_whose_upper_bound_fits(monkeypatch, tmp_path):
     path = big_file(tmp_path)
-    timing = Timing(scorer=Rates(0.0005, 0.01), reply=5, optimizer=Rates(0.0005, 0.01))
+    timing = Timing(scorer=Rates(0.0005, 0.01), first=(40, 5, 0.07), optimizer=Rates(0.0005, 0.01))
     bounds = {}
     for level in ("heavy", "medium", "light"):
         spec = user_spec(path, size=level)
@@ -132,7 +135,7 @@ def test_a_time_budget_takes_the_largest_size_whose_upper_bound_fits(monkeypatch
 
 
 def test_a_time_budget_too_small_for_any_search_is_refused_saying_what_the_smallest_needs(monkeypatch, tmp_path):
-    slow = Timing(scorer=Rates(0.01, 1.0), reply=50, optimizer=Rates(0.01, 1.0))
+    slow = Timing(scorer=Rates(0.01, 1.0), first=(40, 50, 50.4), optimizer=Rates(0.01, 1.0))
     with pytest.raises(ConfigError, match=r"--budget 1m: the smallest run \(light, .*\) needs up to"):
         fitted(monkeypatch, user_spec(big_file(tmp_path, 3000), size="1m"), slow)
 
@@ -154,8 +157,11 @@ def test_a_money_budget_needs_prices_and_fits_the_planned_cost(monkeypatch, tmp_
 def test_a_runs_work_takes_no_longer_than_its_planned_upper_bound(tmp_path):
     from gpo.api import optimize
 
-    spec = from_sources(overrides={"scorer_calls_per_task": 64, "max_examples": ["eval=16", "test=8"]},
+    spec = from_sources(overrides={"task": ["navigate"], "method": "ape", "scorer_calls_per_task": 100,
+                                   "max_examples": ["train=8", "eval=10", "test=8"], "scorer_max_tokens": 32,
+                                   "optimizer_max_tokens": 64, "num_generated_instructions_in_each_step": 2},
                         check_models=False)
+    assert spec.config.probe  # the check before the search is part of the work the plan bounds
     optimize(spec, tmp_path / "run")
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     planned = next(e for e in events if e["event"] == "plan")

@@ -108,13 +108,22 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * step.examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
+        repeated = 0  # requests of the plan that a run never sends twice (a prompt scored again on an example)
         if cfg.probe and steps and task.program is None:  # the headroom check, outside the search budget
             search += probe_requests(cfg, method, task) * (second + judge)
+            repeated = 2 * min(SAMPLE, n_eval) * (second + judge)  # the initial prompt's and its start's sample
         references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
         test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
         scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests
         samples = steps * step.optimizer_samples
+        # the steps a capped search is expected to reach: its cap spent on candidates scored on all of eval
+        # (racing cannot stop candidates that tie, as they do where no prompt moves the scorer)
+        reached = steps if cap is None else min(steps, -(-max(0, cap - n_eval * (second + judge))
+                                                          // max(1, step.examples * (second + judge))))
+        totals["expected_optimizer_samples"] = totals.get("expected_optimizer_samples", 0) + reached * step.optimizer_samples
+        totals["expected_optimizer_calls"] = totals.get("expected_optimizer_calls", 0) + reached * step.optimizer_requests
+        totals["expected_scorer_calls"] = totals.get("expected_scorer_calls", 0) + scorer_calls - repeated
         bound = _bounds(spec, task)
         worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
         totals["scorer_tokens"][0] += scorer_calls * max(bound["first"][0], worst[0])
@@ -174,35 +183,53 @@ class Rates:
         return self.prompt * prompt_tokens + self.token * reply_tokens
 
 
-async def time_model(llm: LLM, requests: list[Request] = ()) -> tuple[Rates, float | None]:
-    """``llm``'s rates, and where ``requests`` are given (real requests of the run), the mean
-    tokens of their replies. The first request warms the model up and is not counted."""
+async def time_model(llm: LLM) -> Rates:
+    """``llm``'s rates. The first request warms the model up and is not counted."""
     await llm.time_request(Request.chat("Hello.", temperature=0.0, max_tokens=1))
     read, (one,) = await llm.time_request(Request.chat(COUNTING + " Begin.", temperature=0.0, max_tokens=1))
     spent, (counted,) = await llm.time_request(Request.chat(COUNTING, temperature=0.0, max_tokens=PROBE_TOKENS))
-    rates = Rates(prompt=read / max(1, one.prompt_tokens), token=spent / max(1, counted.completion_tokens))
-    replies = [sample.completion_tokens for r in requests for sample in (await llm.time_request(r))[1]]
-    return rates, (sum(replies) / len(replies) if replies else None)
+    return Rates(prompt=read / max(1, one.prompt_tokens), token=spent / max(1, counted.completion_tokens))
 
 
 @dataclass
 class Timing:
-    """What ``estimate_time`` measured on this machine: the in-process models' rates (None: an
-    endpoint) and the tokens of the initial prompt's real replies to the first eval examples."""
+    """What ``measure`` found on this machine: the in-process models' rates (None: an endpoint), and
+    the initial prompt's real scorer requests on the first eval examples, each round's mean
+    prompt tokens, reply tokens and seconds (``second``: None where the task has no second round)."""
 
     scorer: Rates | None = None
-    reply: float | None = None
+    first: tuple[float, float, float] | None = None  # (prompt tokens, reply tokens, seconds), means
+    second: tuple[float, float, float] | None = None
     optimizer: Rates | None = None
 
 
-async def measure(spec: RunSpec, evaluator: Evaluator, optimizer_llm: LLM, task: Task) -> Timing:
-    """Time the in-process models (``evaluator``: the run's; it renders the requests timed)."""
+async def _sent(llm: LLM, requests: list[Request]) -> tuple[list, tuple[float, float, float] | None]:
+    """Each request sent once (outside the cache): its sample, and the mean prompt tokens, reply tokens
+    and seconds of them all."""
+    timed = [(seconds, samples[0]) for seconds, samples in [await llm.time_request(r) for r in requests]]
+    if not timed:
+        return [], None
+    n = len(timed)
+    return [s for _, s in timed], (sum(s.prompt_tokens for _, s in timed) / n, sum(s.completion_tokens for _, s in timed) / n,
+                                   sum(t for t, _ in timed) / n)
+
+
+async def measure(spec: RunSpec, evaluator: Evaluator, optimizer_llm: LLM, task: Task, n: int = 2) -> Timing:
+    """Time the in-process models, and send the initial prompt's first ``n`` eval requests (both
+    rounds) outside the cache and the usage counts (``evaluator``: the run's; it renders them)."""
     timing = Timing()
     if evaluator.scorer.in_process:
+        timing.scorer = await time_model(evaluator.scorer)
         initial = method_class(spec.method).initial_prompt_for(spec.config, task)
-        timing.scorer, timing.reply = await time_model(evaluator.scorer, evaluator.first_requests(task, initial, "eval", range(2)))
+        chosen = range(min(n, len(task.split("eval"))))
+        firsts = evaluator.first_requests(task, initial, "eval", chosen)
+        replies, timing.first = await _sent(evaluator.scorer, firsts)
+        if replies and evaluator.uses_second_round(task):
+            examples = task.split("eval")
+            seconds = [evaluator.second_request(task, examples[i], r, s.text) for i, r, s in zip(chosen, firsts, replies)]
+            _, timing.second = await _sent(evaluator.scorer, seconds)
     if optimizer_llm.in_process:
-        timing.optimizer, _ = await time_model(optimizer_llm)
+        timing.optimizer = await time_model(optimizer_llm)
     return timing
 
 
@@ -210,21 +237,24 @@ def wall(spec: RunSpec, planned: dict, task: Task, timing: Timing) -> tuple[floa
     """(expected, upper bound) seconds of a plan's work, from what ``measure`` timed.
 
     The bound: every planned call (``plan``'s upper bounds) with its longest prompt (tokens
-    counted as bytes) and a reply of the full token limit. The expectation: the same calls (a
-    capped search spends its cap), prompts of a quarter of the bound (about 4 bytes a token), and
-    replies as long as the initial prompt's real ones (the scorer's) or the optimizer's token limit
-    (small optimizers fill it)."""
+    counted as bytes) and a reply of the full token limit. The expectation: the same scorer calls
+    but those a run never sends twice (a capped search spends its cap), each round taking as long
+    as the initial prompt's real requests took; the optimizer calls of the steps a capped search is expected to
+    reach (``plan``), their prompts a quarter of the bound (about 4 bytes a token) and their
+    replies the full token limit (small optimizers fill it)."""
     bound, expected, upper = _bounds(spec, task), 0.0, 0.0
     if timing.scorer:
-        second, _ = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
-        calls, (prompt, most) = planned["scorer_calls"], bound["second"] if second == 2 else bound["first"]
-        expected += calls * timing.scorer.seconds(prompt / BYTES_PER_TOKEN, timing.reply or most)
-        upper += calls * timing.scorer.seconds(max(prompt, bound["first"][0]), max(most, bound["first"][1]))
+        calls, rates = planned.get("expected_scorer_calls", planned["scorer_calls"]), timing.scorer
+        rounds = [r for r in (timing.first, timing.second) if r]
+        expected += (calls / len(rounds) * sum(seconds for _, _, seconds in rounds) if rounds
+                     else calls * rates.seconds(bound["first"][0] / BYTES_PER_TOKEN, bound["first"][1]))
+        most = bound["second"] if timing.second else bound["first"]
+        upper += planned["scorer_calls"] * rates.seconds(max(most[0], bound["first"][0]), max(most[1], bound["first"][1]))
     if timing.optimizer:
         rates, (prompt, most) = timing.optimizer, bound["optimizer"]
-        calls, samples = planned["optimizer_calls"], planned["optimizer_samples"]
+        calls, samples = planned.get("expected_optimizer_calls", 0), planned.get("expected_optimizer_samples", 0)
         expected += calls * rates.prompt * prompt / BYTES_PER_TOKEN + samples * rates.token * most
-        upper += calls * rates.prompt * prompt + samples * rates.token * most
+        upper += planned["optimizer_calls"] * rates.prompt * prompt + planned["optimizer_samples"] * rates.token * most
         if planned.get("judge_calls") and spec.judge is None:  # the judge is the optimizer's model
             judge_prompt, judge_most = bound["judge"]
             expected += planned["judge_calls"] * rates.seconds(judge_prompt / BYTES_PER_TOKEN, judge_most)
@@ -239,7 +269,8 @@ async def estimate_time(spec: RunSpec, planned: dict, evaluator: Evaluator, opti
     endpoint's speed is known only once the run is going (the progress view's ETA uses it)."""
     out: dict = {"estimated_wall_s": None, "upper_wall_s": None}
     timing = await measure(spec, evaluator, optimizer_llm, task)
-    timed = ([f"scorer {1 / timing.scorer.token:.0f} tokens/s, replies of {timing.reply or 0:.0f} tokens"]
+    replies = " and ".join(f"{r[1]:.0f}" for r in (timing.first, timing.second) if r)
+    timed = ([f"scorer {1 / timing.scorer.token:.0f} tokens/s, replies of {replies or '?'} tokens"]
              if timing.scorer else []) + ([f"optimizer {1 / timing.optimizer.token:.0f} tokens/s"] if timing.optimizer else [])
     if not timed:
         out["timing"] = "endpoints: timed once the run is going (see the progress view's ETA)"

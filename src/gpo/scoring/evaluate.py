@@ -211,6 +211,14 @@ class Evaluator:
         return [self._greedy(render(instruction, examples[i], self.format, demos, task.template), self.max_tokens)
                 for i in chosen]
 
+    def second_request(self, task: Task, example: Example, first: Request, answer: str) -> Request:
+        """The second round ("prompting again"): the first exchange, then the task's request for the bare answer."""
+        messages = first.message_dicts() + [
+            {"role": "assistant", "content": second_round_context(answer, self.format.include_qa)},
+            {"role": "user", "content": task.second_round_for(example)},
+        ]
+        return Request.chat(messages, temperature=0.0, max_tokens=self.second_round_max_tokens, continues=True)
+
     async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
         if task.program is not None:
             return await self._score_program(task, instruction, split, chosen)
@@ -222,13 +230,7 @@ class Evaluator:
         seconds: list[Request | None] = [None] * len(chosen)
         if self.uses_second_round(task):
             for j, i in enumerate(chosen):
-                follow = task.second_round_for(examples[i])
-                messages = firsts[j].message_dicts() + [
-                    {"role": "assistant", "content": second_round_context(answers[j], self.format.include_qa)},
-                    {"role": "user", "content": follow},
-                ]
-                seconds[j] = Request.chat(messages, temperature=0.0, max_tokens=self.second_round_max_tokens,
-                                          continues=True)
+                seconds[j] = self.second_request(task, examples[i], firsts[j], answers[j])
             second_out = await self.scorer.generate([r for r in seconds if r is not None])
             self._count(task, second_out)
             second_answers = iter(c.text for c in second_out)
