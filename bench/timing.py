@@ -49,7 +49,7 @@ def runs(args) -> list[tuple[str, dict]]:
         ("bbh navigate, gpo, --budget light", {"dataset": "bbh", "task": ["navigate"], "data_dir": args.data_dir,
                                               "size": "light"}),
         ("instruction induction larger_animal, ape, 160 requests",
-         {"dataset": "instruction_induction", "task": ["larger_animal"], "method": "ape",
+         {"dataset": "instruction_induction", "task": ["larger_animal"], "method": "ape", "data_dir": args.ii_dir,
           "max_examples": ["eval=32", "test=40"], "scorer_calls_per_task": 160, "scorer_max_tokens": 48}),
     ]
 
@@ -84,8 +84,8 @@ def main(args) -> None:
     body = "\n".join([
         "Each run as `gpo optimize` runs it on the embedded SmolLM2-135M-Instruct (both roles), from an empty "
         "response cache. \"expected\" and \"upper bound\": the plan's, printed before the search starts "
-        "(`gpo.run.plan.wall`: the models timed on a few requests; expected replies as long as the initial prompt's "
-        "real ones, the bound every call at its longest prompt and full reply). \"measured\": from the plan to the "
+        "(`gpo.run.plan.wall`: the models timed on a few requests; each expected request as long as the probe "
+        "prompts' real ones, the bound every call at its longest prompt and full reply). \"measured\": from the plan to the "
         "end of the run. \"ratio\": expected / measured.", "",
         "| run | planned scorer requests (at most) | expected | upper bound | measured | ratio | within ±30% | "
         "bound held | timing |",
@@ -103,5 +103,6 @@ def main(args) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--data-dir", default=DATA_DIR)
+    p.add_argument("--ii-dir", default=str(Path(DATA_DIR).parent / "instruction_induction"))
     p.add_argument("--no-record", action="store_true")
     main(p.parse_args())

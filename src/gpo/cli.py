@@ -525,7 +525,7 @@ def evaluate(prompts, prompts_file, split, out_dir, mlflow_uri, **kw) -> None:
 
     if kw.get("few_shot_number"):
         kw["evaluate_generated_ins_on_few_shot"] = True
-    spec = build_spec(kw)
+    spec = build_spec({**kw, "size": "full"})  # whole splits: --max-examples caps them, no run size does
     if any(p.startswith("prompts:/") for p in prompts):
         from gpo.run.tracking import registered_instruction
 

@@ -90,6 +90,9 @@ def test_the_bound_is_never_below_the_expectation_and_grows_with_every_rate(tmp_
         slower = wall(spec, planned, tasks[0], Timing(scorer=Rates(0.002, 0.04), first=(40, reply, 1.0),
                                                      optimizer=Rates(0.004, 0.06)))
         assert slower[1] == pytest.approx(2 * upper)
+        briefer = Timing(scorer=scorer, first=(40, 1, scorer.seconds(40, 1)), optimizer=timing.optimizer)
+        brief_expected, brief_upper = wall(spec, planned, tasks[0], briefer)  # prompts answered in a word
+        assert brief_upper == upper and (brief_expected < expected or reply == 1)  # the bound never leans on it
 
 
 class FixedTiming:

@@ -84,6 +84,20 @@ def check_search_budget(cap: int, cfg, phases: list[tuple[str, float]], task: st
                               f"(--method-option instruction_share=...)")
 
 
+def _probing(cfg, method, task: Task, steps: int, per: int) -> tuple[int, int]:
+    """The headroom check's requests (outside the search budget), and how many of them a run never
+    sends twice: the initial prompt's and its start's sample, scored again on all of eval."""
+    if not (cfg.probe and steps and task.program is None):
+        return 0, 0
+    return probe_requests(cfg, method, task) * per, 2 * min(SAMPLE, len(task.split("eval"))) * per
+
+
+def _reached(cap: int | None, steps: int, step, n_eval: int, per: int) -> int:
+    """The steps a capped search is expected to reach: its cap spent on candidates scored on all of
+    eval (racing cannot stop candidates that tie, as they do where no prompt moves the scorer)."""
+    return steps if cap is None else min(steps, -(-max(0, cap - n_eval * per) // max(1, step.examples * per)))
+
+
 def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     """Planned scorer and optimizer calls, and upper bounds on tokens and cost, for a run.
 
@@ -94,8 +108,9 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     method = method_class(spec.method)
     options, cfg = method.parse_options(spec.method_options), method.configured(spec.config)
     cap = cfg.budget.scorer_calls_per_task
-    totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0,
-              "scorer_tokens": [0, 0], "optimizer_tokens": [0, 0]}
+    totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0, "scorer_tokens": [0, 0],
+              "optimizer_tokens": [0, 0], "expected_scorer_calls": 0, "expected_optimizer_calls": 0,
+              "expected_optimizer_samples": 0}
     per_task = []
     for task in tasks if tasks is not None else load_tasks(spec.tasks):
         method.check_task(cfg, options, task)
@@ -108,33 +123,25 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         search = (n_eval + steps * step.examples) * (second + judge)
         if cap is not None:
             search = min(search, cap)
-        repeated = 0  # requests of the plan that a run never sends twice (a prompt scored again on an example)
-        if cfg.probe and steps and task.program is None:  # the headroom check, outside the search budget
-            search += probe_requests(cfg, method, task) * (second + judge)
-            repeated = 2 * min(SAMPLE, n_eval) * (second + judge)  # the initial prompt's and its start's sample
+        probing, repeated = _probing(cfg, method, task, steps, second + judge)
+        search += probing
         references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
         test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
         scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests
         samples = steps * step.optimizer_samples
-        # the steps a capped search is expected to reach: its cap spent on candidates scored on all of eval
-        # (racing cannot stop candidates that tie, as they do where no prompt moves the scorer)
-        reached = steps if cap is None else min(steps, -(-max(0, cap - n_eval * (second + judge))
-                                                          // max(1, step.examples * (second + judge))))
-        totals["expected_optimizer_samples"] = totals.get("expected_optimizer_samples", 0) + reached * step.optimizer_samples
-        totals["expected_optimizer_calls"] = totals.get("expected_optimizer_calls", 0) + reached * step.optimizer_requests
-        totals["expected_scorer_calls"] = totals.get("expected_scorer_calls", 0) + scorer_calls - repeated
+        reached = _reached(cap, steps, step, n_eval, second + judge)
+        totals["expected_optimizer_samples"] += reached * step.optimizer_samples
+        totals["expected_optimizer_calls"] += reached * step.optimizer_requests
+        totals["expected_scorer_calls"] += scorer_calls - repeated
         bound = _bounds(spec, task)
         worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
-        totals["scorer_tokens"][0] += scorer_calls * max(bound["first"][0], worst[0])
-        totals["scorer_tokens"][1] += scorer_calls * max(bound["first"][1], worst[1])
+        totals["scorer_tokens"] = [t + scorer_calls * max(a, b) for t, a, b in zip(totals["scorer_tokens"], bound["first"], worst)]
         totals["optimizer_tokens"][0] += opt_calls * bound["optimizer"][0]
         totals["optimizer_tokens"][1] += samples * bound["optimizer"][1]
         if judge_calls:
             totals["judge_calls"] = totals.get("judge_calls", 0) + judge_calls
-            tokens = totals.setdefault("judge_tokens", [0, 0])
-            tokens[0] += judge_calls * bound["judge"][0]
-            tokens[1] += judge_calls * bound["judge"][1]
+            totals["judge_tokens"] = [t + judge_calls * b for t, b in zip(totals.get("judge_tokens", (0, 0)), bound["judge"])]
         totals["scorer_calls"] += scorer_calls
         totals["optimizer_calls"] += opt_calls
         totals["optimizer_samples"] += samples
@@ -158,10 +165,10 @@ def left_out_note(per_task: list[dict], size: str | None) -> dict:
              for t in per_task if t.get("left_out")]
     if not parts:
         return {}
-    why = f"the {size} size's caps" if size in SIZES else "--max-examples"
+    why, more = ((f"the {size} size's caps", "--budget heavy or full, or --max-examples SPLIT=N") if size in SIZES
+                 else ("the run's split caps", "--max-examples SPLIT=N"))
     return {"unused": f"examples left unused by {why} (each split's first examples as loaded are scored; your "
-                      f"own data file's rows are shuffled with the seed first): "
-                      f"{'; '.join(parts)}; use more with --budget heavy or full, or --max-examples SPLIT=N"}
+                      f"own data file's rows are shuffled with the seed first): {'; '.join(parts)}; use more with {more}"}
 
 
 LONG_RUN_S = 3600
@@ -194,8 +201,8 @@ async def time_model(llm: LLM) -> Rates:
 @dataclass
 class Timing:
     """What ``measure`` found on this machine: the in-process models' rates (None: an endpoint), and
-    the initial prompt's real scorer requests on the first eval examples, each round's mean
-    prompt tokens, reply tokens and seconds (``second``: None where the task has no second round)."""
+    real scorer requests of the kinds of prompt a search scores, each round's mean prompt tokens,
+    reply tokens and seconds (``second``: None where the task has no second round)."""
 
     scorer: Rates | None = None
     first: tuple[float, float, float] | None = None  # (prompt tokens, reply tokens, seconds), means
@@ -214,20 +221,33 @@ async def _sent(llm: LLM, requests: list[Request]) -> tuple[list, tuple[float, f
                                    sum(t for t, _ in timed) / n)
 
 
-async def measure(spec: RunSpec, evaluator: Evaluator, optimizer_llm: LLM, task: Task, n: int = 2) -> Timing:
-    """Time the in-process models, and send the initial prompt's first ``n`` eval requests (both
+def _mean(rows: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+    return tuple(sum(column) / len(rows) for column in zip(*rows)) if rows else None  # type: ignore[return-value]
+
+
+async def _rounds(evaluator: Evaluator, task: Task, prompt: str, n: int) -> tuple:
+    """``prompt``'s first ``n`` eval requests sent once, each round's means (``_sent``)."""
+    chosen = range(min(n, len(task.split("eval"))))
+    firsts = evaluator.first_requests(task, prompt, "eval", chosen)
+    replies, first = await _sent(evaluator.scorer, firsts)
+    if not (replies and evaluator.uses_second_round(task)):
+        return first, None
+    examples = task.split("eval")
+    seconds = [evaluator.second_request(task, examples[i], r, s.text) for i, r, s in zip(chosen, firsts, replies)]
+    return first, (await _sent(evaluator.scorer, seconds))[1]
+
+
+async def measure(spec: RunSpec, evaluator: Evaluator, optimizer_llm: LLM, task: Task, n: int = 1) -> Timing:
+    """Time the in-process models, and send each probe prompt's first ``n`` eval requests (both
     rounds) outside the cache and the usage counts (``evaluator``: the run's; it renders them)."""
     timing = Timing()
     if evaluator.scorer.in_process:
         timing.scorer = await time_model(evaluator.scorer)
         initial = method_class(spec.method).initial_prompt_for(spec.config, task)
-        chosen = range(min(n, len(task.split("eval"))))
-        firsts = evaluator.first_requests(task, initial, "eval", chosen)
-        replies, timing.first = await _sent(evaluator.scorer, firsts)
-        if replies and evaluator.uses_second_round(task):
-            examples = task.split("eval")
-            seconds = [evaluator.second_request(task, examples[i], r, s.text) for i, r, s in zip(chosen, firsts, replies)]
-            _, timing.second = await _sent(evaluator.scorer, seconds)
+        # the kinds of prompt a search scores (a small model answers them very differently: the initial
+        # prompt may ramble to the token limit where one with demonstrations answers in a word)
+        sent = [await _rounds(evaluator, task, prompt, n) for prompt in probe_prompts(task, initial, spec.config.seed).values()]
+        timing.first, timing.second = (_mean([r[i] for r in sent if r[i]]) for i in (0, 1))
     if optimizer_llm.in_process:
         timing.optimizer = await time_model(optimizer_llm)
     return timing
@@ -239,15 +259,17 @@ def wall(spec: RunSpec, planned: dict, task: Task, timing: Timing) -> tuple[floa
     The bound: every planned call (``plan``'s upper bounds) with its longest prompt (tokens
     counted as bytes) and a reply of the full token limit. The expectation: the same scorer calls
     but those a run never sends twice (a capped search spends its cap), each round taking as long
-    as the initial prompt's real requests took; the optimizer calls of the steps a capped search is expected to
-    reach (``plan``), their prompts a quarter of the bound (about 4 bytes a token) and their
-    replies the full token limit (small optimizers fill it)."""
+    as the probe prompts' real requests took (the initial prompt, the empty one, an answer-format
+    instruction, the initial prompt with demonstrations: the kinds a search scores); the optimizer
+    calls of the steps a capped search is expected to reach (``plan``), their prompts a quarter of
+    the bound (about 4 bytes a token) and their replies the full token limit (small optimizers
+    fill it)."""
     bound, expected, upper = _bounds(spec, task), 0.0, 0.0
     if timing.scorer:
         calls, rates = planned.get("expected_scorer_calls", planned["scorer_calls"]), timing.scorer
         rounds = [r for r in (timing.first, timing.second) if r]
-        expected += (calls / len(rounds) * sum(seconds for _, _, seconds in rounds) if rounds
-                     else calls * rates.seconds(bound["first"][0] / BYTES_PER_TOKEN, bound["first"][1]))
+        expected += calls * (sum(seconds for _, _, seconds in rounds) / len(rounds) if rounds
+                             else rates.seconds(bound["first"][0] / BYTES_PER_TOKEN, bound["first"][1]))
         most = bound["second"] if timing.second else bound["first"]
         upper += planned["scorer_calls"] * rates.seconds(max(most[0], bound["first"][0]), max(most[1], bound["first"][1]))
     if timing.optimizer:
@@ -270,7 +292,7 @@ async def estimate_time(spec: RunSpec, planned: dict, evaluator: Evaluator, opti
     out: dict = {"estimated_wall_s": None, "upper_wall_s": None}
     timing = await measure(spec, evaluator, optimizer_llm, task)
     replies = " and ".join(f"{r[1]:.0f}" for r in (timing.first, timing.second) if r)
-    timed = ([f"scorer {1 / timing.scorer.token:.0f} tokens/s, replies of {replies or '?'} tokens"]
+    timed = ([f"scorer {1 / timing.scorer.token:.0f} tokens/s, replies of {replies or '?'} tokens (the probe prompts')"]
              if timing.scorer else []) + ([f"optimizer {1 / timing.optimizer.token:.0f} tokens/s"] if timing.optimizer else [])
     if not timed:
         out["timing"] = "endpoints: timed once the run is going (see the progress view's ETA)"

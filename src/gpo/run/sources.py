@@ -349,8 +349,8 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
         o["optimize_target"] = None
     dataset = o.get("dataset") or ("user" if o.get("data_files") else "synthetic")  # a data file is the user's data
     small = dataset == "synthetic" and not (o.get("tasks") or o.get("task"))
-    config = _config(o, given, file_config, preset or file_settings.get("preset") or "gpo", quickstart,
-                     str(config_file or "options"))
+    preset = preset or file_settings.get("preset") or "gpo"
+    config = _config(o, given, file_config, preset, quickstart, str(config_file or "options"))
     scoring = ScoringSpec(max_tokens=o.get("scorer_max_tokens") or (64 if small else DEFAULT_MAX_TOKENS),
                           second_round=o.get("second_round"), chat=not o.get("base_scorer"),
                           judge_max_tokens=o.get("judge_max_tokens") or DEFAULT_MAX_TOKENS)
@@ -366,7 +366,7 @@ def from_sources(preset: str | None = None, config_file: str | Path | None = Non
     spec = RunSpec(tasks=_task_spec(o, dataset, small, config.seed), config=config, optimizer=optimizer,
                    scorer=scorer, scoring=scoring, judge=judge, concurrent_tasks=o.get("concurrent_tasks") or 4,
                    method=method, method_options=method_options,
-                   size=run_size(o, preset or file_settings.get("preset") or "gpo", quickstart))
+                   size=run_size(o, preset, quickstart))
     if spec.size in SIZES:  # a time or money budget is fitted once the models can be timed (gpo.run.sizing)
         apply_level(spec.size, spec, {*file_config, *o, *(file_config.get("budget") or {})})
     return check_method(spec)
