@@ -42,6 +42,7 @@ def test_a_probe_better_than_the_initial_prompt_is_where_the_search_starts():
         "the search started from that probe (answer format)")
     assert outcome(result).lines()[0] == line
     assert result.curve[0]["best"] == 1.0 and result.requests_to_gain == result.curve[0]["requests"]  # from the start
+    assert outcome(result).curve.startswith("gain per request: the search started from a probe already")
     without, _, _, requests_without = search(probe=False)
     assert without.final_prompt == "Start" and requests_without == without.scorer_requests + 40  # one prompt on test
     # the check's requests are outside the search budget: its sample (5 prompts on 32 examples), then the

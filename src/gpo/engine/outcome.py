@@ -110,6 +110,9 @@ def _curve(r: TaskResult) -> str | None:
     if not r.curve:
         return None
     spent = r.curve[-1]["requests"]
+    if r.started_from and r.requests_to_gain == r.curve[0]["requests"]:
+        return (f"gain per request: the search started from a probe already significantly better than the initial "
+                f"prompt on eval (the headroom check's); it spent {spent} scorer requests after that")
     if r.requests_to_gain is None:
         return f"gain per request: no significant gain on eval at any point of the search ({spent} scorer requests)"
     return (f"gain per request: the best prompt was first significantly better than the initial one on eval after "
