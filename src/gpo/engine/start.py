@@ -25,8 +25,8 @@ async def check_headroom(cfg: GPOConfig, evaluator: Evaluator, task: Task, initi
 async def start_from(evaluator: Evaluator, hooks: Hooks, task: Task, state: SearchState, headroom: Headroom) -> None:
     """Record the check in ``state``, and where its best probe beat the initial prompt significantly
     (and the best constant answer, where the task has one: a prompt collapsed to one answer is no
-    place to start), score that probe on all of eval and start the search from it: it joins the trajectory (so it
-    can be adopted like any candidate) and the pool, and is the current prompt."""
+    place to start), score that probe on all of eval and start the search from it: it joins the
+    trajectory (so it can be adopted like any candidate) and the pool, and is the current prompt."""
     found = headroom.versus_initial
     if headroom.best != "initial" and found.significant and found.diff > 0 and headroom.above_constant:
         start = headroom.prompts[headroom.best]
