@@ -648,7 +648,7 @@ def show(run_dir: str, task: str | None, fmt: str) -> None:
         click.echo(f"eval {100 * r.final_eval:.1f} (initial {100 * r.initial_eval:.1f}){gain(said.gains.get('eval'))}")
         if r.final_test is not None:
             click.echo(f"test {100 * r.final_test:.1f} (initial {100 * r.initial_test:.1f}){gain(said.gains.get('test'))}")
-        for line in (said.summary, *said.yardstick):
+        for line in (said.summary, *(x for x in (said.adoption,) if x), *said.yardstick, *(x for x in (said.length,) if x)):
             click.echo(line)
         click.echo()
 

@@ -27,7 +27,8 @@ CHOICES = {
     "util_gradient_name": ("edit", "generate", "edit_without", "generate_without"),
     "edit_budget_enforcement": ("off", "reject", "resample"),
     "selection": ("race", "full"),
-    "adopt": ("best", "significant", "significant+constant"),
+    "adopt": ("best", "significant", "significant+constant", "lcb"),
+    "pool": ("best", "pareto"),
     "extraction": ("lenient", "original"),
     "objective": ("accuracy", "macro_f1"),
 }
@@ -94,7 +95,22 @@ class SearchSettings:
     # better there (at race_alpha); significant+constant: and also significantly better than the best
     # constant answer on eval, without collapsing to one answer (closed-answer tasks; gpo.scoring.constant);
     # best: the highest eval mean, the paper's rule (its presets use it)
+    # lcb: among the prompts scored on all of eval, the one whose paired gain over the initial prompt has the
+    # highest lower bound, the bounds Bonferroni-corrected for how many were scored (gpo.engine.adoption)
     adopt: str = "significant"
+    # the prompts a step updates: best (the method's own: GPO's current prompt, a beam's best) or pareto,
+    # drawn from the per-example Pareto frontier of the scored prompts by the eval examples each wins
+    # (GEPA's pool; gpo.engine.frontier); merge: up to this many merges of two frontier prompts a search
+    pool: str = "best"
+    merge: int = 0
+    # a share of eval kept out of the search, scored only at the end to choose between the initial
+    # prompt and the search's best few (gpo.engine.adoption); 0: none
+    final_holdout: float = 0.0
+    # the prompt's length as an objective: choices rank by score - length_penalty x tokens / max_prompt_tokens
+    # (CAPO's penalty), and a candidate longer than max_prompt_tokens is set aside (0: no cap; the penalty
+    # then divides by 1,000 tokens). Tokens are counted as gpo.prompts.length says
+    length_penalty: float = 0.0
+    max_prompt_tokens: int = 0
     # what a split's score is: accuracy (the mean of per-example scores) or macro_f1 (closed-answer
     # tasks: the mean F1 of the classes, compared by a paired bootstrap; gpo.scoring.objective)
     objective: str = "accuracy"
@@ -117,6 +133,16 @@ class SearchSettings:
             raise ConfigError(f"race_alpha must be between 0 and 1, got {self.race_alpha}")
         if self.race_block < 8:
             raise ConfigError(f"race_block must be at least 8 examples (a paired test on fewer can stop nothing), got {self.race_block}")
+        if not 0 <= self.final_holdout < 1:
+            raise ConfigError(f"final_holdout is the share of eval kept out of the search, from 0 up to 1 (not 1), "
+                              f"got {self.final_holdout}")
+        for name in ("merge", "max_prompt_tokens"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 (off) or more, got {getattr(self, name)}")
+        if self.length_penalty < 0:
+            raise ConfigError(f"length_penalty must be 0 (off) or more, got {self.length_penalty}")
+        if self.merge and self.pool != "pareto":
+            raise ConfigError("merge combines prompts of the Pareto pool; it needs pool='pareto' (--pool pareto)")
         if self.evaluate_generated_ins_on_few_shot and self.few_shot_number < 1:
             raise ConfigError("evaluate_generated_ins_on_few_shot needs few_shot_number >= 1")
 

@@ -14,13 +14,15 @@ from typing import Callable, Sequence
 
 from gpo.engine.events import Event
 from gpo.config import GPOConfig
+from gpo.engine.pool import PoolActions
 from gpo.engine.hooks import Hooks
 from gpo.engine.ledger import Ledger
 from gpo.engine.state import SearchState, stable_seed, steps_per_epoch
 from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, Point, StepRecord
 from gpo.llm.base import LLM, ReplyShape, Request
-from gpo.prompts.checks import leak_reason, not_an_instruction, word_edit_distance
+from gpo.prompts.checks import ExampleSpans, leak_reason, not_an_instruction, word_edit_distance
+from gpo.prompts.length import too_long
 from gpo.prompts.tags import END, START, extract_tagged, polish
 from gpo.scoring.demos import split_demos
 from gpo.scoring.evaluate import Evaluation, Evaluator
@@ -57,7 +59,7 @@ def _shown(asked: list[str], state: SearchState) -> str:
     return text
 
 
-class StepActions:
+class StepActions(PoolActions):
     """The actions the engine hands a method's ``step`` (``PromptSearch.actions``), built from
     the search's config, optimizer model, Evaluator, hooks and Ledger: a method asks, screens,
     scores and records through them, and never reaches past them into the engine."""
@@ -67,6 +69,17 @@ class StepActions:
         self.config, self.optimizer_llm, self.evaluator = config, optimizer_llm, evaluator
         self.hooks, self.ledger, self.method = hooks, ledger, method
         self.asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
+        self.examples: dict[int, ExampleSpans] = {}  # id(state) -> its task's train and eval examples' runs of words
+        self._spans: dict[str, ExampleSpans] = {}  # task id -> the same, built once
+
+    def begin(self, task: Task, state: SearchState) -> None:
+        """A step of ``state``'s search on ``task`` begins: nothing asked yet, and its task's examples
+        (train and eval inputs and targets) are what a candidate must not copy."""
+        self.asked[id(state)] = []
+        if task.id not in self._spans:
+            self._spans[task.id] = ExampleSpans([[ex.input, ex.target] for split in ("train", "eval")
+                                                 for ex in task.splits.get(split) or []])
+        self.examples[id(state)] = self._spans[task.id]
 
     def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None,
                 shape: ReplyShape | None = None) -> Request:
@@ -100,17 +113,21 @@ class StepActions:
                check: Callable[[Candidate], str | None] | None = None,
                this_step: set[str] | None = None) -> list[Candidate]:
         """Each text as a Candidate, in generation order, either usable or marked with why not:
-        leaked scaffolding, too long, not an instruction (a transcript, a form, or a copy of
-        the step's meta-prompts or their examples), repeated within the step, failing
+        leaked scaffolding, too long (words or ``max_prompt_tokens``), not an instruction (a transcript,
+        a form, or a copy of the step's meta-prompts or their examples), a copy of a train or eval
+        example (``ExampleSpans``), repeated within the step, failing
         ``check``, or seen before (re-used with its stored score when it was scored). Pass
         ``this_step`` to carry the step's texts across several calls. Only a text's instruction
         is judged (and its edit distance from the reference's): demonstrations come from the data."""
         out, this_step = [], (set() if this_step is None else this_step)
         shown = _shown(self.asked.get(id(state), []), state)
+        examples, cap = self.examples.get(id(state)), self.config.max_prompt_tokens
         for text in texts:
-            instruction = split_demos(text)[0]
-            c = Candidate(text=text, edit_distance=word_edit_distance(split_demos(reference)[0], instruction))
-            c.rejected = leak_reason(instruction, self.config.max_prompt_words) or not_an_instruction(instruction, shown)
+            instruction, start = split_demos(text)[0], split_demos(reference)[0]
+            c = Candidate(text=text, edit_distance=word_edit_distance(start, instruction))
+            c.rejected = (leak_reason(instruction, self.config.max_prompt_words) or too_long(instruction, cap)
+                          or not_an_instruction(instruction, shown)
+                          or (examples.copied(instruction, allowed=start) if examples else None))
             failed = None
             if c.rejected is None and text in this_step:
                 c.rejected = "duplicate in this step"
@@ -163,7 +180,7 @@ class StepActions:
         stops = await self.race(task, state, [c.text for c in fresh], g) if racing else {}
         finished = [c.text for c in fresh if c.text not in stops]
         for text, ev in zip(finished, await self.evaluator.evaluate_many(task, finished, "eval")):
-            state.scores[text] = ev.score
+            state.scored(text, ev, self.config.pool == "pareto")
             self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}", ev)
         for c in candidates:
             if c.text in stops and c.rejected is None:
@@ -196,18 +213,6 @@ class StepActions:
             partial = await self.evaluator.evaluate(task, text, "eval", order[: stop.examples])
             self.hooks.save_evaluation(task, f"eval/step{g:03d}-{stable_seed(text):08x}-raced", partial)
         return result.stopped
-
-    def ranked(self, state: SearchState, prompts: list[str]) -> list[str]:
-        """Scored prompts, best first on eval; ties keep the given order (deterministic)."""
-        scored = [p for p in dict.fromkeys(prompts) if p in state.scores]
-        return sorted(scored, key=lambda p: -state.scores[p])
-
-    def keep_best(self, state: SearchState, candidates: list[Candidate], size: int) -> list[str]:
-        """The method's pool (beam, population) after a step: the best ``size`` of the old
-        pool and this step's scored candidates."""
-        new = [c.text for c in candidates if c.rejected is None]
-        state.pool = self.ranked(state, state.pool + new)[: max(1, size)]
-        return state.pool
 
     def record(self, task: Task, state: SearchState, g: int, meta_prompt: str, candidates: list[Candidate],
                train_score: float | None = None, gradient: str | None = None) -> StepRecord:

@@ -1,13 +1,21 @@
 """How a search ends: the final prompt adopted (or the initial one kept) and both set side by side.
 
-The final prompt is the best on eval; with ``adopt='significant'`` only if it beats the initial
-prompt significantly there (``significant+constant``: and the best constant answer), else the
-initial prompt stays. Both are compared on eval and, except after a run-budget stop, on test,
-beside the best constant answer and the task's human instruction where it has them.
+The final prompt is the best on eval by ``fitness`` (its score less any length penalty); with
+``adopt='significant'`` only if it beats the initial prompt significantly there
+(``significant+constant``: and the best constant answer), else the initial prompt stays. With
+``adopt='lcb'`` it is the prompt whose paired gain over the initial prompt has the highest lower
+bound, each bound Bonferroni-corrected for the prompts the search scored on eval (a simultaneous
+bound for every candidate, which is what picking the highest needs; Holm's procedure orders tests
+and gives no such bounds), adopted only if that bound is above 0. With ``final_holdout`` the
+choice is made the same way on the held-out share of eval, which the search never scored, among
+the initial prompt and the ``FINALISTS`` best on eval (the winner's curse stays in eval). Both
+prompts are compared on eval and, except after a run-budget stop, on test, beside the best
+constant answer and the task's human instruction where it has them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import NormalDist
 
 from gpo.config import GPOConfig
@@ -15,6 +23,8 @@ from gpo.engine.actions import usable_proposals
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks
 from gpo.engine.state import SearchState, TaskResult, stable_seed
+from gpo.engine.trajectory import Point
+from gpo.prompts.length import cost_per_1000_calls, length_cost, prompt_tokens
 from gpo.llm.meter import BudgetSpent
 from gpo.scoring.constant import beats_constant, measure
 from gpo.scoring.evaluate import Evaluator
@@ -28,17 +38,11 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
     """The final prompt is the best on eval (with ``adopt='significant'``: only if it beats
     the initial prompt significantly there, else the initial prompt stays). Both are compared
     on eval and, except after a run-budget stop, which spends nothing more, on test."""
-    best, initial = state.trajectory.best(), state.trajectory.points[0]
-    eval_cmp = await compare(evaluator, hooks, cfg, task, initial.prompt, best.prompt, "eval")
-    yardsticks = {"eval": await yardstick(evaluator, cfg, task, initial.prompt, best.prompt, "eval")}
-    final, not_adopted = best, None
-    against_constant = (yardsticks["eval"] or {}).get("final")  # None: no closed answer set
-    if best.prompt != initial.prompt and cfg.adopt != "best":
-        if not eval_cmp.significant or (cfg.adopt == "significant+constant" and not beats_constant(against_constant)):
-            final, not_adopted = initial, {"prompt": best.prompt, "eval": best.score, "comparison": eval_cmp.as_dict(),
-                                           "constant": against_constant}
-            eval_cmp = await compare(evaluator, hooks, cfg, task, initial.prompt, initial.prompt, "eval")
-            yardsticks["eval"] = await yardstick(evaluator, cfg, task, initial.prompt, initial.prompt, "eval")
+    initial = state.trajectory.points[0]
+    chosen = await choose(evaluator, cfg, task, state)
+    final, not_adopted = chosen.final, chosen.not_adopted
+    eval_cmp = await compare(evaluator, hooks, cfg, task, initial.prompt, final.prompt, "eval")
+    yardsticks = {"eval": await yardstick(evaluator, cfg, task, initial.prompt, final.prompt, "eval")}
     try:  # read from the Evaluator (or, after a resume, the response cache): it pays for nothing
         curve, requests_to_gain = await gain_curve(evaluator, cfg, task, state)
     except BudgetSpent:
@@ -63,6 +67,8 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
         optimizer_tokens=state.optimizer_tokens, selection=cfg.selection, adopt=cfg.adopt, objective=cfg.objective,
         eval_comparison=eval_cmp.as_dict(), test_comparison=test_cmp.as_dict() if test_cmp else None,
         not_adopted=not_adopted, constant=yardsticks if yardsticks["eval"] else None, human=human, curve=curve,
+        chosen_on=chosen.split, adoption=chosen.details, final_tokens=prompt_tokens(final.prompt),
+        cost_per_1000_calls=cost_per_1000_calls(final.prompt, getattr(evaluator.scorer.pricing, "prompt", None)),
         requests_to_gain=requests_to_gain, headroom=state.headroom, started_from=state.started_from,
         proposals=sum(len(s.candidates) for s in state.trajectory.steps),
         usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
@@ -72,6 +78,81 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
     hooks.save_state(task, state.to_dict())
     hooks.event(Event.TASK_DONE, **{**result.as_dict(), "task": task.id})
     return result
+
+FINALISTS = 3  # with a holdout: the prompts best on eval that it chooses among, beside the initial one
+
+
+@dataclass
+class Choice:
+    final: Point  # the prompt adopted (the initial one where none was)
+    not_adopted: dict | None  # the best candidate where the rule kept the initial prompt
+    split: str  # where the choice was made: eval, or holdout (``final_holdout``)
+    details: dict  # the rule, the prompts it chose among, and for lcb the chosen bound and its correction
+
+
+def best_point(cfg: GPOConfig, points: list[Point]) -> Point:
+    """The trajectory's best by fitness (the eval score less any length penalty); the first of equals."""
+    return max(points, key=lambda p: p.score - length_cost(p.prompt, cfg.length_penalty, cfg.max_prompt_tokens))
+
+
+def finalists(cfg: GPOConfig, state: SearchState, holdout: bool) -> list[str]:
+    """The prompts the adoption rule chooses among, the initial one aside: the trajectory's best
+    (by fitness); with lcb every prompt scored on all of eval; with a holdout the ``FINALISTS``
+    best on eval (for lcb, all of them ranked, capped the same way)."""
+    initial = state.trajectory.points[0].prompt
+    cost = lambda p: state.scores[p] - length_cost(p, cfg.length_penalty, cfg.max_prompt_tokens)  # noqa: E731
+    ranked = sorted((p for p in state.scores if p != initial), key=lambda p: -cost(p))
+    if holdout:
+        return ranked[:FINALISTS]
+    if cfg.adopt == "lcb":
+        return ranked
+    best = best_point(cfg, state.trajectory.points).prompt
+    return [] if best == initial else [best]
+
+
+async def choose(evaluator: Evaluator, cfg: GPOConfig, task: Task, state: SearchState) -> Choice:
+    """The final prompt by the adoption rule (see the module docstring). Where a run budget
+    cannot pay for scoring the holdout, the choice falls back to eval, and says so."""
+    if cfg.final_holdout and task.splits.get("holdout"):
+        try:
+            return await _choose(evaluator, cfg, task, state, "holdout")
+        except BudgetSpent as err:
+            fallback = await _choose(evaluator, cfg, task, state, "eval")
+            fallback.details["holdout_unscored"] = str(err)
+            return fallback
+    return await _choose(evaluator, cfg, task, state, "eval")
+
+
+async def _choose(evaluator: Evaluator, cfg: GPOConfig, task: Task, state: SearchState, split: str) -> Choice:
+    initial = state.trajectory.points[0]
+    pool = finalists(cfg, state, split == "holdout")
+    details = {"rule": cfg.adopt, "split": split, "finalists": len(pool)}
+    if not pool:
+        return Choice(initial, None, split, details)
+    init_ev, *evs = await evaluator.evaluate_many(task, [initial.prompt, *pool], split)
+    seed = stable_seed(cfg.seed, task.id, split)
+    fit = lambda p, ev: ev.score - length_cost(p, cfg.length_penalty, cfg.max_prompt_tokens)  # noqa: E731
+    if cfg.adopt == "lcb":
+        alpha = cfg.race_alpha / len(pool)  # Bonferroni: every bound holds together at 1 - race_alpha
+        cmps = [ev.versus(init_ev, alpha=alpha, seed=seed) for ev in evs]
+        i = max(range(len(pool)), key=lambda j: cmps[j].low - length_cost(pool[j], cfg.length_penalty,
+                                                                           cfg.max_prompt_tokens))
+        details |= {"correction": "bonferroni", "alpha": alpha, "low": cmps[i].low}
+        ok = cmps[i].low > 0
+    else:
+        i = max(range(len(pool)), key=lambda j: fit(pool[j], evs[j]))
+        cmps = [evs[i].versus(init_ev, alpha=cfg.race_alpha, seed=seed)] * len(pool)
+        against = (await yardstick(evaluator, cfg, task, initial.prompt, pool[i], split) or {}).get("final")
+        ok = cfg.adopt == "best" or (cmps[i].significant and cmps[i].diff > 0 and
+                                     (cfg.adopt != "significant+constant" or beats_constant(against)))
+    candidate = Point(pool[i], state.scores[pool[i]], -1, -1)
+    found = next((p for p in state.trajectory.points if p.prompt == pool[i]), candidate)
+    if ok:
+        return Choice(found, None, split, details)
+    missed = {"prompt": pool[i], "eval": state.scores[pool[i]], "comparison": cmps[i].as_dict(),
+              "constant": None if cfg.adopt == "lcb" else against}
+    return Choice(initial, missed, split, details)
+
 
 async def compare(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, task: Task, initial: str, final: str, split: str,
                   save: bool = False) -> Comparison:

@@ -37,10 +37,12 @@ class Outcome:
     curve: str | None = None  # when the gain on eval first became significant, in scorer requests
     gains: dict[str, Comparison] = field(default_factory=dict)  # final against initial, by split
     headroom: str | None = None  # the headroom check's verdict, and the probe the search started from
+    adoption: str | None = None  # how the final prompt was chosen, where not simply the best on eval
+    length: str | None = None  # the final prompt's tokens and what they cost per 1,000 calls
 
     def lines(self) -> list[str]:
-        return [*(x for x in (self.headroom,) if x), self.summary, *self.yardstick,
-                *(x for x in (self.human, self.proposals, self.curve) if x)]
+        return [*(x for x in (self.headroom,) if x), self.summary, *(x for x in (self.adoption,) if x),
+                *self.yardstick, *(x for x in (self.human, self.length, self.proposals, self.curve) if x)]
 
 
 def gain(comparison: Comparison | None) -> str:
@@ -51,7 +53,31 @@ def gain(comparison: Comparison | None) -> str:
 def outcome(r: TaskResult) -> Outcome:
     gains = {split: c for split in ("eval", "test") if (c := r.comparison(split)) is not None}
     return Outcome(_kind(r), _summary(r), tuple(_yardstick(r)), describe_reference(r.human) if r.human else None,
-                   _proposals(r), _curve(r), gains, _headroom(r))
+                   _proposals(r), _curve(r), gains, _headroom(r), _adoption(r), _length(r))
+
+
+def _adoption(r: TaskResult) -> str | None:
+    """How the rule chose, where it was more than the best on eval: lcb's corrected bound, a holdout."""
+    a = r.adoption or {}
+    parts = []
+    if a.get("split") == "holdout":
+        parts.append(f"chosen on the held-out share of eval (never scored during the search), among the initial "
+                     f"prompt and the {a['finalists']} best on eval")
+    if a.get("holdout_unscored"):
+        parts.append(f"the held-out share of eval was not scored ({a['holdout_unscored']}): chosen on eval")
+    if a.get("correction") and a.get("low") is not None:
+        parts.append(f"adopted by the lower bound of the gain over the initial prompt: {100 * a['low']:+.1f} points "
+                     f"for the best bound, each at level {100 * (1 - a['alpha']):.2f}% (Bonferroni over the "
+                     f"{a['finalists']} prompts compared)")
+    return "; ".join(parts) or None
+
+
+def _length(r: TaskResult) -> str | None:
+    if r.final_tokens is None:
+        return None
+    cost = (f", ${r.cost_per_1000_calls:.4f} per 1,000 calls at the scorer's prompt price"
+            if r.cost_per_1000_calls is not None else "")
+    return f"the final prompt: about {r.final_tokens} tokens (4 bytes a token){cost}"
 
 
 def _headroom(r: TaskResult) -> str | None:
@@ -63,7 +89,8 @@ def _headroom(r: TaskResult) -> str | None:
 
 def _kind(r: TaskResult) -> str:
     if r.not_adopted:
-        return KEPT_BELOW_CONSTANT if Comparison.from_dict(r.not_adopted["comparison"]).significant else KEPT_NO_GAIN
+        missed = Comparison.from_dict(r.not_adopted["comparison"])
+        return KEPT_BELOW_CONSTANT if missed.significant and missed.diff > 0 else KEPT_NO_GAIN
     if r.final_prompt == r.initial_prompt:
         return KEPT_NONE_HIGHER
     gained = r.comparison("eval")
@@ -72,17 +99,19 @@ def _kind(r: TaskResult) -> str:
 
 def _summary(r: TaskResult) -> str:
     final, kind = describe(r.final_prompt), _kind(r)
+    where = "eval" if r.chosen_on == "eval" else "the held-out share of eval"
     if kind in (KEPT_BELOW_CONSTANT, KEPT_NO_GAIN):
         best = f"the best candidate, {describe(r.not_adopted['prompt'])},"
         if kind == KEPT_BELOW_CONSTANT:  # adopt=significant+constant
-            return f"kept the initial prompt {final}: {best} is {verdict(r.not_adopted['constant'], 'eval')}"
-        return (f"no significant gain on eval: kept the initial prompt {final} ({best} "
+            return f"kept the initial prompt {final}: {best} is {verdict(r.not_adopted['constant'], r.chosen_on)}"
+        return (f"no significant gain on {where}: kept the initial prompt {final} ({best} "
                 f"was{gain(Comparison.from_dict(r.not_adopted['comparison']))})")
     if kind == KEPT_NONE_HIGHER:
-        return f"no candidate scored higher on eval: kept the initial prompt {final}"
+        return f"no candidate scored higher on {where}: kept the initial prompt {final}"
     if kind == ADOPTED_SIGNIFICANT:
         return f"new prompt (a significant gain on eval): {final}"
-    return f"new prompt, the best on eval but not a significant gain (--adopt {r.adopt}): {final}"
+    on_eval = "" if r.chosen_on == "eval" else " on eval"
+    return f"new prompt, the best on {where} but not a significant gain{on_eval} (--adopt {r.adopt}): {final}"
 
 
 def _yardstick(r: TaskResult) -> list[str]:

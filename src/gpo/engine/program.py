@@ -46,7 +46,7 @@ async def program_step(search, task: Task, state: SearchState, g: int) -> StepRe
     samples, tokens = state.optimizer_samples, state.optimizer_tokens
     part.optimizer_samples, part.optimizer_tokens = samples, tokens
     part.next_step = g
-    search.actions.asked[id(part)] = []
+    search.actions.begin(view, part)
     record = await search.step(view, part, g)
     state.optimizer_samples += part.optimizer_samples - samples
     state.optimizer_tokens += part.optimizer_tokens - tokens

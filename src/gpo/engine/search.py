@@ -20,6 +20,7 @@ from gpo.engine.adoption import finish
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks
 from gpo.engine.ledger import Ledger
+from gpo.engine.merge import merge
 from gpo.engine.start import check_headroom, start_from
 from gpo.engine.options import NoOptions, parse_options
 from gpo.engine.program import program_step
@@ -30,7 +31,7 @@ from gpo.llm.base import LLM
 from gpo.llm.embed import Embedder
 from gpo.llm.meter import BudgetSpent, charge_to
 from gpo.scoring.evaluate import Evaluator
-from gpo.tasks.task import Task
+from gpo.tasks.task import Task, hold_out
 
 __all__ = ["PromptSearch", "StepPlan"]
 
@@ -87,8 +88,8 @@ class PromptSearch:
     # ------------------------------------------------------------------ the loop
     async def optimize(self, task: Task) -> TaskResult:
         """Search one task (resuming from its checkpoint); the run's meter charges its paid calls to it."""
-        with charge_to(task.id):
-            return await self._optimize(task)
+        with charge_to(task.id):  # with final_holdout, the search sees eval without its held-out share
+            return await self._optimize(hold_out(task, self.config.final_holdout, self.config.seed))
 
     async def _optimize(self, task: Task) -> TaskResult:
         saved = self.hooks.load_state(task)
@@ -111,10 +112,11 @@ class PromptSearch:
             g = state.next_step
             before = state.to_dict()  # a step cut short leaves no half-changed state, whatever the hooks keep
             self.ledger.begin(task)
-            self.actions.asked[id(state)] = []
+            self.actions.begin(task, state)
             try:
                 record = await (program_step(self, task, state, g) if task.program is not None
                                 else self.step(task, state, g))
+                await merge(self.actions, task, state, g, record)  # --merge: after the step, within its budget
             except BudgetSpent as err:  # a request would have passed a run budget: the step is dropped
                 stopped = str(err)
                 self.hooks.event(Event.BUDGET_STOP, task=task.id, reason=stopped, step=g, mid_step=True)
@@ -216,14 +218,14 @@ class PromptSearch:
         self.hooks.save_evaluation(task, "eval/initial", ev)
         state = self.State(current=initial, format_indices=fmt_idx, pool=[initial])
         state.trajectory.points.append(Point(initial, ev.score, -1, -1))
-        state.scores[initial] = ev.score
+        state.scored(initial, ev, cfg.pool == "pareto")
         state.seen.append(initial)
         state.chosen.append(initial)
         self.ledger.settle(task, state)
         state.start_requests = state.scorer_requests
         self.hooks.event(Event.INITIAL, task=task.id, method=self.name, prompt=initial, eval=ev.score)
         if headroom is not None:
-            await start_from(self.evaluator, self.hooks, task, state, headroom)
+            await start_from(self.evaluator, self.hooks, task, state, headroom, cfg.pool == "pareto")
         self.hooks.save_state(task, state.to_dict())
         return state
 

@@ -22,7 +22,8 @@ async def check_headroom(cfg: GPOConfig, evaluator: Evaluator, task: Task, initi
     return await probe(evaluator, task, initial, seed=cfg.seed, alpha=cfg.race_alpha, extraction=cfg.extraction)
 
 
-async def start_from(evaluator: Evaluator, hooks: Hooks, task: Task, state: SearchState, headroom: Headroom) -> None:
+async def start_from(evaluator: Evaluator, hooks: Hooks, task: Task, state: SearchState, headroom: Headroom,
+                     per_example: bool = False) -> None:
     """Record the check in ``state``, and where its best probe beat the initial prompt significantly
     (and the best constant answer, where the task has one: a prompt collapsed to one answer is no
     place to start), score that probe on all of eval and start the search from it: it joins the
@@ -33,7 +34,7 @@ async def start_from(evaluator: Evaluator, hooks: Hooks, task: Task, state: Sear
         ev = await evaluator.evaluate(task, start, "eval")
         hooks.save_evaluation(task, "eval/probe", ev)
         state.trajectory.points.append(Point(start, ev.score, -1, -1))
-        state.scores[start] = ev.score
+        state.scored(start, ev, per_example)
         state.seen.append(start)
         state.chosen.append(start)
         state.pool.append(start)

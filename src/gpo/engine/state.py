@@ -66,6 +66,10 @@ class TaskResult:
     requests_to_gain: int | None = None
     headroom: dict | None = None  # the headroom check before the search (gpo.scoring.headroom.Headroom.as_dict)
     started_from: str | None = None  # the probe prompt the search started from (significantly above the initial)
+    chosen_on: str = "eval"  # where the adoption rule chose: eval, or holdout (final_holdout)
+    adoption: dict | None = None  # the rule, how many prompts it chose among, and lcb's bound (gpo.engine.adoption)
+    final_tokens: int | None = None  # the final prompt's tokens (gpo.prompts.length)
+    cost_per_1000_calls: float | None = None  # what they cost over 1,000 calls at the scorer's prompt price
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +116,17 @@ class SearchState:
     parts: dict[str, dict] = field(default_factory=dict)  # a program's search: each prompt's own state
     headroom: dict | None = None  # the headroom check before the search (Headroom.as_dict), where it ran
     started_from: str | None = None  # the probe whose prompt the search started from, where one beat the initial
+    # pool='pareto': each prompt scored on all of eval, its per-example scores (the frontier's material,
+    # gpo.engine.frontier), and the pairs merged so far (--merge)
+    example_scores: dict[str, list[float]] = field(default_factory=dict)
+    merged: list[list[str]] = field(default_factory=list)
+
+    def scored(self, text: str, evaluation, per_example: bool = False) -> None:
+        """Keep a prompt's eval score (an ``Evaluation`` of all of eval) and, with ``per_example``
+        (the Pareto pool), its score on each example, in example order."""
+        self.scores[text] = evaluation.score
+        if per_example:
+            self.example_scores[text] = [r.score for r in sorted(evaluation.records, key=lambda r: r.index)]
 
     def to_dict(self) -> dict:
         d = asdict(self)

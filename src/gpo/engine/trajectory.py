@@ -26,6 +26,7 @@ class Candidate:
     reused: bool = False  # seen in an earlier step; its stored score was used
     race_examples: int | None = None  # stopped by racing: eval examples it was scored on
     race_estimate: float | None = None  # stopped by racing: its mean on those examples (not an eval score)
+    merged: list[str] | None = None  # a merge (--merge): the two frontier prompts it combines
 
 
 @dataclass

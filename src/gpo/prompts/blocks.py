@@ -58,3 +58,16 @@ def paraphrase_prompt(prompt: str) -> str:
         "Rewrite the following instruction in different words. Keep its meaning, and keep it about as long.\n\n"
         f"Instruction: {prompt}\n\nPut the rewritten instruction between {START} and {END}."
     )
+
+
+def merge_prompt(first: str, second: str, first_wins: str, second_wins: str) -> str:
+    """Ask for one prompt that keeps what each of two prompts gets right (``--merge``, after
+    GEPA's merge): each prompt, with task examples only it answers well."""
+    return "\n\n".join([
+        "Two prompts were written for the same task. Each one gets some examples right that the other gets wrong.",
+        f"Prompt A: {first}\n\nExamples prompt A gets right and prompt B gets wrong:\n\n{first_wins}",
+        f"Prompt B: {second}\n\nExamples prompt B gets right and prompt A gets wrong:\n\n{second_wins}",
+        "Write one new prompt that combines what both prompts do well, so that it gets all of these examples "
+        "right. Keep it short and general.",
+        f"Put the new prompt between {START} and {END}.",
+    ])

@@ -67,3 +67,39 @@ def word_edit_distance(a: str, b: str) -> int:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wx != wy))
         prev = cur
     return prev[-1]
+
+
+COPIED_WORDS = 8  # a run this long of one task example's text, in a candidate, copies that example
+BOILERPLATE_SHARE = 0.1  # a run found in more than this share of the examples is the task's own wording
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+class ExampleSpans:
+    """The runs of ``COPIED_WORDS`` words of a task's examples (their inputs and targets), to catch
+    a candidate that pastes training data into the prompt (it scores well on eval and leaks data).
+    Words are compared lowercased without punctuation. A run found in more than ``BOILERPLATE_SHARE``
+    of the examples is the task's own wording (a question every input asks), not one example's data,
+    and is allowed, as is any run the reference prompt already has."""
+
+    def __init__(self, texts: list[list[str]]):
+        found: dict[tuple, set[int]] = {}
+        for i, parts in enumerate(texts):
+            for part in parts:
+                w = _words(part)
+                for j in range(len(w) - COPIED_WORDS + 1):
+                    found.setdefault(tuple(w[j:j + COPIED_WORDS]), set()).add(i)
+        limit = max(1, int(BOILERPLATE_SHARE * len(texts)))
+        self.spans = {span: min(owners) for span, owners in found.items() if len(owners) <= limit}
+
+    def copied(self, text: str, allowed: str = "") -> str | None:
+        """Why ``text`` copies a task example ('copies a task example: ...'), else None."""
+        w, a = _words(text), _words(allowed)
+        fine = {tuple(a[j:j + COPIED_WORDS]) for j in range(len(a) - COPIED_WORDS + 1)}
+        for j in range(len(w) - COPIED_WORDS + 1):
+            span = tuple(w[j:j + COPIED_WORDS])
+            if span in self.spans and span not in fine:
+                return f"copies a task example: {COPIED_WORDS}+ words of example {self.spans[span] + 1} ('{' '.join(span)}')"
+        return None

@@ -15,8 +15,11 @@ from gpo.scoring.headroom import SAMPLE, probe_prompts
 from gpo.scoring.render import render
 from gpo.run.sources import unpriced_cap
 from gpo.run.spec import RunSpec
+from gpo.engine.adoption import FINALISTS
+from gpo.engine.merge import SHOWN as MERGE_SHOWN
 from gpo.tasks import Task
-from gpo.names import DATA_SPLITS
+from gpo.tasks.task import hold_out
+from gpo.names import DATA_SPLITS, HOLDOUT
 
 
 # Token upper bounds. A token is at least one UTF-8 byte (byte-level tokenizers), so bytes
@@ -44,6 +47,8 @@ def _bounds(spec: RunSpec, task: Task) -> dict:
     longest = max((len((e.input + e.target).encode("utf-8")) for e in examples), default=0)
     second = first + scoring.max_tokens + len((task.second_round or "").encode("utf-8")) + 2 * MESSAGE_TOKENS
     shown = cfg.format_data_num + cfg.opt_batch_size + cfg.momentum_selection_num + 3
+    if cfg.merge:  # a merge's meta-prompt: two prompts, and SHOWN examples each wins
+        shown = max(shown, 2 * MERGE_SHOWN + 2)
     optimizer_prompt = (META_PROMPT_BYTES + shown * (longest + scoring.max_tokens + len(instruction))
                         + cfg.optimizer_max_tokens)
     judge_prompt = len((spec.tasks.judge_rubric or "").encode("utf-8")) + longest + scoring.max_tokens + 4 * MESSAGE_TOKENS
@@ -111,8 +116,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
     totals = {"scorer_calls": 0, "optimizer_calls": 0, "optimizer_samples": 0, "scorer_tokens": [0, 0],
               "optimizer_tokens": [0, 0], "expected_scorer_calls": 0, "expected_optimizer_calls": 0,
               "expected_optimizer_samples": 0}
-    per_task = []
-    for task in tasks if tasks is not None else load_tasks(spec.tasks):
+    per_task, loaded = [], tasks if tasks is not None else load_tasks(spec.tasks)
+    for task in (hold_out(t, cfg.final_holdout, cfg.seed) for t in loaded):  # with the eval its search sees
         method.check_task(cfg, options, task)
         second, judge = scoring_requests(task, build_prompt_format(spec), spec.scoring.second_round)
         n_eval, n_test, n_train = (len(task.split(s)) for s in ("eval", "test", "train"))
@@ -120,16 +125,17 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         if cap is not None and steps:
             check_search_budget(cap, cfg, method.phase_shares(options), task.id, n_eval, second + judge)
         step = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
-        search = (n_eval + steps * step.examples) * (second + judge)
+        search = (n_eval + steps * step.examples + cfg.merge * n_eval) * (second + judge)
         if cap is not None:
             search = min(search, cap)
         probing, repeated = _probing(cfg, method, task, steps, second + judge)
         search += probing
-        references = 2 if task.human_instruction else 0  # the human instruction, alone and with the final's demos
-        test = (method.planned_test_prompts(cfg, options, task) + references) * n_test * (second + judge)
+        # beside the final prompt's: the human instruction alone and with its demos, and the choice on a holdout
+        extra = (2 if task.human_instruction else 0) * n_test + (1 + FINALISTS) * len(task.splits.get(HOLDOUT) or ())
+        test = (method.planned_test_prompts(cfg, options, task) * n_test + extra) * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
-        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests
-        samples = steps * step.optimizer_samples
+        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests + cfg.merge
+        samples = steps * step.optimizer_samples + cfg.merge
         reached = _reached(cap, steps, step, n_eval, second + judge)
         totals["expected_optimizer_samples"] += reached * step.optimizer_samples
         totals["expected_optimizer_calls"] += reached * step.optimizer_requests
@@ -137,8 +143,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         bound = _bounds(spec, task)
         worst = bound["second"] if second == 2 else bound["first"]  # the longer of a scorer call's two kinds
         totals["scorer_tokens"] = [t + scorer_calls * max(a, b) for t, a, b in zip(totals["scorer_tokens"], bound["first"], worst)]
-        totals["optimizer_tokens"][0] += opt_calls * bound["optimizer"][0]
-        totals["optimizer_tokens"][1] += samples * bound["optimizer"][1]
+        totals["optimizer_tokens"] = [t + n * b for t, n, b in zip(totals["optimizer_tokens"], (opt_calls, samples),
+                                                                   bound["optimizer"])]
         if judge_calls:
             totals["judge_calls"] = totals.get("judge_calls", 0) + judge_calls
             totals["judge_tokens"] = [t + judge_calls * b for t, b in zip(totals.get("judge_tokens", (0, 0)), bound["judge"])]

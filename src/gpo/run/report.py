@@ -275,7 +275,7 @@ def _results(results: list[dict]) -> list[str]:
         said = outcome(r)
         note = f"<br><small>{html.escape(said.summary)}</small>" if said.kind.startswith("kept") else ""
         note += _yardstick_note(r, said)
-        for line in (said.human, said.headroom):
+        for line in (said.adoption, said.human, said.length, said.headroom):
             if line:
                 note += f"<br><small>{html.escape(line)}</small>"
         body.append(f"<tr><td>{html.escape(record['task'])}</td><td>{_pct(r.initial_eval)} → {_pct(r.final_eval)}</td>"

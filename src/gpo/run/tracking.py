@@ -258,7 +258,7 @@ class MlflowTracker:
                 "gpo.task": f"{result.dataset}/{result.task}", "gpo.adopt": result.adopt}
         tags.update({f"gpo.{k}": f"{100 * v:.1f}" for k, v in scores.items() if v is not None})
         said = outcome(result)
-        tags.update({"gpo.outcome": said.summary, **({"gpo.headroom": said.headroom} if said.headroom else {})})
+        tags.update({"gpo.outcome": said.summary} | {f"gpo.{k}": v for k in ("headroom", "length") if (v := getattr(said, k))})
         for split, comparison in said.gains.items():  # the final prompt against the initial one: gain, interval, p
             tags[f"gpo.{split}_gain"] = comparison.describe()
         template = registry_template(result, self.spec, task)
@@ -301,8 +301,9 @@ def registered_instruction(uri: str, tracking_uri: str | None = None) -> str:
 def class_metrics(result: TaskResult) -> dict[str, float]:
     """The final prompt's per-class figures on each split scored (closed-answer tasks):
     ``final_test_macro_f1`` and ``final_test_recall.LABEL`` (the label as MLflow allows a name);
-    and the human instruction's score (instruction induction): ``human_test``, ``human_test_with_demos``."""
-    metrics = {}
+    and the human instruction's score (instruction induction): ``human_test``, ``human_test_with_demos``;
+    and the final prompt's length: ``final_tokens``, ``cost_per_1000_calls`` (where the scorer has a price)."""
+    metrics = {k: v for k in ("final_tokens", "cost_per_1000_calls") if (v := getattr(result, k)) is not None}
     human = result.human or {}
     for name in ("alone", "with_demos"):
         if name in human:

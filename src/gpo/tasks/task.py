@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import re
+import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 
 from gpo.errors import TaskError  # noqa: F401 - re-exported: the tasks layer's error
 from gpo.tasks.program import encode
-from gpo.names import DATA_SPLITS, SPLITS  # noqa: F401 - SPLITS re-exported
+from gpo.names import DATA_SPLITS, HOLDOUT, SPLITS  # noqa: F401 - SPLITS re-exported
 
 _OPTION_LINE = re.compile(r"^\s*\(([A-Za-z])\)\s*(.+?)\s*$", re.M)
 
@@ -91,7 +94,7 @@ class Task:
         return encode({**self.program.decode(program), name: text})
 
     def split(self, name: str) -> list[Example]:
-        if name not in SPLITS:
+        if name not in SPLITS and name != HOLDOUT:
             raise TaskError(f"unknown split {name!r}; splits are {', '.join(SPLITS)}")
         examples = self.splits.get(name) or []
         if not examples and name in DATA_SPLITS:
@@ -109,3 +112,21 @@ class Task:
             letters = sorted(example.options()) or ["D"]
             return self.second_round.format(last=f"({letters[-1]})")
         return self.second_round
+
+
+def hold_out(task: Task, fraction: float, seed: int) -> Task:
+    """The task as a search with ``final_holdout`` sees it: ``fraction`` of its eval examples (a
+    seeded sample, at least one) moved to the ``holdout`` split, the rest left in eval in their
+    order. Unchanged where ``fraction`` is 0; an eval too small to keep one example on each side
+    is refused."""
+    if not fraction:
+        return task
+    examples = task.split("eval")
+    n = max(1, round(fraction * len(examples)))
+    if n >= len(examples):
+        raise TaskError(f"task {task.id}: final_holdout {fraction} of its {len(examples)} eval examples leaves "
+                        f"none to search on; use a smaller share or more eval examples")
+    held = set(random.Random(zlib.crc32(f"{seed}|{task.id}|holdout".encode())).sample(range(len(examples)), n))
+    splits = {**task.splits, "eval": [e for i, e in enumerate(examples) if i not in held],
+              HOLDOUT: [e for i, e in enumerate(examples) if i in held]}
+    return dataclasses.replace(task, splits=splits)

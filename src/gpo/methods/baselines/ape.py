@@ -58,7 +58,7 @@ class APE(PromptSearch):
             metas = [induction_prompt(rng.sample(train, k)) for _ in range(N)]
             texts = await self.actions.ask(state, metas, 1, seed)
         else:
-            parents = state.pool[: self.options.keep]
+            parents = self.actions.parents(task, state, g, self.options.keep, state.pool[: self.options.keep])
             metas = [paraphrase_prompt(p) for p in parents]
             texts = await self.actions.ask(state, metas, math.ceil(N / len(parents)), seed)
             texts = texts[:N]

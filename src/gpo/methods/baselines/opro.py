@@ -5,7 +5,8 @@ Each step shows the optimizer the best ``history`` prompts so far with their
 scores, in ascending order (the best last; GPO's importance selector picks them), plus a few task exemplars drawn
 afresh each step, and asks for a new prompt that scores higher than all of them.
 N candidates per step at the optimizer temperature, all scored on eval; the
-scored prompts are the memory of the next step.
+scored prompts are the memory of the next step. With ``pool='pareto'`` the prompts shown are drawn
+from the Pareto frontier instead (gpo.engine.frontier), still in ascending order.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class OPRO(PromptSearch):
         scored = list(state.scores.items())  # every prompt scored, oldest first
         best = await Importance()(scored, self.options.history)
         history = [scored[i] for i in reversed(best)]
+        drawn = self.actions.parents(task, state, g, self.options.history, [])  # pool='pareto': from the frontier
+        if drawn:
+            history = sorted(((p, state.scores[p]) for p in drawn), key=lambda ps: ps[1])
         pool = self.actions.format_pool(task)
         exemplars = self.actions.rng(task, g).sample(pool, min(self.options.exemplars, len(pool)))
         meta = opro_prompt(history, exemplars, placement(task, cfg.instruction_pos))

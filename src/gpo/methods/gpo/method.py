@@ -143,7 +143,8 @@ class GPO(PromptSearch):
         the update meta-prompt, N candidates scored on eval, and the best not chosen before."""
         epoch, step = self.actions.epoch_step(task, g)
         tools = PieceTools(self, task, state)
-        U, u_score = state.current, state.scores[state.current]
+        U = self.actions.parents(task, state, g, 1, [state.current])[0]  # pool='pareto': drawn from the frontier
+        u_score = state.scores[U]
         instruction, held = split_demos(U)
         train_ev = await self._probe(task, state, U, g)
         grad = await self._gradient(tools, task, state, instruction, train_ev, epoch, step)
@@ -155,7 +156,7 @@ class GPO(PromptSearch):
                                        u_score, direction.block, self.actions.format_examples(task, state), grad, step_size)
         candidates = await self._candidates(task, state, meta, U, held, g, step_size)
         await self.actions.score(task, state, candidates, g)
-        chosen, chosen_score = self._choose(state, U, u_score, candidates)
+        chosen, chosen_score = self._choose(state, U, candidates)
         if grad is not None:  # the gradient's improvement, for importance selection over gradients
             state.trajectory.gradients[-1].improvement = chosen_score - state.trajectory.points[-1].score
         state.trajectory.points.append(Point(chosen, chosen_score, epoch, step))
@@ -201,17 +202,13 @@ class GPO(PromptSearch):
                                                                        state.realtime_gradient, tools)
         return shown
 
-    @staticmethod
-    def _choose(state: GPOState, U: str, u_score: float, candidates: list[Candidate]) -> tuple[str, float]:
-        """The best prompt not chosen before, among U (with its real score) and the scored
-        candidates in generation order (a stable sort: ties go to the earlier); the best
-        overall when every one was chosen before."""
-        pool: dict[str, float] = {U: u_score}
-        for c in candidates:
-            if c.rejected is None:
-                pool.setdefault(c.text, c.score)
-        ranked = sorted(pool.items(), key=lambda kv: -kv[1])
-        return next(((p, s) for p, s in ranked if p not in state.chosen), ranked[0])
+    def _choose(self, state: GPOState, U: str, candidates: list[Candidate]) -> tuple[str, float]:
+        """The best prompt not chosen before (by ``fitness``: the eval score less any length
+        penalty), among U and the scored candidates in generation order (a stable sort: ties go
+        to the earlier); the best overall when every one was chosen before."""
+        ranked = self.actions.ranked(state, [U] + [c.text for c in candidates if c.rejected is None])
+        chosen = next((p for p in ranked if p not in state.chosen), ranked[0])
+        return chosen, state.scores[chosen]
 
     async def _candidates(self, task: Task, state: GPOState, meta: str, U: str, held: list, g: int,
                           step_size: int | None) -> list[Candidate]:
