@@ -64,7 +64,17 @@ HELP = {
              "significantly better there at --race-alpha; significant+constant: and also significantly "
              "better there than always giving the best constant answer, without collapsing to one answer "
              "(closed-answer tasks; the quickstart's rule); best: the highest eval mean, the paper's rule "
-             "(its presets use it).",
+             "(its presets use it); lcb: the highest lower bound of the gain over the initial prompt, "
+             "Bonferroni-corrected for the prompts scored, adopted only above 0.",
+    "pool": "best (default): a step updates the method's own choice; pareto: a prompt drawn from the per-example "
+            "Pareto frontier of the scored prompts, by the eval examples each wins (GEPA's pool).",
+    "merge": "With --pool pareto: up to N merges a search, each asking the optimizer to combine two frontier "
+             "prompts that win different examples; raced and paid like any candidate (default 0).",
+    "final_holdout": "Keep this share of eval out of the search (e.g. 0.2); the final prompt is chosen there "
+                     "among the initial prompt and the 3 best on eval, by --adopt (default 0: none).",
+    "length_penalty": "Rank prompts by eval score minus L x tokens / --max-prompt-tokens (per 1,000 tokens "
+                      "without a cap; default 0).",
+    "max_prompt_tokens": "Set aside candidates over N tokens (4 bytes a token; default 0: no cap).",
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from fakes import ScriptedEndpoint, config
@@ -88,3 +89,29 @@ def test_a_run_with_no_finished_task_or_an_unknown_task_is_one_clear_line(tmp_pa
     (run_dir / "events.jsonl").write_text("")
     result = CliRunner().invoke(main, ["show", str(run_dir)])
     assert result.exit_code == 2 and "no task has finished yet" in result.output
+
+
+def test_a_run_with_the_pareto_pool_lcb_a_holdout_and_a_length_cap_says_how_it_chose(tmp_path, data_dir):
+    """Every new setting through the real command-line path's API, with scripted endpoints (named as such):
+    the closing lines, `gpo show`, the report and optimized_prompts.jsonl say how the prompt was chosen and
+    its length."""
+    from gpo.run.report import write_report
+
+    tasks = TaskSpec(source="gpo", dataset="bbh", tasks=["navigate"], data_dir=str(data_dir),
+                     max_examples={"train": 4, "eval": 8, "test": 3, "format": 3})
+    with ScriptedEndpoint() as scorer, ScriptedEndpoint() as opt:
+        cfg = config(opt_batch_size=4, num_generated_instructions_in_each_step=2, pool="pareto", merge=1,
+                     adopt="lcb", final_holdout=0.25, length_penalty=0.05, max_prompt_tokens=200)
+        spec = RunSpec(tasks=tasks, config=cfg, scorer=ModelSpec("m", base_url=scorer.url, price_prompt=1.0),
+                       optimizer=ModelSpec("m", base_url=opt.url))
+        (result,) = optimize(spec, tmp_path / "run")
+    assert result.chosen_on == "holdout" and result.adoption["rule"] == "lcb"
+    assert result.final_tokens > 0 and result.cost_per_1000_calls == pytest.approx(result.final_tokens / 1000)
+    (row,) = [json.loads(line) for line in (tmp_path / "run" / "optimized_prompts.jsonl").open()]
+    assert row["final_tokens"] == result.final_tokens and row["chosen_on"] == "holdout"
+    text = show(tmp_path / "run")
+    assert f"the final prompt: about {result.final_tokens} tokens" in text and "per 1,000 calls" in text
+    assert "held-out share of eval" in text
+    html = write_report(tmp_path / "run").read_text()
+    assert "lcb: the highest lower bound" in html and "chosen on a held-out 25% of eval" in html
+    assert "pareto: a step updates a prompt drawn" in html and "penalty 0.05, cap 200 tokens" in html

@@ -66,6 +66,9 @@ def test_a_run_in_mlflow_with_its_registered_prompt(tmp_path, monkeypatch):
 
     assert version.tags["gpo.outcome"] == outcome(result).summary  # worded once, as the closing lines say it
     assert version.tags["gpo.headroom"] == outcome(result).headroom and result.headroom is not None
+    assert version.tags["gpo.length"] == outcome(result).length and f"{result.final_tokens} tokens" in outcome(result).length
+    (tokens,) = client.get_metric_history(child.info.run_id, "final_tokens")  # the final prompt's length
+    assert tokens.value == result.final_tokens > 0
     sent = [b["messages"] for b in scorer.bodies]
     (task,) = load_tasks(spec.tasks)
     for example in task.split("test"):

@@ -81,7 +81,7 @@ class ExampleSpans:
     """The runs of ``COPIED_WORDS`` words of a task's examples (their inputs and targets), to catch
     a candidate that pastes training data into the prompt (it scores well on eval and leaks data).
     Words are compared lowercased without punctuation. A run found in more than ``BOILERPLATE_SHARE``
-    of the examples is the task's own wording (a question every input asks), not one example's data,
+    of the examples (and more than two) is the task's own wording (a question every input asks), not one example's data,
     and is allowed, as is any run the reference prompt already has."""
 
     def __init__(self, texts: list[list[str]]):
@@ -91,7 +91,7 @@ class ExampleSpans:
                 w = _words(part)
                 for j in range(len(w) - COPIED_WORDS + 1):
                     found.setdefault(tuple(w[j:j + COPIED_WORDS]), set()).add(i)
-        limit = max(1, int(BOILERPLATE_SHARE * len(texts)))
+        limit = max(2, int(BOILERPLATE_SHARE * len(texts)))  # (an example in both train and eval is one example)
         self.spans = {span: min(owners) for span, owners in found.items() if len(owners) <= limit}
 
     def copied(self, text: str, allowed: str = "") -> str | None:

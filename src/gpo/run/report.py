@@ -255,7 +255,17 @@ def _settings(spec: dict) -> str:
                                           "significant+constant": f"significant+constant: only if better than the "
                                                                   f"initial prompt and than the best constant answer "
                                                                   f"on eval at alpha {cfg.get('race_alpha')}, without "
-                                                                  f"collapsing to one answer"}[cfg.get("adopt", "best")]))
+                                                                  f"collapsing to one answer",
+                                          "lcb": f"lcb: the highest lower bound of the gain over the initial prompt, "
+                                                 f"Bonferroni-corrected for the prompts scored, at alpha "
+                                                 f"{cfg.get('race_alpha')}"}[cfg.get("adopt", "best")]
+                 + (f"; chosen on a held-out {cfg['final_holdout']:.0%} of eval" if cfg.get("final_holdout") else "")))
+    if cfg.get("pool", "best") != "best":
+        rows.append(("pool", f"{cfg['pool']}: a step updates a prompt drawn from the per-example frontier"
+                             + (f"; up to {cfg['merge']} merges" if cfg.get("merge") else "")))
+    if cfg.get("length_penalty") or cfg.get("max_prompt_tokens"):
+        rows.append(("prompt length", f"penalty {cfg.get('length_penalty', 0)}, cap "
+                                      f"{cfg.get('max_prompt_tokens') or 'none'} tokens"))
     if cfg.get("objective", "accuracy") != "accuracy":
         rows.append(("objective", f"{cfg['objective']}: eval and test figures are macro-F1, compared by a paired "
                                   f"bootstrap over examples"))

@@ -1,0 +1,120 @@
+"""Beyond one best prompt (issue 37): the Pareto pool, with and without merges, and adoption by
+the lower confidence bound, each against gpo's default (the best prompt, adopted when its gain on
+eval is significant), at an equal search budget on 3 instruction-induction tasks and 3 seeds.
+
+Every variant runs the same search, ``gpo+demos`` with demonstrations first (on the embedded
+model only demonstrations move these tasks; BENCHMARKS.md "curves"), and changes one setting:
+
+- ``best``: ``--pool best --adopt significant`` (gpo's defaults);
+- ``pareto``: ``--pool pareto``, GPO's steps update a prompt drawn from the per-example frontier;
+- ``pareto+merge``: the same with ``--merge 2``;
+- ``lcb``: ``--adopt lcb``, the prompt with the highest Bonferroni-corrected lower bound.
+
+Per run: the final prompt's test gain over the initial prompt (McNemar's exact test, 95% interval),
+its tokens, and what the search spent; per variant against ``best``, the two final prompts paired
+on the same test examples, pooled over tasks and seeds. The embedded model writes few usable
+instructions (issue 38), so on it the variants differ little; the ranking means something with a
+large optimizer behind an API:
+
+    python -m bench.pareto
+    python -m bench.pareto --optimizer-model NAME --optimizer-base-url URL --scorer-model NAME \\
+        --scorer-base-url URL --no-record
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from bench._record import record
+from bench.compare import build_spec, planned, run_plan
+from bench.induction import parser
+
+from gpo.scoring.stats import compare
+from gpo.tasks.induction import DATASET
+
+TASKS = ["singular_to_plural", "first_word_letter", "larger_animal"]
+VARIANTS = {"best": {}, "pareto": {"pool": "pareto"}, "pareto+merge": {"pool": "pareto", "merge": 2},
+            "lcb": {"adopt": "lcb"}}
+METHOD, OPTIONS = "gpo+demos", {"order": "demos-first"}
+
+
+def collect(args) -> dict[str, dict]:
+    plan = []
+    for variant, changes in VARIANTS.items():
+        for seed in args.seeds:
+            for name in args.tasks:
+                spec = build_spec(args, METHOD, seed, DATASET, [name], False)
+                spec.scoring.second_round = None
+                spec.method_options = {"k": args.k, **OPTIONS}
+                spec.config = dataclasses.replace(spec.config, **changes)
+                plan.append(planned(args, f"{variant}|{seed}|{name}", {"variant": variant, "seed": seed, "task": name},
+                                    spec))
+    done = run_plan(args.results, plan)
+    for key, _, _ in plan:  # the merges each search made, from its checkpoint
+        states = (Path(args.runs) / key.replace("|", "-")).glob("tasks/*/state.json")
+        done[key]["merges"] = sum(len(json.loads(f.read_text()).get("merged", [])) for f in states)
+    return {key: done[key] for key, _, _ in plan}
+
+
+def row(run: dict, r: dict) -> str:
+    test = r.get("test_comparison") or {}
+    gain = (f"{100 * test['diff']:+.1f} [{100 * test['low']:+.0f}..{100 * test['high']:+.0f}], p = {test['p']:.3g}"
+            if test else "-")
+    return (f"| {run['task']} | {run['seed']} | {run['variant']} | {100 * r['initial_test']:.1f} → "
+            f"{100 * r['final_test']:.1f} | {gain} | {r.get('final_tokens', '-')} | {r['scorer_requests']} | "
+            f"{r['optimizer_samples']} | {run['merges']} |")
+
+
+def versus_best(runs: dict[str, dict], variant: str) -> str:
+    """The variant's final prompts against best's, paired on the same test examples, pooled."""
+    ours, base = [], []
+    for run in runs.values():
+        if run["variant"] != variant:
+            continue
+        twin = next(o for o in runs.values() if o["variant"] == "best" and o["task"] == run["task"]
+                    and o["seed"] == run["seed"])
+        ours += run["results"][0]["test_scores"]["final"]
+        base += twin["results"][0]["test_scores"]["final"]
+    c = compare(base, ours)
+    return (f"{variant} against best: {100 * c.mean_b:.1f} against {100 * c.mean_a:.1f} on {c.n} test examples pooled, "
+            f"{c.describe()}.")
+
+
+def main(args) -> None:
+    start = time.time()
+    runs = collect(args)
+    rows = [row(run, r) for run in runs.values() for r in run["results"]]
+    significant = {v: sum(1 for run in runs.values() if run["variant"] == v for r in run["results"]
+                          if (r.get("test_comparison") or {}).get("significant") and r["test_comparison"]["diff"] > 0)
+                   for v in VARIANTS}
+    per = {v: sum(1 for run in runs.values() if run["variant"] == v) for v in VARIANTS}
+    summary = [f"{v}: a significant test gain over the initial prompt in {significant[v]} of {per[v]} runs."
+               for v in VARIANTS] + [versus_best(runs, v) for v in VARIANTS if v != "best"]
+    body = "\n".join([
+        f"Search: {METHOD} ({', '.join(f'{k}={v}' for k, v in OPTIONS.items())}, k = {args.k}) from \"Let's think step "
+        f"by step.\"; scorer and optimizer {args.scorer_model}; per task the first {args.eval} eval and {args.test} "
+        f"test examples and {args.train or 'all'} train; {args.budget} search requests per task for every variant; "
+        f"seeds {', '.join(map(str, args.seeds))}. Variants: " + "; ".join(
+            f"{v}: {', '.join(f'{k}={x}' for k, x in c.items()) or 'the defaults (pool best, adopt significant)'}"
+            for v, c in VARIANTS.items()) + ". Test accuracy (%) of the initial and final prompts, the paired gain "
+        "with its 95% interval and McNemar's p, the final prompt's tokens (4 bytes a token), and the scorer "
+        "requests, optimizer samples and merges the search spent.", "",
+        "| task | seed | variant | test (initial → final) | gain [95% CI], p | tokens | scorer requests | optimizer samples "
+        "| merges |", "|---|---|---|---|---|---|---|---|---|", *rows, "", *summary, "",
+        f"Wall time {sum(run['wall_s'] for run in runs.values()) / 60:.1f} min summed over these runs on this "
+        f"machine (this invocation: {(time.time() - start) / 60:.1f} min; finished runs are reused on a rerun).",
+    ])
+    if not args.no_record:
+        record(args.section, args.title, body)
+    print(body)
+
+
+if __name__ == "__main__":
+    p = parser()
+    p.set_defaults(tasks=TASKS, seeds=[0, 1, 2], train=16, results="bench/.cache/pareto_results.jsonl",
+                   runs="bench/.cache/pareto_runs", section="pareto",
+                   title="Beyond one best prompt: Pareto pool, merges and lcb adoption against the default (issue 37)")
+    main(p.parse_args())
