@@ -62,3 +62,18 @@ def record(name: str, title: str, body: str, targets: list[Target] | None = None
     text = pattern.sub(lambda m: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     BENCHMARKS.write_text(text)
     print(body)
+
+
+def wall_time(runs, start: float, reuse: str = "finished runs are reused on a rerun") -> str:
+    """The closing line of a bench whose runs are kept between invocations: their wall time summed
+    (each run's ``wall_s``), and this invocation's."""
+    return (f"Wall time {sum(run['wall_s'] for run in runs) / 60:.1f} min summed over these runs on this machine "
+            f"(this invocation: {(time.time() - start) / 60:.1f} min; {reuse}).")
+
+
+def publish(args, body: str, targets: list[Target] | None = None) -> None:
+    """Write the section (``args.section``, ``args.title``) unless ``--no-record``, and print it."""
+    if args.no_record:
+        print(f"{body.strip()}\n\n{targets_line(targets)}")
+    else:
+        record(args.section, args.title, body, targets)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from bench._record import record
+from bench._record import publish, wall_time
 from bench.induction import collect, parser
 
 TASKS = ["singular_to_plural", "first_word_letter", "larger_animal"]
@@ -67,13 +67,10 @@ def main(args) -> None:
         "or none. Test: the initial and final prompts' test accuracy, with the paired test's p.", "",
         "| task | search | requests spent | to a gain | curve | test (initial → final) |",
         "|---|---|---|---|---|---|", *rows, "", *summary, "",
-        f"Wall time {sum(run['wall_s'] for run in runs.values()) / 60:.1f} min summed over these runs on this "
-        f"machine (this invocation: {(time.time() - start) / 60:.1f} min; finished runs are reused on a rerun, and "
-        f"requests bench/induction.py already asked are answered from the shared response cache, {args.cache}).",
+        wall_time(runs.values(), start, "finished runs are reused on a rerun, and requests bench/induction.py "
+                                        f"already asked are answered from the shared response cache, {args.cache}"),
     ])
-    if not args.no_record:
-        record(args.section, args.title, body)
-    print(body)
+    publish(args, body)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from bench._record import record
+from bench._record import Target, publish, wall_time
 from bench.compare import build_spec, planned, run_plan
 from bench.induction import parser
 
@@ -68,8 +68,22 @@ def row(run: dict, r: dict) -> str:
             f"{r['optimizer_samples']} | {run['merges']} |")
 
 
-def versus_best(runs: dict[str, dict], variant: str) -> str:
-    """The variant's final prompts against best's, paired on the same test examples, pooled."""
+def targets(runs: dict[str, dict]) -> list[Target]:
+    """Pareto and lcb no worse than best on the pooled test examples (they cost no more), and the
+    merge mechanism used at least once where it was on."""
+    out = []
+    for variant in ("pareto", "lcb"):
+        c = pooled(runs, variant)
+        out.append((f"{variant} not significantly worse than best on test ({c.describe()})",
+                    not (c.significant and c.diff < 0)))
+    merges = sum(run["merges"] for run in runs.values() if run["variant"] == "pareto+merge")
+    out.append((f"merges made with --merge 2 ({merges} in "
+                f"{sum(1 for run in runs.values() if run['variant'] == 'pareto+merge')} runs)", merges > 0))
+    return out
+
+
+def pooled(runs: dict[str, dict], variant: str):
+    """The variant's final prompts against best's, paired on the same test examples, pooled over runs."""
     ours, base = [], []
     for run in runs.values():
         if run["variant"] != variant:
@@ -78,7 +92,11 @@ def versus_best(runs: dict[str, dict], variant: str) -> str:
                     and o["seed"] == run["seed"])
         ours += run["results"][0]["test_scores"]["final"]
         base += twin["results"][0]["test_scores"]["final"]
-    c = compare(base, ours)
+    return compare(base, ours)
+
+
+def versus_best(runs: dict[str, dict], variant: str) -> str:
+    c = pooled(runs, variant)
     return (f"{variant} against best: {100 * c.mean_b:.1f} against {100 * c.mean_a:.1f} on {c.n} test examples pooled, "
             f"{c.describe()}.")
 
@@ -104,12 +122,9 @@ def main(args) -> None:
         "requests, optimizer samples and merges the search spent.", "",
         "| task | seed | variant | test (initial → final) | gain [95% CI], p | tokens | scorer requests | optimizer samples "
         "| merges |", "|---|---|---|---|---|---|---|---|---|", *rows, "", *summary, "",
-        f"Wall time {sum(run['wall_s'] for run in runs.values()) / 60:.1f} min summed over these runs on this "
-        f"machine (this invocation: {(time.time() - start) / 60:.1f} min; finished runs are reused on a rerun).",
+        wall_time(runs.values(), start),
     ])
-    if not args.no_record:
-        record(args.section, args.title, body)
-    print(body)
+    publish(args, body, targets(runs))
 
 
 if __name__ == "__main__":

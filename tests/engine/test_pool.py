@@ -134,3 +134,26 @@ def test_merge_needs_the_pareto_pool():
 
     with pytest.raises(ConfigError, match="pool='pareto'"):
         config(merge=1)
+
+
+POOL_METHODS = ["gpo", "ape", "apo", "opro", "pe2", "evoprompt-ga", "evoprompt-de", "gpo+demos"]
+
+
+@pytest.mark.parametrize("method", POOL_METHODS)
+def test_every_pool_method_keeps_the_search_budget_and_its_plan_with_pareto_merges_and_a_holdout(method):
+    from test_search_budget import any_meta_prompt
+
+    from fakes import plus_task
+    from gpo.api import RunSpec
+    from gpo.run.plan import plan
+
+    cap = 70
+    cfg = config(num_search_epochs=4, selection="race", pool="pareto", merge=2, final_holdout=0.2,
+                 budget={"scorer_calls_per_task": cap})
+    opt, scorer = ScriptedLLM(model="opt", script=any_meta_prompt), echo_scorer()
+    task = plus_task(n_eval=20)
+    result = asyncio.run(method_class(method)(cfg, opt, Evaluator(scorer, second_round=False)).optimize(task))
+    assert result.scorer_requests <= cap and result.chosen_on == "holdout"
+    planned = plan(RunSpec(config=cfg, method=method), [task])
+    assert scorer.usage.calls <= planned["scorer_calls"]
+    assert opt.usage.calls <= planned["optimizer_calls"]
