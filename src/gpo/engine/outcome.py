@@ -90,7 +90,8 @@ def _headroom(r: TaskResult) -> str | None:
 def _kind(r: TaskResult) -> str:
     if r.not_adopted:
         missed = Comparison.from_dict(r.not_adopted["comparison"])
-        return KEPT_BELOW_CONSTANT if missed.significant and missed.diff > 0 else KEPT_NO_GAIN
+        below = missed.significant and missed.diff > 0 and r.not_adopted.get("constant") is not None
+        return KEPT_BELOW_CONSTANT if below else KEPT_NO_GAIN
     if r.final_prompt == r.initial_prompt:
         return KEPT_NONE_HIGHER
     gained = r.comparison("eval")
