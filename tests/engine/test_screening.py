@@ -113,3 +113,42 @@ def test_constrained_replies_shape_every_request_for_a_new_prompt_and_count_usab
         shapes = {r.shape for r in opt.requests}
         assert shapes == ({ReplyShape(max_words=40)} if constrained else {None}), method
         assert 0 < result.usable_proposals <= result.proposals
+
+
+# prompts the paper published (GPO_resuls.jsonl in the original repository, txy77/GPO), on the real data:
+# four paste an MMLU example its meta-prompt showed; the others instruct in the task's own words
+PAPER_COPIES = {
+    "college_computer_science": "What do you think will happen as the total number of entries in an open (external) "
+                                "hash table with four buckets grows, if integers are hashed into these buckets",
+    "medical_genetics": "Which of the following accurately defines heritability?\n(A) A measure of the level of "
+                        "heterozygotes in a population",
+    "high_school_microeconomics": "Choose the most accurate option from the following choices: (A) Upward sloping to "
+                                  "the right. (B) Downward sloping to the right.",
+    "high_school_us_history": "Analyze the steps taken by President Reagan to diminish the size and influence of the "
+                              "Federal establishment",
+}
+PAPER_INSTRUCTIONS = {
+    ("bbh", "navigate"): "Analyze the given step-by-step instructions in detail and determine if they will guide you "
+                         "back to the starting point.",
+    ("bbh", "tracking_shuffled_objects_seven_objects"): "Consider the sequence of gift exchanges between Alice, Bob, "
+                                                        "Claire, Dave, Eve, Fred, and Gertrude at the white elephant "
+                                                        "gift event.",
+    ("mmlu", "moral_scenarios"): "Examine the provided pairs of scenarios and assess whether the main character's "
+                                 "actions align with the moral standards commonly accepted in the US as of 2020.",
+    ("bbh", "word_sorting"): "Arrange the following words in alphabetical order:",
+}
+
+
+def test_the_copy_screen_catches_the_papers_pasted_examples_and_passes_its_instructions(data_dir):
+    from gpo.api import TaskSpec, load_tasks
+    from gpo.engine.actions import SHOWN_SPLITS
+    from gpo.prompts.checks import ExampleSpans
+
+    def spans(dataset, name):
+        (task,) = load_tasks(TaskSpec(source="gpo", dataset=dataset, tasks=[name], data_dir=str(data_dir)))
+        return ExampleSpans([[e.input, e.target] for s in SHOWN_SPLITS for e in task.splits.get(s) or []])
+
+    for name, prompt in PAPER_COPIES.items():
+        assert (spans("mmlu", name).copied(prompt) or "").startswith("copies a task example"), name
+    for (dataset, name), prompt in PAPER_INSTRUCTIONS.items():
+        assert spans(dataset, name).copied(prompt) is None, name

@@ -37,7 +37,8 @@ def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
 
 
-SCORING_STOPS = ("stopped by racing", SPENT)  # set aside after screening: the proposal itself was usable
+SCORING_STOPS = ("stopped by racing", SPENT)
+SHOWN_SPLITS = ("train", "eval", "format", "few_shot")  # the splits a search may read: a candidate copies none  # set aside after screening: the proposal itself was usable
 
 
 def usable_proposals(candidates: Sequence[Candidate]) -> int:
@@ -69,15 +70,16 @@ class StepActions(PoolActions):
         self.config, self.optimizer_llm, self.evaluator = config, optimizer_llm, evaluator
         self.hooks, self.ledger, self.method = hooks, ledger, method
         self.asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
-        self.examples: dict[int, ExampleSpans] = {}  # id(state) -> its task's train and eval examples' runs of words
+        self.examples: dict[int, ExampleSpans] = {}  # id(state) -> its task's examples' runs of words
         self._spans: dict[str, ExampleSpans] = {}  # task id -> the same, built once
 
     def begin(self, task: Task, state: SearchState) -> None:
         """A step of ``state``'s search on ``task`` begins: nothing asked yet, and its task's examples
-        (train and eval inputs and targets) are what a candidate must not copy."""
+        (the inputs and targets of every split but test, which no search reads) are what a
+        candidate must not copy."""
         self.asked[id(state)] = []
         if task.id not in self._spans:
-            self._spans[task.id] = ExampleSpans([[ex.input, ex.target] for split in ("train", "eval")
+            self._spans[task.id] = ExampleSpans([[ex.input, ex.target] for split in SHOWN_SPLITS
                                                  for ex in task.splits.get(split) or []])
         self.examples[id(state)] = self._spans[task.id]
 
