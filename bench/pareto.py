@@ -2,8 +2,10 @@
 the lower confidence bound, each against gpo's default (the best prompt, adopted when its gain on
 eval is significant), at an equal search budget on 3 instruction-induction tasks and 3 seeds.
 
-Every variant runs the same search, ``gpo+demos`` with demonstrations first (on the embedded
-model only demonstrations move these tasks; BENCHMARKS.md "curves"), and changes one setting:
+Every variant runs the same search, GPO with the headroom check before it, as ``gpo optimize``
+runs it: where a probe (demonstrations, on the embedded model) is significantly better than the
+initial prompt, the search starts there and GPO rewrites its instruction with the demonstrations
+held, so candidates score differently example by example. Each variant changes one setting:
 
 - ``best``: ``--pool best --adopt significant`` (gpo's defaults);
 - ``pareto``: ``--pool pareto``, GPO's steps update a prompt drawn from the per-example frontier;
@@ -38,7 +40,8 @@ from gpo.tasks.induction import DATASET
 TASKS = ["singular_to_plural", "first_word_letter", "larger_animal"]
 VARIANTS = {"best": {}, "pareto": {"pool": "pareto"}, "pareto+merge": {"pool": "pareto", "merge": 2},
             "lcb": {"adopt": "lcb"}}
-METHOD, OPTIONS = "gpo+demos", {"order": "demos-first"}
+METHOD, OPTIONS = "gpo", {}
+COMMON = {"probe": True}  # gpo optimize's own start: the headroom check's best probe, where it is better
 
 
 def collect(args) -> dict[str, dict]:
@@ -48,8 +51,8 @@ def collect(args) -> dict[str, dict]:
             for name in args.tasks:
                 spec = build_spec(args, METHOD, seed, DATASET, [name], False)
                 spec.scoring.second_round = None
-                spec.method_options = {"k": args.k, **OPTIONS}
-                spec.config = dataclasses.replace(spec.config, **changes)
+                spec.method_options = dict(OPTIONS)
+                spec.config = dataclasses.replace(spec.config, **COMMON, **changes)
                 plan.append(planned(args, f"{variant}|{seed}|{name}", {"variant": variant, "seed": seed, "task": name},
                                     spec))
     done = run_plan(args.results, plan)
@@ -112,8 +115,8 @@ def main(args) -> None:
     summary = [f"{v}: a significant test gain over the initial prompt in {significant[v]} of {per[v]} runs."
                for v in VARIANTS] + [versus_best(runs, v) for v in VARIANTS if v != "best"]
     body = "\n".join([
-        f"Search: {METHOD} ({', '.join(f'{k}={v}' for k, v in OPTIONS.items())}, k = {args.k}) from \"Let's think step "
-        f"by step.\"; scorer and optimizer {args.scorer_model}; per task the first {args.eval} eval and {args.test} "
+        f"Search: {METHOD} from \"Let's think step by step.\" with the headroom check before it (the search starts "
+        f"from its best probe where that is significantly better, as `gpo optimize` does); scorer and optimizer {args.scorer_model}; per task the first {args.eval} eval and {args.test} "
         f"test examples and {args.train or 'all'} train; {args.budget} search requests per task for every variant; "
         f"seeds {', '.join(map(str, args.seeds))}. Variants: " + "; ".join(
             f"{v}: {', '.join(f'{k}={x}' for k, x in c.items()) or 'the defaults (pool best, adopt significant)'}"
@@ -129,7 +132,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     p = parser()
-    p.set_defaults(tasks=TASKS, seeds=[0, 1, 2], train=16, results="bench/.cache/pareto_results.jsonl",
+    p.set_defaults(tasks=TASKS, seeds=[0, 1, 2], train=16, eval=24, budget=120, results="bench/.cache/pareto_results.jsonl",
                    runs="bench/.cache/pareto_runs", section="pareto",
                    title="Beyond one best prompt: Pareto pool, merges and lcb adoption against the default (issue 37)")
     main(p.parse_args())
