@@ -132,7 +132,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     p = parser()
-    p.set_defaults(tasks=TASKS, seeds=[0, 1, 2], train=16, eval=24, budget=120, results="bench/.cache/pareto_results.jsonl",
+    p.set_defaults(tasks=TASKS, seeds=[0, 1, 2], train=16, eval=24, budget=400, results="bench/.cache/pareto_results.jsonl",
                    runs="bench/.cache/pareto_runs", section="pareto",
                    title="Beyond one best prompt: Pareto pool, merges and lcb adoption against the default (issue 37)")
     main(p.parse_args())
