@@ -90,9 +90,14 @@ class Choice:
     details: dict  # the rule, the prompts it chose among, and for lcb the chosen bound and its correction
 
 
+def fit(cfg: GPOConfig, prompt: str, figure: float) -> float:
+    """A figure of ``prompt`` (a score, a bound) less its length's cost (``length_penalty``)."""
+    return figure - length_cost(prompt, cfg.length_penalty, cfg.max_prompt_tokens)
+
+
 def best_point(cfg: GPOConfig, points: list[Point]) -> Point:
     """The trajectory's best by fitness (the eval score less any length penalty); the first of equals."""
-    return max(points, key=lambda p: p.score - length_cost(p.prompt, cfg.length_penalty, cfg.max_prompt_tokens))
+    return max(points, key=lambda p: fit(cfg, p.prompt, p.score))
 
 
 def finalists(cfg: GPOConfig, state: SearchState, holdout: bool) -> list[str]:
@@ -100,8 +105,7 @@ def finalists(cfg: GPOConfig, state: SearchState, holdout: bool) -> list[str]:
     (by fitness); with lcb every prompt scored on all of eval; with a holdout the ``FINALISTS``
     best on eval (for lcb, all of them ranked, capped the same way)."""
     initial = state.trajectory.points[0].prompt
-    cost = lambda p: state.scores[p] - length_cost(p, cfg.length_penalty, cfg.max_prompt_tokens)  # noqa: E731
-    ranked = sorted((p for p in state.scores if p != initial), key=lambda p: -cost(p))
+    ranked = sorted((p for p in state.scores if p != initial), key=lambda p: -fit(cfg, p, state.scores[p]))
     if holdout:
         return ranked[:FINALISTS]
     if cfg.adopt == "lcb":
@@ -131,26 +135,25 @@ async def _choose(evaluator: Evaluator, cfg: GPOConfig, task: Task, state: Searc
         return Choice(initial, None, split, details)
     init_ev, *evs = await evaluator.evaluate_many(task, [initial.prompt, *pool], split)
     seed = stable_seed(cfg.seed, task.id, split)
-    fit = lambda p, ev: ev.score - length_cost(p, cfg.length_penalty, cfg.max_prompt_tokens)  # noqa: E731
     if cfg.adopt == "lcb":
         alpha = cfg.race_alpha / len(pool)  # Bonferroni: every bound holds together at 1 - race_alpha
         cmps = [ev.versus(init_ev, alpha=alpha, seed=seed) for ev in evs]
-        i = max(range(len(pool)), key=lambda j: cmps[j].low - length_cost(pool[j], cfg.length_penalty,
-                                                                           cfg.max_prompt_tokens))
-        details |= {"correction": "bonferroni", "alpha": alpha, "low": cmps[i].low}
-        ok = cmps[i].low > 0
+        i = max(range(len(pool)), key=lambda j: fit(cfg, pool[j], cmps[j].low))
+        cmp, against = cmps[i], None
+        details |= {"correction": "bonferroni", "alpha": alpha, "low": cmp.low}
+        ok = cmp.low > 0
     else:
-        i = max(range(len(pool)), key=lambda j: fit(pool[j], evs[j]))
-        cmps = [evs[i].versus(init_ev, alpha=cfg.race_alpha, seed=seed)] * len(pool)
+        i = max(range(len(pool)), key=lambda j: fit(cfg, pool[j], evs[j].score))
+        cmp = evs[i].versus(init_ev, alpha=cfg.race_alpha, seed=seed)
         against = (await yardstick(evaluator, cfg, task, initial.prompt, pool[i], split) or {}).get("final")
-        ok = cfg.adopt == "best" or (cmps[i].significant and cmps[i].diff > 0 and
+        ok = cfg.adopt == "best" or (cmp.significant and cmp.diff > 0 and
                                      (cfg.adopt != "significant+constant" or beats_constant(against)))
     candidate = Point(pool[i], state.scores[pool[i]], -1, -1)
     found = next((p for p in state.trajectory.points if p.prompt == pool[i]), candidate)
     if ok:
         return Choice(found, None, split, details)
-    missed = {"prompt": pool[i], "eval": state.scores[pool[i]], "comparison": cmps[i].as_dict(),
-              "constant": None if cfg.adopt == "lcb" else against}
+    missed = {"prompt": pool[i], "eval": state.scores[pool[i]], "comparison": cmp.as_dict(),
+              "constant": against}
     return Choice(initial, missed, split, details)
 
 
