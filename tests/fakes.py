@@ -214,8 +214,9 @@ def replies(table):
 
 
 def config(**kw):
-    """selection='full', adopt='best': these tests pin the paper's choices and request counts exactly."""
-    base = dict(selection="full", adopt="best", num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+    """selection='full', adopt='best', repair=0: these tests pin the paper's choices and request
+    counts exactly (a repair round asks the scripted optimizer again; tests of it set repair)."""
+    base = dict(selection="full", adopt="best", repair=0, num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
                 initial_instruction="start", momentum_para_name="-", momentum_selection_name="-",
                 momentum_update_name="-", learning_rate_name="wo_lr", decay_strategy="-")
     return GPOConfig(**{**base, **kw})

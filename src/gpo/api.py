@@ -117,7 +117,7 @@ async def _optimize_locked(spec: RunSpec, run_dir: str | Path, listeners, resume
         planned = plan(spec, tasks)
         store.event(Event.PLAN, scorer_calls=planned["scorer_calls"], optimizer_samples=planned["optimizer_samples"],
                     selection=spec.config.selection, resume=resume, size=spec.size,
-                    **{k: planned[k] for k in ("unused",) if k in planned}, **({"sized": sized} if sized else {}),
+                    **{k: planned[k] for k in ("unused", "replies") if k in planned}, **({"sized": sized} if sized else {}),
                     **await estimate_time(spec, planned, rt.evaluator, rt.optimizer_llm, tasks[0]))
         results = await first_failure(one(t) for t in tasks)  # a task that fails stops the others
         store.write_results([r.as_dict() for r in results])

@@ -60,6 +60,12 @@ HELP = {
     "probe": "Before each task's search, check whether prompts move the scorer at all (the probe prompts of "
              "`gpo probe` on up to 32 eval examples); a probe significantly better than the initial prompt is "
              "where the search starts. On by default; --no-probe skips it (the paper's presets do).",
+    "constrained_replies": "Hold the optimizer's replies for new prompts to one tagged prompt (a llama.cpp grammar, "
+                           "or an endpoint's JSON schema). Default: on for llama.cpp models in process, where it "
+                           "raises the usable share, off for endpoints (measured to lower it on llama.cpp's server); "
+                           "the paper's presets keep free replies.",
+    "repair": "Ask again, once per round, for a reply that is no prompt, telling the optimizer why in one "
+              "sentence (default 1; 0: never, as the paper's presets).",
     "adopt": "significant (default): the best prompt on eval replaces the initial one only if it is "
              "significantly better there at --race-alpha; significant+constant: and also significantly "
              "better there than always giving the best constant answer, without collapsing to one answer "
@@ -85,7 +91,7 @@ def _config_options(f):
             continue
         dashed = "--" + fld.name.replace("_", "-")
         names = [dashed] + (["--" + fld.name] if "_" in fld.name else [])
-        if fld.type in ("bool", bool):
+        if fld.type in ("bool", bool, "bool | None"):
             f = click.option(f"{dashed}/--no-{dashed[2:]}", fld.name, default=None,
                              help=HELP.get(fld.name, f"[GPO option {fld.name}]"))(f)
             continue
@@ -337,7 +343,7 @@ def plan_line(event: dict) -> str:
     size = f"size {event['size']}: " if event.get("size") else ""
     return (f"plan: {size}at most {event['scorer_calls']:,} scorer requests{bound}, {event['optimizer_samples']:,} "
             f"optimizer samples; {wall} ({event.get('timing', '')})"
-            + "".join(f"\n{event[k]}" for k in ("sized", "unused") if event.get(k)))
+            + "".join(f"\n{event[k]}" for k in ("sized", "unused", "replies") if event.get(k)))
 
 
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM",

@@ -85,8 +85,13 @@ class SearchSettings:
     # Off here and in the paper's presets; `gpo optimize` turns it on (gpo.run.sources; --no-probe)
     probe: bool = False
     # hold the optimizer's replies for new prompts to one tagged text of at most max_prompt_words
-    # words (a grammar for llama.cpp models, a JSON schema for endpoints; gpo.llm.types.ReplyShape)
-    constrained_replies: bool = False
+    # words (a grammar for llama.cpp models, a JSON schema for endpoints; gpo.llm.types.ReplyShape).
+    # None (the default): on where the optimizer's backend is measured to write more usable prompts so,
+    # off elsewhere (gpo.llm.resolve.ModelRef.constrains_well, decided when a run is built)
+    constrained_replies: bool | None = None
+    # a reply that is no prompt (gpo.engine.actions.StepActions.unusable) is asked for again this many
+    # times, told why in one sentence; 0: never (the paper's presets)
+    repair: int = 1
     # how a step's candidates are scored and the final prompt adopted (gpo.scoring.racing, .stats)
     selection: str = "race"  # race: stop candidates significantly worse than the leader; full: score all on all of eval
     race_alpha: float = 0.05  # level of racing's paired tests (Holm-corrected), and of every significance shown
@@ -121,6 +126,8 @@ class SearchSettings:
 
     def validate_search(self) -> None:
         _check_choices(self, SearchSettings)
+        if not 0 <= self.repair <= 3:
+            raise ConfigError(f"repair must be 0 (off) to 3 rounds, got {self.repair}")
         if self.patience < 0:
             raise ConfigError(f"patience must be 0 (off) or more steps, got {self.patience}")
         positive = ("num_search_epochs", "opt_batch_size", "num_generated_instructions_in_each_step", "format_data_num")
@@ -287,7 +294,7 @@ class GPOConfig(GPOOptions, SearchSettings):
 # split, parses answers as the original code did and adopts the best prompt on eval
 # whether or not its gain is significant (``PAPER``). ``CELLS`` says, for each
 # preset, what it reproduces; ``gpo presets`` lists them.
-PAPER = dict(selection="full", extraction="original", adopt="best", probe=False)
+PAPER = dict(selection="full", extraction="original", adopt="best", probe=False, constrained_replies=False, repair=0)
 PRESETS: dict[str, dict] = {}
 CELLS: dict[str, str] = {}
 

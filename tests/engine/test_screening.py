@@ -141,7 +141,7 @@ PAPER_INSTRUCTIONS = {
 
 def test_the_copy_screen_catches_the_papers_pasted_examples_and_passes_its_instructions(data_dir):
     from gpo.api import TaskSpec, load_tasks
-    from gpo.engine.actions import SHOWN_SPLITS
+    from gpo.engine.proposals import SHOWN_SPLITS
     from gpo.prompts.checks import ExampleSpans
 
     def spans(dataset, name):

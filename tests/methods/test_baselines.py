@@ -22,7 +22,7 @@ from fakes import echo_scorer, plus_task
 
 
 def config(**kw):
-    base = dict(adopt="best", num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+    base = dict(adopt="best", repair=0, num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
                 initial_instruction="start", momentum_para_name="-", momentum_selection_name="-",
                 momentum_update_name="-", learning_rate_name="wo_lr", decay_strategy="-")
     return GPOConfig(**{**base, **kw})

@@ -1,66 +1,31 @@
-"""What a method's step may do, the same way for every method: ask the optimizer LLM
-(``ask``, ``ask_raw``), screen its replies (``screen``: leaks, not an instruction,
-duplicates, re-seen prompts), score candidates on eval within the search budget
-(``score``, ``race``), probe prompts on the step's train minibatch (``probe``), keep a
-beam or population (``keep_best``) and close the step (``record``). Every optimizer
-therefore spends, extracts, rejects, scores and reports alike, which is what makes their
-results comparable."""
+"""What a method's step may do, the same way for every method: ask the optimizer LLM for new
+prompts and screen its replies (``gpo.engine.proposals``), score candidates on eval within the
+search budget (``score``, ``race``), probe prompts on the step's train minibatch (``probe``),
+keep a beam or population (``gpo.engine.pool``) and close the step (``record``). Every
+optimizer therefore spends, extracts, rejects, scores and reports alike, which is what makes
+their results comparable."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import asdict
-from typing import Callable, Sequence
 
 from gpo.engine.events import Event
 from gpo.config import GPOConfig
 from gpo.engine.pool import PoolActions
 from gpo.engine.hooks import Hooks
 from gpo.engine.ledger import Ledger
+from gpo.engine.proposals import ProposalActions
 from gpo.engine.state import SearchState, stable_seed, steps_per_epoch
 from gpo.engine.stoppers import SPENT
 from gpo.engine.trajectory import Candidate, Point, StepRecord
-from gpo.llm.base import LLM, ReplyShape, Request
-from gpo.prompts.checks import ExampleSpans, leak_reason, not_an_instruction, word_edit_distance
-from gpo.prompts.length import too_long
-from gpo.prompts.tags import END, START, extract_tagged, polish
-from gpo.scoring.demos import split_demos
+from gpo.llm.base import LLM
 from gpo.scoring.evaluate import Evaluation, Evaluator
 from gpo.scoring.racing import Stop, example_order, least_scorings, race
 from gpo.tasks.task import Example, Task
 
 
-def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
-    """How many of a step's candidates were set aside, by kind of reason (the text before
-    any detail: 'not an instruction', 'too long', 'stopped by racing', ...)."""
-    kinds = [c.rejected.split(":")[0].split(" (")[0] for c in candidates if c.rejected]
-    return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
-
-
-SCORING_STOPS = ("stopped by racing", SPENT)
-SHOWN_SPLITS = ("train", "eval", "format", "few_shot")  # the splits a search may read: a candidate copies none  # set aside after screening: the proposal itself was usable
-
-
-def usable_proposals(candidates: Sequence[Candidate]) -> int:
-    """How many of a step's proposals were usable prompts: parsed, new (not a duplicate nor
-    seen before), within the length and word budgets and not a copy of the meta-prompt; a
-    candidate that racing or the search budget stopped still counts, as its text was usable."""
-    return sum(1 for c in candidates
-               if not c.reused and (c.rejected is None or c.rejected.startswith(SCORING_STOPS)))
-
-
-def _shown(asked: list[str], state: SearchState) -> str:
-    """A step's meta-prompts with the prompts they quote cut out: what a reply copies when it
-    continues the meta-prompt or repeats an example instead of writing a prompt."""
-    text = "\n".join(asked)
-    quoted = {*state.seen, *state.scores, *state.chosen}
-    for prompt in sorted(quoted | {split_demos(p)[0] for p in quoted}, key=len, reverse=True):
-        if prompt:
-            text = text.replace(prompt, "\n")
-    return text
-
-
-class StepActions(PoolActions):
+class StepActions(PoolActions, ProposalActions):
     """The actions the engine hands a method's ``step`` (``PromptSearch.actions``), built from
     the search's config, optimizer model, Evaluator, hooks and Ledger: a method asks, screens,
     scores and records through them, and never reaches past them into the engine."""
@@ -69,82 +34,7 @@ class StepActions(PoolActions):
                  method: str):
         self.config, self.optimizer_llm, self.evaluator = config, optimizer_llm, evaluator
         self.hooks, self.ledger, self.method = hooks, ledger, method
-        self.asked: dict[int, list[str]] = {}  # id(state) -> this step's meta-prompts (what a reply must not copy)
-        self.examples: dict[int, ExampleSpans] = {}  # id(state) -> its task's examples' runs of words
-        self._spans: dict[str, ExampleSpans] = {}  # task id -> the same, built once
-
-    def begin(self, task: Task, state: SearchState) -> None:
-        """A step of ``state``'s search on ``task`` begins: nothing asked yet, and its task's examples
-        (the inputs and targets of every split but test, which no search reads) are what a
-        candidate must not copy."""
-        self.asked[id(state)] = []
-        if task.id not in self._spans:
-            self._spans[task.id] = ExampleSpans([[ex.input, ex.target] for split in SHOWN_SPLITS
-                                                 for ex in task.splits.get(split) or []])
-        self.examples[id(state)] = self._spans[task.id]
-
-    def request(self, prompt: str, n: int = 1, seed: int = 0, temperature: float | None = None,
-                shape: ReplyShape | None = None) -> Request:
-        t = self.config.optimizer_temperature if temperature is None else temperature
-        return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed,
-                            shape=shape)
-
-    async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
-        """The optimizer's raw replies to several requests (sent together), counted against the task."""
-        replies = await self.optimizer_llm.generate(requests)
-        self.asked.setdefault(id(state), []).extend(
-            text for r in requests for _, text in (r.messages or (("user", r.prompt or ""),)))
-        for reply in replies:
-            state.optimizer_samples += len(reply.samples)
-            state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
-        return [reply.texts for reply in replies]
-
-    def prompt_shape(self) -> ReplyShape | None:
-        """The shape a reply that should be a new prompt is held to (``constrained_replies``)."""
-        return ReplyShape(START, END, self.config.max_prompt_words) if self.config.constrained_replies else None
-
-    async def ask(self, state: SearchState, prompts: list[str], n: int, seed: int,
-                  temperature: float | None = None) -> list[str]:
-        """New prompts: n samples for each meta-prompt, extracted from <START>...<END> and polished
-        (with ``constrained_replies``, the backend holds each reply to that shape)."""
-        requests = [self.request(p, n, stable_seed(seed, i), temperature, self.prompt_shape())
-                    for i, p in enumerate(prompts)]
-        return [polish(extract_tagged(t)) for texts in await self.ask_raw(state, requests) for t in texts]
-
-    def screen(self, state: SearchState, texts: list[str], reference: str,
-               check: Callable[[Candidate], str | None] | None = None,
-               this_step: set[str] | None = None) -> list[Candidate]:
-        """Each text as a Candidate, in generation order, either usable or marked with why not:
-        leaked scaffolding, too long (words or ``max_prompt_tokens``), not an instruction (a transcript,
-        a form, or a copy of the step's meta-prompts or their examples), a copy of a train or eval
-        example (``ExampleSpans``), repeated within the step, failing
-        ``check``, or seen before (re-used with its stored score when it was scored). Pass
-        ``this_step`` to carry the step's texts across several calls. Only a text's instruction
-        is judged (and its edit distance from the reference's): demonstrations come from the data."""
-        out, this_step = [], (set() if this_step is None else this_step)
-        shown = _shown(self.asked.get(id(state), []), state)
-        examples, cap = self.examples.get(id(state)), self.config.max_prompt_tokens
-        for text in texts:
-            instruction, start = split_demos(text)[0], split_demos(reference)[0]
-            c = Candidate(text=text, edit_distance=word_edit_distance(start, instruction))
-            c.rejected = (leak_reason(instruction, self.config.max_prompt_words) or too_long(instruction, cap)
-                          or not_an_instruction(instruction, shown)
-                          or (examples.copied(instruction, allowed=start) if examples else None))
-            failed = None
-            if c.rejected is None and text in this_step:
-                c.rejected = "duplicate in this step"
-            elif c.rejected is None and check is not None and (failed := check(c)):
-                c.rejected = failed
-            elif c.rejected is None and text in state.seen:
-                c.reused = text in state.scores
-                if not c.reused:
-                    c.rejected = "seen before, never scored"
-            if c.rejected is None or c.rejected == failed:
-                this_step.add(text)
-            if text not in state.seen:
-                state.seen.append(text)
-            out.append(c)
-        return out
+        self.start_proposals()
 
     async def probe(self, task: Task, state: SearchState, prompts: list[str], g: int) -> list[tuple[str, Evaluation]]:
         """Score prompts on step g's train minibatch (for gradients and error examples), in

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from gpo.config import GPOConfig
-from gpo.engine.actions import usable_proposals
+from gpo.engine.proposals import usable_proposals
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks
 from gpo.engine.state import SearchState, TaskResult, stable_seed
@@ -72,6 +72,8 @@ async def finish(evaluator: Evaluator, hooks: Hooks, cfg: GPOConfig, method: str
         requests_to_gain=requests_to_gain, headroom=state.headroom, started_from=state.started_from,
         proposals=sum(len(s.candidates) for s in state.trajectory.steps),
         usable_proposals=sum(usable_proposals(s.candidates) for s in state.trajectory.steps),
+        repaired_proposals=sum(usable_proposals([c for c in s.candidates if c.first_rejected])
+                               for s in state.trajectory.steps),
     )
     state.done = not stopped
     state.result = result.as_dict()

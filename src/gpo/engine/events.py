@@ -40,7 +40,7 @@ FIELDS: dict[Event, tuple[frozenset[str], frozenset[str]] | None] = {
     Event.RUN_START: (frozenset({"tasks", "resume", "method", "reused"}), frozenset({"took_over"})),
     Event.PLAN: (frozenset({"scorer_calls", "optimizer_samples", "selection", "resume", "estimated_wall_s",
                             "upper_wall_s", "size"}),
-                 frozenset({"timing", "hint", "sized", "unused"})),
+                 frozenset({"timing", "hint", "sized", "unused", "replies"})),
     Event.TASK_START: (frozenset({"task"}), frozenset()),
     Event.INITIAL: (frozenset({"task", "method", "prompt", "eval"}), frozenset()),
     Event.HEADROOM: (frozenset({"task", "n", "scores", "prompts", "omnibus", "best", "versus_initial", "constant",

@@ -132,8 +132,9 @@ def _yardstick(r: TaskResult) -> list[str]:
 def _proposals(r: TaskResult) -> str | None:
     if not r.proposals:
         return None
-    return (f"proposals: {r.usable_proposals} of {r.proposals} usable "
-            f"({100 * r.usable_proposals / r.proposals:.0f}%; the rest were malformed, over a budget or not new)")
+    again = f", {r.repaired_proposals} of them when asked again" if r.repaired_proposals else ""
+    return (f"proposals: {r.usable_proposals} of {r.proposals} usable ({100 * r.usable_proposals / r.proposals:.0f}%"
+            f"{again}; the rest were not prompts, over a budget or not new)")
 
 
 def _curve(r: TaskResult) -> str | None:

@@ -15,7 +15,8 @@ import random
 from typing import Callable, ClassVar, NamedTuple, Sequence
 
 from gpo.config import GPOConfig
-from gpo.engine.actions import StepActions, rejection_counts, usable_proposals
+from gpo.engine.actions import StepActions
+from gpo.engine.proposals import rejection_counts, usable_proposals
 from gpo.engine.adoption import finish
 from gpo.engine.events import Event
 from gpo.engine.hooks import Hooks, NoHooks

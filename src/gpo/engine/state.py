@@ -52,6 +52,7 @@ class TaskResult:
     not_adopted: dict | None = None  # adopt=significant kept the initial prompt: the best one, its eval and comparison
     proposals: int = 0  # candidates the search's steps proposed
     usable_proposals: int = 0  # of which were usable prompts (``usable_proposals``)
+    repaired_proposals: int = 0  # of those, usable only when asked again (``repair``)
     # closed-answer tasks: the best constant answer on eval and test, and the initial and final
     # prompts against it with their answer shares ({split: {"initial": ..., "final": ...}},
     # each gpo.scoring.constant.measure, with per-class figures); None where the answers are not a closed set

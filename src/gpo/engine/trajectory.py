@@ -27,6 +27,8 @@ class Candidate:
     race_examples: int | None = None  # stopped by racing: eval examples it was scored on
     race_estimate: float | None = None  # stopped by racing: its mean on those examples (not an eval score)
     merged: list[str] | None = None  # a merge (--merge): the two frontier prompts it combines
+    first_reply: str | None = None  # asked for again (--repair): the reply set aside, and why
+    first_rejected: str | None = None
 
 
 @dataclass

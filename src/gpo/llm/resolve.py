@@ -26,6 +26,14 @@ class ModelRef:
         return self.kind in IN_PROCESS
 
     @property
+    def constrains_well(self) -> bool:
+        """Whether holding this model's replies to a shape (``ReplyShape``) is measured to raise its
+        usable share of new prompts, so that gpo does it unless told otherwise: a llama.cpp grammar in
+        process, yes (the embedded model: 38% to 75%, BENCHMARKS.md "proposals"); a llama.cpp server's
+        JSON schema, no (50% to 38%), nor other endpoints or vLLM, not measured."""
+        return self.kind in ("embedded", "gguf")
+
+    @property
     def path(self) -> Path | None:
         """The GGUF file of a ``gguf`` model."""
         return Path(self.model) if self.kind == "gguf" else None

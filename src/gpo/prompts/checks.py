@@ -9,7 +9,7 @@ _LEAKS = ("<prompt>", "<start>", "<end>", "</start>", "</end>", "</prompt>")
 # field labels of our meta-prompts (GPO's and the baselines'): a candidate that starts a line
 # with one copied the scaffolding, often a whole task example (docs/BEHAVIOUR.md, "Unusable candidates")
 _LABEL_LINE = re.compile(
-    r"^\s*(Score|Output|Input|Prompt(?: \d+)?|Basic prompt|Question|Wrong prediction|Correct answer):", re.M)
+    r"^\s*(Scores?|Output|Input|Prompt(?: \d+)?|Basic prompt|Question|Wrong prediction|Correct answer):", re.M)
 
 
 def leak_reason(text: str, max_words: int | None = None) -> str | None:

@@ -8,10 +8,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpo.config import GPOConfig
 from gpo.engine.search import PromptSearch
 from gpo.llm import LLM, Pricing, ResponseCache, build_llm
 from gpo.llm.embed import Embedder, OpenAIEmbedder, SentenceTransformerEmbedder
 from gpo.llm.meter import Meter
+from gpo.llm.resolve import resolve_model
 from gpo.methods import method_class
 from gpo.scoring.evaluate import Evaluator
 from gpo.scoring.judge import Judge
@@ -165,10 +167,19 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedde
     return rt
 
 
+def run_config(spec: RunSpec) -> GPOConfig:
+    """The spec's options with what it leaves to the models decided: ``constrained_replies``
+    where the optimizer is measured to gain from them (``ModelRef.constrains_well``)."""
+    if spec.config.constrained_replies is not None:
+        return spec.config
+    ref = resolve_model(spec.optimizer.model, spec.optimizer.base_url)
+    return spec.config.replace(constrained_replies=ref.constrains_well)
+
+
 def build_search(spec: RunSpec, rt: Runtime, hooks=None, budget=None) -> PromptSearch:
     """The spec's method (the prompt optimizer) on the runtime's models."""
     cls = method_class(spec.method)
-    return cls(spec.config, rt.optimizer_llm, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
+    return cls(run_config(spec), rt.optimizer_llm, rt.evaluator, rt.embedder, hooks, budget, spec.method_options)
 
 
 build_optimizer = build_search  # its name in 0.1 (it builds the search, not the optimizer model)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gpo.config import SIZES, ConfigError
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
-from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks
+from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks, run_config
 from gpo.scoring.evaluate import Evaluator, scoring_requests
 from gpo.scoring.headroom import SAMPLE, probe_prompts
 from gpo.scoring.render import render
@@ -134,8 +134,8 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         extra = (2 if task.human_instruction else 0) * n_test + (1 + FINALISTS) * len(task.splits.get(HOLDOUT) or ())
         test = (method.planned_test_prompts(cfg, options, task) * n_test + extra) * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
-        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests + cfg.merge
-        samples = steps * step.optimizer_samples + cfg.merge
+        samples = (steps * step.optimizer_samples + cfg.merge) * (1 + cfg.repair)  # each may be asked again
+        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests + cfg.merge + samples * cfg.repair // (1 + cfg.repair)
         reached = _reached(cap, steps, step, n_eval, second + judge)
         totals["expected_optimizer_samples"] += reached * step.optimizer_samples
         totals["expected_optimizer_calls"] += reached * step.optimizer_requests
@@ -158,11 +158,26 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
         priced.append((spec.judge_model, totals["judge_tokens"]))
     cost = sum((tok[0] * (role.price_prompt or 0) + tok[1] * (role.price_completion or 0)) / 1e6 for role, tok in priced)
     note = ("upper bounds: calls as if nothing were cached or stopped early, tokens from the configured maxima "
-            "(tokens counted as bytes, at most); real runs spend less")
-    if cfg.selection == "race":
-        note += "; with selection=race candidates significantly worse than a step's leader stop early"
+            "(tokens counted as bytes, at most); real runs spend less" + "; with selection=race candidates "
+            "significantly worse than a step's leader stop early" * (cfg.selection == "race"))
     return {"method": spec.method, "size": spec.size, "tasks": per_task, **totals,
+            **({"replies": replies(spec)} if totals["optimizer_samples"] else {}),
             "estimated_cost_usd": round(cost, 4), "note": note, **left_out_note(per_task, spec.size)}
+
+
+def replies(spec: RunSpec) -> str:
+    """How the optimizer's replies for new prompts are held and repaired, in one line."""
+    cfg = spec.config
+    if cfg.constrained_replies is None:
+        shaped = run_config(spec).constrained_replies
+        how = (f"constrained to one tagged prompt (default for llama.cpp models in process; --no-constrained-replies "
+               f"to free them)" if shaped else "free (constrained replies are on by default only for llama.cpp models "
+               "in process; --constrained-replies to try them)")
+    else:
+        how = "constrained to one tagged prompt" if cfg.constrained_replies else "free"
+    again = (f"a reply that is no prompt is asked for again {cfg.repair} time{'s' * (cfg.repair > 1)}, told why "
+             "(--repair 0: never)" if cfg.repair else "unusable replies are not asked for again")
+    return f"optimizer replies: {how}; {again}"
 
 
 def left_out_note(per_task: list[dict], size: str | None) -> dict:

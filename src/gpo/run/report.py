@@ -18,7 +18,7 @@ import html
 import json
 from pathlib import Path
 
-from gpo.engine.actions import rejection_counts
+from gpo.engine.proposals import rejection_counts
 from gpo.engine.events import Event, of, task_result
 from gpo.engine.outcome import Outcome, outcome
 from gpo.engine.state import TaskResult
