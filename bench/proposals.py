@@ -1,29 +1,58 @@
-"""Usable proposals with and without constrained replies: of the optimizer's samples that
-should each be a new prompt, how many are (parsed, new, within the budgets, not a copy of
-the meta-prompt)? Measured by the real search loop (GPO's recipe) on the embedded
-SmolLM2-135M as the optimizer, in process (a grammar) and behind a real local
-``llama_cpp.server`` (structured output), each with ``constrained_replies`` off and on.
-The scorer is the embedded model on a few examples: only the proposals are measured.
+"""Usable proposals from small optimizers, before and after issue 38: of the optimizer's replies
+that should each be a new prompt, how many are usable, and how many that are no prompt still
+reached scoring?
 
-    python -m bench.proposals [--seeds 0 1] [--train 32] [--epochs 2] [--candidates 4]
+GPO's recipe (the ``gpo`` preset, headroom check off, every usable proposal scored on 4 eval
+examples in one round: only the proposals are measured) runs 12 steps of 4 proposals (48) on each
+of 3 instruction-induction tasks, with the embedded SmolLM2-135M as the optimizer in process,
+and on one task behind a real ``llama_cpp.server`` (the same GGUF). Each row is one setting:
+
+- ``before``: gpo as it was at ``--before`` (a git commit, run from a worktree of it): free
+  replies, the screen of then, no repair;
+- ``after``: this checkout's defaults (constrained replies where the backend is measured to gain
+  from them, the stronger screen, one repair round);
+- ``after, short meta-prompt`` (``--short``): the same with 1 task example and 1 earlier prompt
+  shown instead of 3 and 3, to measure whether a shorter meta-prompt helps a small optimizer.
+
+"Reached scoring" counts the proposals that were scored (whole or stopped by racing) and that
+this checkout's screen (``StepActions.unusable`` without the meta-prompt copy check: the rules
+of the fixture ``tests/data/optimizer_replies.jsonl``) calls no prompt. The usable share is
+``usable_proposals`` of the run's result; its interval is Wilson's 95%.
+
+    python -m bench.proposals [--before 0a3bd95] [--short]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
-from bench._record import fingerprint, record
+from bench._record import fingerprint, publish
 
-from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec, optimize
+from gpo.api import ModelSpec, RunSpec, ScoringSpec, TaskSpec
 from gpo.config import preset
 from gpo.llm import default_gguf_path
+from gpo.prompts.checks import leak_reason, not_an_instruction
+from gpo.prompts.junk import junk_reason
+from gpo.scoring.demos import split_demos
 from gpo.scoring.stats import wilson
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = str(ROOT.parent / "shared" / "data" / "instruction_induction")
+TASKS = ["singular_to_plural", "larger_animal", "first_word_letter"]
+SHORT = {"format_data_num": 1, "momentum_selection_num": 1}
+# a run, in whichever checkout PYTHONPATH names: its spec as JSON in, the run written to its directory
+RUN = ("import json, sys; from gpo.api import RunSpec, optimize; "
+       "optimize(RunSpec.from_dict(json.loads(sys.argv[1])), sys.argv[2])")
+
 
 # `python -m llama_cpp.server`, with the embedded backend's guard against llama.cpp's AMX kernels
 SERVER_MAIN = ("from gpo.llm.local import avoid_amx_kernels; avoid_amx_kernels(); import runpy; "
@@ -56,61 +85,128 @@ def llama_server():
         proc.wait(timeout=30)
 
 
-def spec(args, seed: int, constrained: bool, optimizer: ModelSpec) -> RunSpec:
-    cfg = preset("gpo", seed=seed, num_search_epochs=args.epochs, opt_batch_size=8,
-                 num_generated_instructions_in_each_step=args.candidates, optimizer_max_tokens=args.optimizer_max_tokens,
-                 constrained_replies=constrained, train_probe=False)
-    sizes = {"train": args.train, "eval": args.eval, "test": args.eval, "format": 5, "few_shot": 5}
-    return RunSpec(tasks=TaskSpec(source="synthetic", tasks=["navigate"], sizes=sizes, seed=seed), config=cfg,
-                   optimizer=optimizer, scorer=ModelSpec("embedded"), scoring=ScoringSpec(max_tokens=32),
-                   cache=args.cache)
+def spec(args, task: str, optimizer: ModelSpec, overrides: dict) -> RunSpec:
+    cfg = preset("gpo", seed=0, num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
+                 optimizer_max_tokens=args.optimizer_max_tokens, train_probe=False, probe=False, selection="full",
+                 **overrides)
+    sizes = {"train": 8 * args.steps, "eval": args.eval, "test": 1}
+    return RunSpec(tasks=TaskSpec(source="gpo", dataset="instruction_induction", tasks=[task], data_dir=DATA,
+                                  max_examples=sizes),
+                   config=cfg, optimizer=optimizer, scorer=ModelSpec("embedded"),
+                   scoring=ScoringSpec(max_tokens=16, second_round=False), cache=args.cache)
+
+
+def checkout(commit: str) -> Path:
+    """A worktree of ``commit`` under bench/.cache (made once), whose src/ a 'before' run imports."""
+    path = ROOT / "bench" / ".cache" / f"before-{commit}"
+    if not path.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
+                       stdout=subprocess.DEVNULL)
+    return path
+
+
+def run(run_spec: RunSpec, src: Path, run_dir: Path) -> list[dict]:
+    """Run (or finish) one search with the gpo under ``src``; its candidate and task_done events."""
+    data = run_spec.to_dict()
+    if src != ROOT / "src":  # a 'before' checkout knows none of this checkout's new options
+        data["config"] = {k: v for k, v in data["config"].items() if k not in ("repair", "constrained_replies")}
+        data["config"]["constrained_replies"] = False
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    subprocess.run([sys.executable, "-c", RUN, json.dumps(data), str(run_dir)], check=True, env=env, cwd=ROOT)
+    return [e for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())
+            if e["event"] in ("candidate", "task_done")]
+
+
+def junk(text: str) -> str | None:
+    """This checkout's verdict on a proposal's instruction (the fixture's kinds of junk)."""
+    instruction = split_demos(text)[0]
+    return leak_reason(instruction) or not_an_instruction(instruction) or junk_reason(instruction)
+
+
+def row(events: list[dict]) -> dict:
+    done = next(e for e in events if e["event"] == "task_done")
+    scored = [e for e in events if e["event"] == "candidate" and not e["reused"]
+              and (e["rejected"] is None or e["rejected"].startswith("stopped by racing"))]
+    reached = [e["text"] for e in scored if junk(e["text"])]
+    repaired = sum(1 for e in events if e["event"] == "candidate" and e.get("first_rejected"))
+    return {"proposals": done["proposals"], "usable": done["usable_proposals"], "scored": len(scored),
+            "junk_scored": len(reached), "asked_again": repaired, "junk_examples": reached[:2]}
 
 
 def main(args) -> None:
-    rows, shares, start = [], {}, time.time()
+    start, rows, results = time.time(), [], {}
+    before = checkout(args.before) / "src"
+    variants = [("before", before, {}), ("after", ROOT / "src", {})]
+    if args.short:
+        variants.append(("after, short meta-prompt", ROOT / "src", SHORT))
     with llama_server() as url:
-        backends = {"embedded, in process (grammar)": ModelSpec("embedded"),
-                    "llama_cpp.server endpoint (JSON schema)": ModelSpec("smollm2", base_url=url)}
-        for backend, model in backends.items():
-            for constrained in (False, True):
-                proposed = usable = 0
-                for seed in args.seeds:
-                    run = spec(args, seed, constrained, model)
-                    for r in optimize(run, f"{args.runs}/{fingerprint(run)}"):  # a server's URL differs each time
-                        proposed += r.proposals
-                        usable += r.usable_proposals
-                low, high = wilson(usable, proposed)
-                shares[(backend, constrained)] = usable / max(1, proposed)
-                rows.append(f"| {backend} | {'on' if constrained else 'off'} | {proposed} | {usable} | "
-                            f"{100 * usable / max(1, proposed):.0f}% ({100 * low:.0f}-{100 * high:.0f}) |")
-                print(rows[-1], flush=True)
-    gains = [f"{backend}: {100 * shares[(backend, False)]:.0f}% → {100 * shares[(backend, True)]:.0f}%"
-             for backend in dict.fromkeys(b for b, _ in shares)]
-    body = "\n".join([
-        f"Optimizer: SmolLM2-135M-Instruct, temperature as GPO's recipe, ≤ {args.optimizer_max_tokens} tokens a reply; "
-        f"GPO's recipe on synthetic navigate (train {args.train}, batch 8, {args.epochs} epochs, {args.candidates} "
-        f"candidates a step), seeds {', '.join(map(str, args.seeds))}. A proposal is usable when it parsed, is new, "
-        f"fits the word budgets and copies nothing of the meta-prompt (gpo.engine.search.usable_proposals); the "
-        f"interval is Wilson's 95%.", "",
-        "| optimizer | constrained replies | proposals | usable | usable share |", "|---|---|---|---|---|", *rows, "",
-        "Usable share, free → constrained: " + "; ".join(gains) + ".", "",
-        f"Wall time {(time.time() - start) / 60:.1f} min (the embedded runs are reused on a rerun; the server's, "
-        f"on a new port each time, are not).",
+        backends = [("embedded, in process", ModelSpec("embedded"), args.tasks),
+                    ("llama_cpp.server endpoint", ModelSpec("smollm2", base_url=url), args.server_tasks)]
+        for backend, model, tasks in backends:
+            for label, src, overrides in variants:
+                for task in tasks:
+                    s = spec(args, task, model, overrides)
+                    key = f"{label}-{backend}-{task}-{fingerprint(s)}-{args.before}".replace(" ", "_").replace(",", "")
+                    r = row(run(s, src, Path(args.runs) / key))
+                    results[(backend, label, task)] = r
+                    low, high = wilson(r["usable"], r["proposals"])
+                    rows.append(f"| {backend} | {task} | {label} | {r['proposals']} | {r['usable']} "
+                                f"({100 * r['usable'] / max(1, r['proposals']):.0f}%, {100 * low:.0f}-{100 * high:.0f}) "
+                                f"| {r['asked_again']} | {r['scored']} | {r['junk_scored']} |")
+                    print(rows[-1], flush=True)
+    publish(args, body(args, rows, results, start), targets(args, results))
+
+
+def pooled(results: dict, backend: str, label: str) -> tuple[int, int, int, int]:
+    rs = [r for (b, v, _), r in results.items() if b == backend and v == label]
+    return (sum(r["usable"] for r in rs), sum(r["proposals"] for r in rs), sum(r["junk_scored"] for r in rs),
+            sum(r["scored"] for r in rs))
+
+
+def body(args, rows: list[str], results: dict, start: float) -> str:
+    lines = []
+    for backend in dict.fromkeys(b for b, _, _ in results):
+        for label in dict.fromkeys(v for b, v, _ in results if b == backend):
+            usable, proposals, junk_scored, scored = pooled(results, backend, label)
+            low, high = wilson(usable, proposals)
+            lines.append(f"- {backend}, {label}: {usable} of {proposals} usable ({100 * usable / max(1, proposals):.0f}%, "
+                         f"{100 * low:.0f}-{100 * high:.0f}); {junk_scored} of {scored} scored proposals were no prompt")
+    examples = [t for r in results.values() if r["junk_scored"] for t in r["junk_examples"]][:3]
+    return "\n".join([
+        f"Optimizer: SmolLM2-135M-Instruct (≤ {args.optimizer_max_tokens} tokens a reply); GPO's recipe, 12 steps of 4 "
+        f"proposals, scored by the embedded model on {args.eval} eval examples; instruction induction. `before` is "
+        f"gpo at {args.before} (run from a worktree of it), `after` this checkout's defaults. A proposal is usable "
+        "when it parsed, is new, fits the budgets and the screen passes it; \"no prompt\" is this checkout's "
+        "screen's verdict (the fixture's kinds). Intervals: Wilson's 95%.", "",
+        "| optimizer | task | setting | proposals | usable (share, 95% CI) | asked again | scored | scored but no prompt |",
+        "|---|---|---|---|---|---|---|---|", *rows, "",
+        "Pooled over tasks:", "", *lines, "",
+        *([f"Scored though no prompt, e.g.: {'; '.join(repr(t[:90]) for t in examples)}", ""] if examples else []),
+        f"Wall time {(time.time() - start) / 60:.1f} min (finished embedded runs are reused on a rerun; the "
+        f"server's, on a new port each time, are not).",
     ])
-    targets = [(f"{backend}: constrained {100 * shares[(backend, True)]:.0f}% usable above free "
-                f"{100 * shares[(backend, False)]:.0f}%", shares[(backend, True)] > shares[(backend, False)])
-               for backend in dict.fromkeys(b for b, _ in shares)]
-    record("proposals", "Usable proposals with and without constrained replies (issue 23)", body, targets)
+
+
+def targets(args, results: dict) -> list:
+    usable, proposals, _, _ = pooled(results, "embedded, in process", "after")
+    junk_after = sum(r["junk_scored"] for (b, v, _), r in results.items() if v != "before")
+    return [(f"embedded optimizer, gpo's defaults: {100 * usable / max(1, proposals):.0f}% usable (≥ 85%)",
+             usable >= 0.85 * proposals),
+            (f"no proposal of the fixture's kinds reached scoring after: {junk_after}", junk_after == 0)]
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--train", type=int, default=32)
+    p.add_argument("--before", default="0a3bd95", help="the commit 'before' runs (gpo before issue 38)")
+    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--server-tasks", nargs="*", default=TASKS[:1])
+    p.add_argument("--steps", type=int, default=12)
     p.add_argument("--eval", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--candidates", type=int, default=4)
+    p.add_argument("--short", action="store_true", help="also run the short meta-prompt")
     p.add_argument("--optimizer-max-tokens", type=int, default=96)
     p.add_argument("--cache", default="bench/.cache/proposals.sqlite")
     p.add_argument("--runs", default="bench/.cache/proposals_runs")
+    p.add_argument("--no-record", action="store_true")
+    p.add_argument("--section", default="proposals")
+    p.add_argument("--title", default="Usable proposals from small optimizers, before and after (issue 38)")
     main(p.parse_args())

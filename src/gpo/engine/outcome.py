@@ -133,8 +133,9 @@ def _proposals(r: TaskResult) -> str | None:
     if not r.proposals:
         return None
     again = f", {r.repaired_proposals} of them when asked again" if r.repaired_proposals else ""
+    rest = "; the rest were not prompts, over a budget or not new" if r.usable_proposals < r.proposals else ""
     return (f"proposals: {r.usable_proposals} of {r.proposals} usable ({100 * r.usable_proposals / r.proposals:.0f}%"
-            f"{again}; the rest were not prompts, over a budget or not new)")
+            f"{again}{rest})")
 
 
 def _curve(r: TaskResult) -> str | None:
