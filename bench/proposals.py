@@ -11,8 +11,9 @@ and on one task behind a real ``llama_cpp.server`` (the same GGUF). Each row is 
   replies, the screen of then, no repair;
 - ``after``: this checkout's defaults (constrained replies where the backend is measured to gain
   from them, the stronger screen, one repair round);
-- ``after, short meta-prompt`` (``--short``): the same with 1 task example and 1 earlier prompt
-  shown instead of 3 and 3, to measure whether a shorter meta-prompt helps a small optimizer.
+- ``after, short meta-prompt`` (``--short``, on the first task of each backend): the same with 1
+  task example and 1 earlier prompt shown instead of 3 and 3, to measure whether a shorter
+  meta-prompt helps a small optimizer.
 
 "Reached scoring" counts the proposals that were scored (whole or stopped by racing) and that
 this checkout's screen (``StepActions.unusable`` without the meta-prompt copy check: the rules
@@ -144,7 +145,7 @@ def main(args) -> None:
                     ("llama_cpp.server endpoint", ModelSpec("smollm2", base_url=url), args.server_tasks)]
         for backend, model, tasks in backends:
             for label, src, overrides in variants:
-                for task in tasks:
+                for task in (tasks[:1] if overrides else tasks):  # the short meta-prompt: one task of each
                     s = spec(args, task, model, overrides)
                     key = f"{label}-{backend}-{task}-{fingerprint(s)}-{args.before}".replace(" ", "_").replace(",", "")
                     r = row(run(s, src, Path(args.runs) / key))

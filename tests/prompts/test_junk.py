@@ -79,6 +79,7 @@ def test_every_presets_initial_prompt_passes():
     (repeats, "#\n#\n#", "repeats a line"),
     (repeats, "give the plural of the word and give the plural of the word", "repeats a phrase"),
     (no_content, "And", "not an instruction"),
+    (no_content, "=", "not an instruction: no words"),
 ])
 def test_each_rule_names_its_reason(rule, reply, reason):
     assert rule(reply).startswith(reason)

@@ -31,8 +31,8 @@ def rejection_counts(candidates: Sequence[Candidate]) -> dict[str, int]:
     return {k: kinds.count(k) for k in dict.fromkeys(kinds)}
 
 
-SCORING_STOPS = ("stopped by racing", SPENT)
-SHOWN_SPLITS = ("train", "eval", "format", "few_shot")  # the splits a search may read: a candidate copies none  # set aside after screening: the proposal itself was usable
+SCORING_STOPS = ("stopped by racing", SPENT)  # set aside after screening: the proposal itself was usable
+SHOWN_SPLITS = ("train", "eval", "format", "few_shot")  # the splits a search may read: a candidate copies none
 
 
 def usable_proposals(candidates: Sequence[Candidate]) -> int:
@@ -157,8 +157,8 @@ class ProposalActions:
                check: Callable[[Candidate], str | None] | None = None,
                this_step: set[str] | None = None) -> list[Candidate]:
         """Each text as a Candidate, in generation order, either usable or marked with why not:
-        ``unusable``, repeated within the step, failing ``check``, or seen before (re-used with its stored score when it was scored). Pass
-        ``this_step`` to carry the step's texts across several calls. Only a text's instruction
+        ``unusable``, repeated within the step, failing ``check``, or seen before (re-used with its
+        stored score when it was scored). Pass ``this_step`` to carry the step's texts across several calls. Only a text's instruction
         is judged (and its edit distance from the reference's): demonstrations come from the data.
         A text ``propose`` repaired carries the first reply and why it was set aside."""
         out, this_step = [], (set() if this_step is None else this_step)

@@ -102,6 +102,8 @@ def repeats(text: str) -> str | None:
 
 def no_content(text: str) -> str | None:
     w = _words(text)
+    if text.strip() and not w:
+        return f"not an instruction: no words ('{text.strip()[:20]}')"
     if w and all(x in _FUNCTION_WORDS for x in w):
         return f"not an instruction: no word that asks for anything ('{text.strip()[:20]}')"
     return None

@@ -126,16 +126,16 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
             check_search_budget(cap, cfg, method.phase_shares(options), task.id, n_eval, second + judge)
         step = method.planned_step(cfg, options, min(cfg.opt_batch_size, n_train), n_eval)
         search = (n_eval + steps * step.examples + cfg.merge * n_eval) * (second + judge)
-        if cap is not None:
-            search = min(search, cap)
+        search = search if cap is None else min(search, cap)
         probing, repeated = _probing(cfg, method, task, steps, second + judge)
         search += probing
         # beside the final prompt's: the human instruction alone and with its demos, and the choice on a holdout
         extra = (2 if task.human_instruction else 0) * n_test + (1 + FINALISTS) * len(task.splits.get(HOLDOUT) or ())
         test = (method.planned_test_prompts(cfg, options, task) * n_test + extra) * (second + judge)
         judge_calls = (search + test) * judge // (second + judge)
-        samples = (steps * step.optimizer_samples + cfg.merge) * (1 + cfg.repair)  # each may be asked again
-        scorer_calls, opt_calls = search + test - judge_calls, steps * step.optimizer_requests + cfg.merge + samples * cfg.repair // (1 + cfg.repair)
+        asked = steps * step.optimizer_samples + cfg.merge  # each sample may be asked for again, one by one
+        scorer_calls, samples = search + test - judge_calls, asked * (1 + cfg.repair)
+        opt_calls = steps * step.optimizer_requests + cfg.merge + asked * cfg.repair
         reached = _reached(cap, steps, step, n_eval, second + judge)
         totals["expected_optimizer_samples"] += reached * step.optimizer_samples
         totals["expected_optimizer_calls"] += reached * step.optimizer_requests
