@@ -55,7 +55,7 @@ def test_initial_prompt_is_not_reselected_and_fallback_uses_real_scores():
     hooks.save_state = lambda t, s: states.append(s)
     result, _, _ = run(config(initial_instruction="Start +"), ScriptedLLM(script=replies(table)), hooks=hooks)
     steps = states[-1]["trajectory"]["steps"]
-    assert [c["rejected"] for c in steps[0]["candidates"]] == [None, "duplicate in this step", "leaked <prompt>", "empty"]
+    assert [c["rejected"] for c in steps[0]["candidates"]] == [None, "duplicate in this step", "copies the meta-prompt's scaffolding (the <prompt> tag)", "empty"]
     assert steps[0]["chosen"] == "Zero"  # I0 scores more, but it counts as chosen already
     # step 1: nothing new; every pool entry was chosen before: fall back to the top, with its real score
     assert steps[1]["candidates"][0]["reused"]  # the initial prompt, generated again: its stored score

@@ -96,10 +96,10 @@ def test_reply_handling():
     assert extract_tagged("<START>Count carefully.</END>") == "Count carefully."
     assert extract_tagged("no tags at all") == "no tags at all"
     assert polish("**count** carefully") == "Count carefully"
-    assert leak_reason("Fill <Prompt> here") == "leaked <prompt>"
+    assert leak_reason("Fill <Prompt> here") == "copies the meta-prompt's scaffolding (the <prompt> tag)"
     assert leak_reason("  ") == "empty" and leak_reason("Fine prompt.") is None
-    assert leak_reason("Be brief.\nScore: 30.0") == "leaked 'Score:' line"
-    assert leak_reason("Output: No") == "leaked 'Output:' line"
+    assert leak_reason("Be brief.\nScore: 30.0") == "copies the meta-prompt's scaffolding (a 'Score:' line)"
+    assert leak_reason("Output: No") == "copies the meta-prompt's scaffolding (an 'Output:' line)"
     assert leak_reason("word " * 20, max_words=10) == "too long (20 words > 10)"
     assert leak_reason("The score: high is fine") is None
     assert word_edit_distance("think step by step", "think carefully step by step") == 1

@@ -20,10 +20,11 @@ def leak_reason(text: str, max_words: int | None = None) -> str | None:
     low = text.lower()
     for tag in _LEAKS:
         if tag in low:
-            return f"leaked {tag}"
+            return f"copies the meta-prompt's scaffolding (the {tag} tag)"
     label = _LABEL_LINE.search(text)
     if label:
-        return f"leaked '{label.group(1)}:' line"
+        article = "an" if label.group(1)[0] in "AEIOU" else "a"
+        return f"copies the meta-prompt's scaffolding ({article} '{label.group(1)}:' line)"
     if max_words is not None and len(text.split()) > max_words:
         return f"too long ({len(text.split())} words > {max_words})"
     return None
