@@ -21,8 +21,11 @@ def test_help_texts():
 @pytest.mark.model  # runs the embedded model in a gpo process
 def test_dry_run_plans_calls_and_cost():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY).stdout)
-    # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each
-    assert plan["scorer_calls"] == 58 and plan["optimizer_calls"] == 2 and plan["optimizer_samples"] == 4
+    # eval 3 + 2 steps x (train 4 + 2 candidates x 3) + test 2 x 3 = 29 examples, two rounds each; 2 requests
+    # of 2 samples, each sample may be asked for again once (--repair 1): 4 more requests of one sample
+    assert plan["scorer_calls"] == 58 and plan["optimizer_calls"] == 2 + 4 and plan["optimizer_samples"] == 4 + 4
+    unrepaired = json.loads(gpo("optimize", "--dry-run", *TINY, "--repair", "0").stdout)
+    assert unrepaired["optimizer_calls"] == 2 and unrepaired["optimizer_samples"] == 4
     # the headroom check: 5 probe prompts on the 3 eval examples, and the one it starts from on all 3, two rounds each
     probed = json.loads(gpo("optimize", "--dry-run", *TINY, "--probe").stdout)
     assert probed["scorer_calls"] == 58 + (5 * 3 + 3) * 2
@@ -39,8 +42,9 @@ def test_dry_run_plans_calls_and_cost():
 @pytest.mark.model  # runs the embedded model in a gpo process
 def test_dry_run_for_a_baseline_and_a_search_budget():
     plan = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro").stdout)
-    # eval 3 + 2 steps x 2 candidates x 3 + test 2 x 3 = 21 examples, two rounds each; 1 request a step
-    assert plan["method"] == "opro" and plan["scorer_calls"] == 42 and plan["optimizer_calls"] == 2
+    # eval 3 + 2 steps x 2 candidates x 3 + test 2 x 3 = 21 examples, two rounds each; 1 request a step, and
+    # each of its 2 samples may be asked for again once
+    assert plan["method"] == "opro" and plan["scorer_calls"] == 42 and plan["optimizer_calls"] == 2 + 4
     capped = json.loads(gpo("optimize", "--dry-run", *TINY, "--method", "opro", "--scorer-calls-per-task", "24").stdout)
     assert capped["scorer_calls"] == 24 + 12  # the search budget, then the test split
     # 10 requests: the initial prompt takes 6 (3 examples, two rounds), so they buy no 3 proposals of 6 each
