@@ -11,7 +11,7 @@ and on one task behind a real ``llama_cpp.server`` (the same GGUF). Each row is 
   replies, the screen of then, no repair;
 - ``after``: this checkout's defaults (constrained replies where the backend is measured to gain
   from them, the stronger screen, one repair round);
-- ``after, short meta-prompt`` (``--short``, on the first task of each backend): the same with 1
+- ``after, short meta-prompt`` (``--short``, the embedded model on the first task): the same with 1
   task example and 1 earlier prompt shown instead of 3 and 3, to measure whether a shorter
   meta-prompt helps a small optimizer.
 
@@ -138,14 +138,13 @@ def main(args) -> None:
     start, rows, results = time.time(), [], {}
     before = checkout(args.before) / "src"
     variants = [("before", before, {}), ("after", ROOT / "src", {})]
-    if args.short:
-        variants.append(("after, short meta-prompt", ROOT / "src", SHORT))
     with llama_server() as url:
         backends = [("embedded, in process", ModelSpec("embedded"), args.tasks),
                     ("llama_cpp.server endpoint", ModelSpec("smollm2", base_url=url), args.server_tasks)]
         for backend, model, tasks in backends:
-            for label, src, overrides in variants:
-                for task in (tasks[:1] if overrides else tasks):  # the short meta-prompt: one task of each
+            short = [("after, short meta-prompt", ROOT / "src", SHORT)] if args.short and not model.base_url else []
+            for label, src, overrides in variants + short:
+                for task in (tasks[:1] if overrides else tasks):  # the short meta-prompt: the embedded model's first task
                     s = spec(args, task, model, overrides)
                     key = f"{label}-{backend}-{task}-{fingerprint(s)}-{args.before}".replace(" ", "_").replace(",", "")
                     r = row(run(s, src, Path(args.runs) / key))
