@@ -197,10 +197,9 @@ class MlflowTracker:
         self.task_runs[task] = run.info.run_id
         self._save()
 
-    def _candidate(self, event: dict) -> None:
-        self.candidates.setdefault((event["task"], event["global_step"]), []).append(
-            {k: event.get(k) for k in ("text", "score", "edit_distance", "rejected", "reused", "race_examples",
-                                       "first_reply", "first_rejected")})  # a repaired one: the reply set aside
+    def _candidate(self, event: dict) -> None:  # a repaired one with the reply set aside and why
+        self.candidates.setdefault((event["task"], event["global_step"]), []).append({k: event.get(k) for k in (
+            "text", "score", "edit_distance", "rejected", "reused", "race_examples", "first_reply", "first_rejected")})
 
     def _step(self, event: dict) -> None:
         run_id, g = self.task_runs.get(event["task"]), event["global_step"]
