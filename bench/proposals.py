@@ -87,10 +87,11 @@ def llama_server():
 
 
 def spec(args, task: str, optimizer: ModelSpec, overrides: dict) -> RunSpec:
+    steps = args.server_steps if optimizer.base_url else args.steps
     cfg = preset("gpo", seed=0, num_search_epochs=1, opt_batch_size=8, num_generated_instructions_in_each_step=4,
                  optimizer_max_tokens=args.optimizer_max_tokens, train_probe=False, probe=False, selection="full",
                  **overrides)
-    sizes = {"train": 8 * args.steps, "eval": args.eval, "test": 1}
+    sizes = {"train": 8 * steps, "eval": args.eval, "test": 1}
     return RunSpec(tasks=TaskSpec(source="gpo", dataset="instruction_induction", tasks=[task], data_dir=DATA,
                                   max_examples=sizes),
                    config=cfg, optimizer=optimizer, scorer=ModelSpec("embedded"),
@@ -173,8 +174,8 @@ def body(args, rows: list[str], results: dict, start: float) -> str:
                          f"{100 * low:.0f}-{100 * high:.0f}); {junk_scored} of {scored} scored proposals were no prompt")
     examples = [t for r in results.values() if r["junk_scored"] for t in r["junk_examples"]][:3]
     return "\n".join([
-        f"Optimizer: SmolLM2-135M-Instruct (≤ {args.optimizer_max_tokens} tokens a reply); GPO's recipe, 12 steps of 4 "
-        f"proposals, scored by the embedded model on {args.eval} eval examples; instruction induction. `before` is "
+        f"Optimizer: SmolLM2-135M-Instruct (≤ {args.optimizer_max_tokens} tokens a reply); GPO's recipe, "
+        f"{args.steps} steps of 4 proposals ({args.server_steps} behind the server), scored by the embedded model on {args.eval} eval examples; instruction induction. `before` is "
         f"gpo at {args.before} (run from a worktree of it), `after` this checkout's defaults. A proposal is usable "
         "when it parsed, is new, fits the budgets and the screen passes it; \"no prompt\" is this checkout's "
         "screen's verdict (the fixture's kinds). Intervals: Wilson's 95%.", "",
@@ -201,6 +202,7 @@ if __name__ == "__main__":
     p.add_argument("--tasks", nargs="+", default=TASKS)
     p.add_argument("--server-tasks", nargs="*", default=TASKS[:1])
     p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--server-steps", type=int, default=12)
     p.add_argument("--eval", type=int, default=4)
     p.add_argument("--short", action="store_true", help="also run the short meta-prompt")
     p.add_argument("--optimizer-max-tokens", type=int, default=96)
