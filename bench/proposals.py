@@ -209,6 +209,6 @@ if __name__ == "__main__":
     p.add_argument("--cache", default="bench/.cache/proposals.sqlite")
     p.add_argument("--runs", default="bench/.cache/proposals_runs")
     p.add_argument("--no-record", action="store_true")
-    p.add_argument("--section", default="proposals")
+    p.add_argument("--section", default="small-optimizers")
     p.add_argument("--title", default="Usable proposals from small optimizers, before and after (issue 38)")
     main(p.parse_args())
