@@ -236,7 +236,8 @@ class Recorder(NoHooks):
 GPO = [sys.executable, "-m", "gpo.cli"]
 TINY = ["--task", "navigate", "--max-examples", "train=4", "--max-examples", "eval=3", "--max-examples", "test=3",
         "--opt-batch-size", "4", "--num-search-epochs", "2", "--num-generated-instructions-in-each-step", "2",
-        "--scorer-max-tokens", "16", "--optimizer-max-tokens", "64", "--no-probe"]  # (--probe after it turns it on)
+        "--scorer-max-tokens", "16", "--optimizer-max-tokens", "64", "--no-probe",  # (--probe after it turns it on)
+        "--no-constrained-replies"]  # grammar decoding slows the embedded optimizer; these runs test the machinery
 
 
 def gpo(*args, cwd=None, check=True, timeout=600):
