@@ -170,8 +170,8 @@ def replies(spec: RunSpec) -> str:
     cfg = spec.config
     if cfg.constrained_replies is None:
         shaped = run_config(spec).constrained_replies
-        how = (f"constrained to one tagged prompt (default for llama.cpp models in process; --no-constrained-replies "
-               f"to free them)" if shaped else "free (constrained replies are on by default only for llama.cpp models "
+        how = ("constrained to one tagged prompt (default for llama.cpp models in process; --no-constrained-replies "
+               "to free them)" if shaped else "free (constrained replies are on by default only for llama.cpp models "
                "in process; --constrained-replies to try them)")
     else:
         how = "constrained to one tagged prompt" if cfg.constrained_replies else "free"
