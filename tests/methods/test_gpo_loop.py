@@ -186,6 +186,35 @@ def test_resume_after_interrupt_equals_uninterrupted_run_with_no_repeated_calls(
     assert scorer1.usage.calls + scorer2.usage.calls == ref_calls[1]
 
 
+def test_a_resumed_search_does_not_count_again_what_an_earlier_process_scored(tmp_path):
+    """Step 0 proposes nothing usable, so step 1 probes the same prompt on the same minibatch: an
+    uninterrupted run scores it once. A run interrupted in step 1 and resumed scores it again
+    from the response cache, and must count it once too: its figures are the uninterrupted run's."""
+    cfg = config(num_search_epochs=2, opt_batch_size=8)
+    from gpo.engine.state import stable_seed
+
+    step_1 = stable_seed(cfg.seed, "test/plus", 1, 0)
+
+    def fresh(cache_path, dies=False):
+        def script(request, i):
+            if dies and request.seed == step_1:
+                raise Interrupt  # step 1's probe is done; its proposals are asked for next
+            return "Sure! Here is the new prompt."  # no prompt: set aside, so the current prompt stays
+
+        cache = ResponseCache(cache_path)
+        return ScriptedLLM(model="opt", script=script, cache=cache), echo_scorer(cache)
+
+    task = plus_task(n_train=8)  # every step's minibatch is all of train
+    ref, _, _ = run(cfg, *fresh(tmp_path / "a.sqlite"), task=task, hooks=RunStore(tmp_path / "a"))
+    with pytest.raises(Interrupt):
+        run(cfg, *fresh(tmp_path / "b.sqlite", dies=True), task=task, hooks=RunStore(tmp_path / "b"))
+    opt, scorer = fresh(tmp_path / "b.sqlite")
+    resumed, _, _ = run(cfg, opt, scorer=scorer, task=task, hooks=RunStore(tmp_path / "b"))
+    assert scorer.usage.cache_hits > 0  # step 1's probe was scored again, from the cache
+    assert resumed.scorer_requests == ref.scorer_requests and resumed.scorer_tokens == ref.scorer_tokens
+    assert resumed == ref
+
+
 def test_tasks_optimized_concurrently_match_sequential_runs():
     from dataclasses import replace
 

@@ -1,7 +1,7 @@
 """What a task's search has spent on scoring, kept in one place.
 
-The search's state keeps the scorer requests and tokens of its finished phases (so they survive
-a resume); the phase under way is read off the Evaluator's counters since it began. The search
+The search's state keeps the scorer requests and tokens of its finished phases, and what they
+scored (so they survive a resume); the phase under way is read off the Evaluator's counters since it began. The search
 loop, the per-task search budget (``stoppers.SearchBudget``), a step's actions and the methods
 all read this one ledger; the run's meter (``llm/meter.py``) keeps the run's own account.
 """
@@ -30,7 +30,13 @@ class Ledger:
         requests, tokens = self._base[task.id]
         state.scorer_requests += self.evaluator.requests[task.id] - requests
         state.scorer_tokens += self.evaluator.tokens[task.id] - tokens
+        state.paid = self.evaluator.paid.dump(task.id)
         self.begin(task)
+
+    def resume(self, task: Task, state: SearchState) -> None:
+        """A search resumed from its checkpoint: what its earlier processes scored, and counted,
+        is not counted again when scored again (``gpo.scoring.paid``)."""
+        self.evaluator.paid.load(task.id, state.paid)
 
     def spent(self, task: Task, state: SearchState) -> int:
         """Scorer requests of this task's search so far, the running phase included."""

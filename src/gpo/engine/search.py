@@ -101,6 +101,7 @@ class PromptSearch:
                               f"was scored on eval; raise the budget and resume") from None
         if state.done and state.result:
             return TaskResult.from_dict(state.result)
+        self.ledger.resume(task, state)  # what earlier processes scored is not counted again
         total = self.total_steps(task)
         stopped = ended = None
         while state.next_step < total:

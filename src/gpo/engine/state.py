@@ -114,6 +114,7 @@ class SearchState:
     optimizer_samples: int = 0
     optimizer_tokens: int = 0
     start_requests: int = 0  # scorer requests of the initial prompt's scoring (the gain curve's first point)
+    paid: dict[str, list[int]] = field(default_factory=dict)  # what the search scored ({"split digest": indices}, gpo.scoring.paid)
     parts: dict[str, dict] = field(default_factory=dict)  # a program's search: each prompt's own state
     headroom: dict | None = None  # the headroom check before the search (Headroom.as_dict), where it ran
     started_from: str | None = None  # the probe whose prompt the search started from, where one beat the initial

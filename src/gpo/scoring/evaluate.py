@@ -7,7 +7,8 @@ once per Evaluator, down to single examples: scoring a prompt on examples it was
 already scored on sends nothing again. ``requests`` and ``tokens`` count, per task,
 what the scorer was asked for (a cached response counts, so the figures are what a
 fresh run pays and do not depend on the cache); optimizers budget their search on
-them. Across processes the response cache makes repeats free.
+them. Across processes the response cache makes repeats free, and what an earlier process
+of the run scored is not counted again (``gpo.scoring.paid``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gpo.scoring.constant import classes, closed_answers
 from gpo.scoring.judge import Judge
 from gpo.scoring.metrics import metric_result, score_answer
 from gpo.scoring.objective import ACCURACY, Objective
+from gpo.scoring.paid import Paid
 from gpo.scoring.program import run_program
 from gpo.scoring.render import PromptFormat, prompt_text, render
 from gpo.scoring.stats import Comparison
@@ -144,6 +146,7 @@ class Evaluator:
         self._records: dict[tuple, Record] = {}  # (task, split, instruction, index) -> its record
         self.requests: Counter[str] = Counter()  # task id -> scorer requests sent (cache hits included)
         self.tokens: Counter[str] = Counter()  # task id -> prompt + completion tokens of those requests
+        self.paid = Paid()  # what the run has scored, earlier processes included (not counted again)
 
     def requests_needed(self, task: Task, instruction: str, split: str = "eval", indices: Sequence[int] | None = None) -> int:
         """Scorer requests that scoring this would send (0 for examples already scored)."""
@@ -196,7 +199,10 @@ class Evaluator:
         chosen = list(range(len(task.split(split)))) if indices is None else list(indices)
         todo = [i for i in dict.fromkeys(chosen) if (task.id, split, instruction, i) not in self._records]
         if todo:
-            records = await self._score_examples(task, instruction, split, todo)
+            new, again = self.paid.partition(task.id, split, instruction, todo)
+            records = [*(await self._score_examples(task, instruction, split, new) if new else []),
+                       *(await self._score_examples(task, instruction, split, again, count=False) if again else [])]
+            self.paid.add(task.id, split, instruction, todo)
             for record, (truth, answer) in zip(records, classes(task, split, records, self.extraction) or []):
                 record.truth, record.answer = truth, answer  # the one reading of each reply, kept with it
             for record in records:
@@ -208,7 +214,7 @@ class Evaluator:
         """The first-round scorer requests for these examples (greedy, rendered as configured)."""
         examples = task.split(split)
         demos = task.splits.get("few_shot", [])[: self.format.few_shot] if self.format.few_shot else []
-        return [self._greedy(render(instruction, examples[i], self.format, demos, task.template), self.max_tokens)
+        return [_greedy(render(instruction, examples[i], self.format, demos, task.template), self.max_tokens)
                 for i in chosen]
 
     def second_request(self, task: Task, example: Example, first: Request, answer: str) -> Request:
@@ -219,23 +225,25 @@ class Evaluator:
         ]
         return Request.chat(messages, temperature=0.0, max_tokens=self.second_round_max_tokens, continues=True)
 
-    async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int]) -> list[Record]:
+    async def _score_examples(self, task: Task, instruction: str, split: str, chosen: list[int],
+                              count: bool = True) -> list[Record]:
+        """Score ``chosen`` examples; ``count`` False: an earlier process paid for them (``Paid``)."""
         if task.program is not None:
-            return await self._score_program(task, instruction, split, chosen)
+            return await self._score_program(task, instruction, split, chosen, count)
         examples = task.split(split)
         firsts = self.first_requests(task, instruction, split, chosen)
         first_out = await self.scorer.generate(firsts)
-        self._count(task, first_out)
+        self._count(task, first_out, count)
         answers = [c.text for c in first_out]
         seconds: list[Request | None] = [None] * len(chosen)
         if self.uses_second_round(task):
             for j, i in enumerate(chosen):
                 seconds[j] = self.second_request(task, examples[i], firsts[j], answers[j])
             second_out = await self.scorer.generate([r for r in seconds if r is not None])
-            self._count(task, second_out)
+            self._count(task, second_out, count)
             second_answers = iter(c.text for c in second_out)
         finals = [next(second_answers) if seconds[j] is not None else answers[j] for j in range(len(chosen))]
-        graded = await self._judge(task, [examples[i] for i in chosen], finals)
+        graded = await self._judge(task, [examples[i] for i in chosen], finals, count)
         shows_demos = bool(self.format.few_shot or split_demos(instruction)[1])
         records = []
         for j, i in enumerate(chosen):
@@ -261,7 +269,7 @@ class Evaluator:
             )
         return records
 
-    async def _score_program(self, task: Task, text: str, split: str, chosen: list[int]) -> list[Record]:
+    async def _score_program(self, task: Task, text: str, split: str, chosen: list[int], count: bool) -> list[Record]:
         """A user's program run on each example with the prompts ``text`` encodes, its output
         scored by the task's metric (which may add feedback)."""
         program, examples = task.program, task.split(split)
@@ -269,8 +277,8 @@ class Evaluator:
             raise TaskError(f"task {task.id}: a program is scored by its own metric (--metric python:...), not a judge")
         runs = await settled(run_program(program, task, text, split, i, examples[i], self.scorer, self.max_tokens)
                              for i in chosen)
-        self.requests[task.id] += sum(max(1, r.calls) for r in runs)  # a program that calls no model: its runs
-        self.tokens[task.id] += sum(r.tokens for r in runs)
+        self.requests[task.id] += count * sum(max(1, r.calls) for r in runs)  # a program that calls no model: its runs
+        self.tokens[task.id] += count * sum(r.tokens for r in runs)
         unread = [n for n in program.names if not any(n in r.read for r in runs)]
         if unread:
             raise TaskError(f"--prompts: program {program.source} never read {', '.join(map(repr, unread))} on "
@@ -283,14 +291,15 @@ class Evaluator:
                                   target=_target_text(examples[i]), score=score, trace=run.trace, feedback=feedback))
         return records
 
-    async def _judge(self, task: Task, examples: list[Example], outputs: list[str]) -> list[tuple[float, str]] | None:
+    async def _judge(self, task: Task, examples: list[Example], outputs: list[str],
+                     count: bool) -> list[tuple[float, str]] | None:
         if task.metric != "judge":
             return None
         if self.judge is None:
             raise TaskError(f"task {task.id}: the metric is 'judge' but no judge model is set")
         before = self.judge.requests[task.id]
         graded = await self.judge.grade(task.id, examples, outputs)
-        self.requests[task.id] += self.judge.requests[task.id] - before  # grades, and any asked again
+        self.requests[task.id] += count * (self.judge.requests[task.id] - before)  # grades, and any asked again
         return graded
 
     def _score(self, task: Task, split: str, index: int, example: Example, reply: str,
@@ -317,13 +326,13 @@ class Evaluator:
             return reply.strip().strip(":").strip().split("\n")[0]
         return reply
 
-    def _count(self, task: Task, completions: list) -> None:
-        self.requests[task.id] += len(completions)
-        self.tokens[task.id] += sum(s.prompt_tokens + s.completion_tokens for c in completions for s in c.samples)
+    def _count(self, task: Task, completions: list, count: bool) -> None:
+        self.requests[task.id] += count * len(completions)
+        self.tokens[task.id] += count * sum(s.prompt_tokens + s.completion_tokens for c in completions for s in c.samples)
 
-    @staticmethod
-    def _greedy(request: Request, max_tokens: int) -> Request:
-        return Request(messages=request.messages, prompt=request.prompt, temperature=0.0, max_tokens=max_tokens)
+
+def _greedy(request: Request, max_tokens: int) -> Request:
+    return Request(messages=request.messages, prompt=request.prompt, temperature=0.0, max_tokens=max_tokens)
 
 
 def second_round_applies(fmt: PromptFormat, second_round: bool | None, task: Task) -> bool:
