@@ -18,9 +18,9 @@ DATA_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "gpo") 
 
 
 def fingerprint(spec) -> str:
-    """A short hash of every setting of a run (``RunSpec.to_dict``): benches key their run
-    directories and results rows by it, so a rerun with other flags never reuses old runs."""
-    text = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+    """A short hash of every setting of a run (``RunSpec.to_dict``, or that dict): benches key their
+    run directories and results rows by it, so a rerun with other flags never reuses old runs."""
+    text = json.dumps(spec if isinstance(spec, dict) else spec.to_dict(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

@@ -11,16 +11,16 @@ and on one task behind a real ``llama_cpp.server`` (the same GGUF). Each row is 
   replies, the screen of then, no repair;
 - ``after``: this checkout's defaults (constrained replies where the backend is measured to gain
   from them, the stronger screen, one repair round);
-- ``after, short meta-prompt`` (``--short``, the embedded model on the first task): the same with 1
-  task example and 1 earlier prompt shown instead of 3 and 3, to measure whether a shorter
-  meta-prompt helps a small optimizer.
+- ``after, --optimizer-size large`` (the embedded model): the same with GPO's full meta-prompt
+  instead of the short one a small optimizer gets by default (and so with constrained replies,
+  the default for a llama.cpp model in process with it): what ``after`` was before the short one.
 
 "Reached scoring" counts the proposals that were scored (whole or stopped by racing) and that
 this checkout's screen (``StepActions.unusable`` without the meta-prompt copy check: the rules
 of the fixture ``tests/data/optimizer_replies.jsonl``) calls no prompt. The usable share is
 ``usable_proposals`` of the run's result; its interval is Wilson's 95%.
 
-    python -m bench.proposals [--before 0a3bd95] [--short]
+    python -m bench.proposals [--before 0a3bd95] [--server-steps 6]
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from gpo.scoring.stats import wilson
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT.parent / "shared" / "data" / "instruction_induction")
 TASKS = ["singular_to_plural", "larger_animal", "first_word_letter"]
-SHORT = {"format_data_num": 1, "momentum_selection_num": 1}
+LARGE = {"optimizer_size": "large"}
+NEW_OPTIONS = ("repair", "constrained_replies", "optimizer_size")  # options a 'before' checkout does not know
 # a run, in whichever checkout PYTHONPATH names: its spec as JSON in, the run written to its directory
 RUN = ("import json, sys; from gpo.api import RunSpec, optimize; "
        "optimize(RunSpec.from_dict(json.loads(sys.argv[1])), sys.argv[2])")
@@ -107,12 +108,18 @@ def checkout(commit: str) -> Path:
     return path
 
 
-def run(run_spec: RunSpec, src: Path, run_dir: Path) -> list[dict]:
-    """Run (or finish) one search with the gpo under ``src``; its candidate and task_done events."""
+def settings(run_spec: RunSpec, src: Path) -> dict:
+    """The run's settings as the gpo under ``src`` reads them (a 'before' checkout knows none of
+    this checkout's new options, and its replies were free)."""
     data = run_spec.to_dict()
-    if src != ROOT / "src":  # a 'before' checkout knows none of this checkout's new options
-        data["config"] = {k: v for k, v in data["config"].items() if k not in ("repair", "constrained_replies")}
+    if src != ROOT / "src":
+        data["config"] = {k: v for k, v in data["config"].items() if k not in NEW_OPTIONS}
         data["config"]["constrained_replies"] = False
+    return data
+
+
+def run(data: dict, src: Path, run_dir: Path) -> list[dict]:
+    """Run (or finish) one search with the gpo under ``src``; its candidate and task_done events."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     subprocess.run([sys.executable, "-c", RUN, json.dumps(data), str(run_dir)], check=True, env=env, cwd=ROOT)
     return [e for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())
@@ -143,12 +150,12 @@ def main(args) -> None:
         backends = [("embedded, in process", ModelSpec("embedded"), args.tasks),
                     ("llama_cpp.server endpoint", ModelSpec("smollm2", base_url=url), args.server_tasks)]
         for backend, model, tasks in backends:
-            short = [("after, short meta-prompt", ROOT / "src", SHORT)] if args.short and not model.base_url else []
-            for label, src, overrides in variants + short:
-                for task in (tasks[:1] if overrides else tasks):  # the short meta-prompt: the embedded model's first task
-                    s = spec(args, task, model, overrides)
-                    key = f"{label}-{backend}-{task}-{fingerprint(s)}-{args.before}".replace(" ", "_").replace(",", "")
-                    r = row(run(s, src, Path(args.runs) / key))
+            large = [] if model.base_url else [("after, --optimizer-size large", ROOT / "src", LARGE)]
+            for label, src, overrides in variants + large:
+                for task in tasks:
+                    data = settings(spec(args, task, model, overrides), src)
+                    key = f"{label}-{backend}-{task}-{fingerprint(data)}-{args.before}"
+                    r = row(run(data, src, Path(args.runs) / key.replace(" ", "_").replace(",", "")))
                     results[(backend, label, task)] = r
                     low, high = wilson(r["usable"], r["proposals"])
                     rows.append(f"| {backend} | {task} | {label} | {r['proposals']} | {r['usable']} "
@@ -204,7 +211,6 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--server-steps", type=int, default=12)
     p.add_argument("--eval", type=int, default=4)
-    p.add_argument("--short", action="store_true", help="also run the short meta-prompt")
     p.add_argument("--optimizer-max-tokens", type=int, default=96)
     p.add_argument("--cache", default="bench/.cache/proposals.sqlite")
     p.add_argument("--runs", default="bench/.cache/proposals_runs")

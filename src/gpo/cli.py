@@ -64,6 +64,9 @@ HELP = {
                            "or an endpoint's JSON schema). Default: on for llama.cpp models in process, where it "
                            "raises the usable share, off for endpoints (measured to lower it on llama.cpp's server); "
                            "the paper's presets keep free replies.",
+    "optimizer_size": "small: GPO's update asks a small optimizer with a short meta-prompt (the examples as "
+                      "input -> output, the current instruction, one sentence asked for); large: the paper's full "
+                      "one. Default: small for the embedded model (which then writes free replies), large elsewhere.",
     "repair": "Ask again, once per round, for a reply that is no prompt, telling the optimizer why in one "
               "sentence (default 1; 0: never, as the paper's presets).",
     "adopt": "significant (default): the best prompt on eval replaces the initial one only if it is "

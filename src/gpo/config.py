@@ -89,6 +89,11 @@ class SearchSettings:
     # None (the default): on where the optimizer's backend is measured to write more usable prompts so,
     # off elsewhere (gpo.llm.resolve.ModelRef.constrains_well, decided when a run is built)
     constrained_replies: bool | None = None
+    # the update's meta-prompt: "large" (the paper's content: task examples with the prompt's place
+    # marked, the trajectory, the word budget, tags) or "small" (for a small optimizer: the examples as
+    # input -> output, the current instruction and one sentence asked for; gpo.methods.gpo.update).
+    # None (the default): small for the embedded model, large elsewhere (ModelRef.known_small)
+    optimizer_size: str | None = None
     # a reply that is no prompt (gpo.engine.actions.StepActions.unusable) is asked for again this many
     # times, told why in one sentence; 0: never (the paper's presets)
     repair: int = 1
@@ -126,6 +131,8 @@ class SearchSettings:
 
     def validate_search(self) -> None:
         _check_choices(self, SearchSettings)
+        if self.optimizer_size not in (None, "small", "large"):
+            raise ConfigError(f"optimizer_size must be small or large, got {self.optimizer_size!r}")
         if not 0 <= self.repair <= 3:
             raise ConfigError(f"repair must be 0 (off) to 3 rounds, got {self.repair}")
         if self.patience < 0:
@@ -294,7 +301,8 @@ class GPOConfig(GPOOptions, SearchSettings):
 # split, parses answers as the original code did and adopts the best prompt on eval
 # whether or not its gain is significant (``PAPER``). ``CELLS`` says, for each
 # preset, what it reproduces; ``gpo presets`` lists them.
-PAPER = dict(selection="full", extraction="original", adopt="best", probe=False, constrained_replies=False, repair=0)
+PAPER = dict(selection="full", extraction="original", adopt="best", probe=False, constrained_replies=False, repair=0,
+             optimizer_size="large")
 PRESETS: dict[str, dict] = {}
 CELLS: dict[str, str] = {}
 

@@ -85,28 +85,37 @@ def test_the_plan_counts_the_repairs_and_says_how_replies_are_held():
     once, never = planned(embedded), planned(embedded, repair=0)
     assert once["optimizer_samples"] == 2 * never["optimizer_samples"]
     assert once["optimizer_calls"] - never["optimizer_calls"] == never["optimizer_samples"]
-    assert once["replies"].startswith("optimizer replies: constrained to one tagged prompt (default for llama.cpp")
+    assert once["replies"].startswith("optimizer: the short meta-prompt for a small optimizer (default for the "
+                                      "embedded model; --optimizer-size large: the paper's), free replies (")
     assert once["replies"].endswith("asked for again 1 time, told why (--repair 0: never)")
     assert never["replies"].endswith("; unusable replies are not asked for again")
-    assert planned(endpoint)["replies"].startswith("optimizer replies: free (constrained replies are on by default")
-    assert planned(endpoint, constrained_replies=True)["replies"].startswith("optimizer replies: constrained")
+    assert planned(embedded, optimizer_size="large")["replies"].startswith(
+        "optimizer: the paper's meta-prompt, replies constrained to one tagged prompt (default for llama.cpp")
+    assert planned(endpoint)["replies"].startswith("optimizer: the paper's meta-prompt, free replies (")
+    assert planned(endpoint, constrained_replies=True)["replies"].startswith(
+        "optimizer: the paper's meta-prompt, replies constrained")
 
 
-@pytest.mark.parametrize("model,base_url,expected", [
-    ("embedded", None, True), ("/models/small.gguf", None, True), ("m", "http://127.0.0.1:9/v1", False),
-    ("vllm:some/model", None, False)])
-def test_constrained_replies_are_decided_by_the_optimizers_backend_unless_given(model, base_url, expected):
+@pytest.mark.parametrize("model,base_url,size,expected", [
+    ("embedded", None, "small", False), ("/models/small.gguf", None, "large", True),
+    ("m", "http://127.0.0.1:9/v1", "large", False), ("vllm:some/model", None, "large", False)])
+def test_the_meta_prompt_and_constrained_replies_are_decided_by_the_optimizer_unless_given(model, base_url, size,
+                                                                                            expected):
     from gpo.api import ModelSpec, RunSpec
     from gpo.config import preset
     from gpo.run.build import run_config
 
-    def shaped(cfg):
-        return run_config(RunSpec(config=cfg, optimizer=ModelSpec(model, base_url))).constrained_replies
+    def decided(cfg):
+        run = run_config(RunSpec(config=cfg, optimizer=ModelSpec(model, base_url)))
+        return run.optimizer_size, run.constrained_replies
 
-    assert preset("gpo").constrained_replies is None and shaped(preset("gpo")) is expected
-    assert shaped(preset("gpo", constrained_replies=False)) is False  # --no-constrained-replies
-    assert shaped(preset("gpo", constrained_replies=True)) is True
-    assert shaped(preset("gpo-paper")) is False and preset("gpo-paper").repair == 0  # the paper's free replies
+    assert preset("gpo").constrained_replies is None and preset("gpo").optimizer_size is None
+    assert decided(preset("gpo")) == (size, expected)
+    assert decided(preset("gpo", constrained_replies=False))[1] is False  # --no-constrained-replies
+    assert decided(preset("gpo", constrained_replies=True))[1] is True
+    assert decided(preset("gpo", optimizer_size="large")) == ("large", model != "vllm:some/model" and base_url is None)
+    assert decided(preset("gpo", optimizer_size="small")) == ("small", False)  # a short meta-prompt asks no tags
+    assert decided(preset("gpo-paper")) == ("large", False) and preset("gpo-paper").repair == 0  # the paper's
 
 
 def test_the_command_line_sets_constrained_replies_and_repair():
@@ -117,7 +126,11 @@ def test_the_command_line_sets_constrained_replies_and_repair():
     endpoint = ["--optimizer-model", "m", "--optimizer-base-url", "http://127.0.0.1:9/v1", "--scorer-model", "m",
                 "--scorer-base-url", "http://127.0.0.1:9/v1"]  # nothing in process to time
     out = CliRunner().invoke(main, ["optimize", "--dry-run", "--method", "gpo", "--dataset", "synthetic", *endpoint,
-                                    "--constrained-replies", "--repair", "0"])
+                                    "--constrained-replies", "--repair", "0", "--optimizer-size", "small"])
     assert out.exit_code == 0, out.output
     planned = json.loads(out.output[out.output.index("{"):out.output.rindex("}") + 1])
-    assert planned["replies"] == "optimizer replies: constrained to one tagged prompt; unusable replies are not asked for again"
+    assert planned["replies"] == ("optimizer: the short meta-prompt for a small optimizer, replies constrained to one "
+                                  "tagged prompt; unusable replies are not asked for again")
+    wrong = CliRunner().invoke(main, ["optimize", "--dry-run", "--dataset", "synthetic", *endpoint,
+                                      "--optimizer-size", "tiny"])
+    assert wrong.exit_code != 0 and "optimizer_size must be small or large, got 'tiny'" in wrong.output

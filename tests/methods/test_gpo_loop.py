@@ -48,6 +48,40 @@ def test_dedup_in_generation_order_and_selection_rule():
     assert opt.usage.calls == 2 and opt.usage.samples == 8  # one call with n = N per step
 
 
+def test_a_small_optimizer_is_asked_with_the_short_meta_prompt():
+    """optimizer_size='small': GPO's update shows the train examples as input -> output, the
+    current instruction and the gradient, asks for one sentence, and names no prompt, placeholder,
+    score or tag for a small model to copy; a reply without tags is taken whole."""
+    def script(request, i):  # a scripted fake optimizer: the gradient, then instructions
+        text = last_user(request)
+        if not text.startswith("Examples:"):
+            return "It is too short."
+        later = "Old instruction: start" not in text
+        return f"Add {'more ' * later}plus signs: {'+' * (3 + i + later)}"
+
+    opt = ScriptedLLM(script=script)
+    cfg = config(optimizer_size="small", gradient_name="feedback", util_gradient_name="generate", num_search_epochs=2)
+    result, _, _ = run(cfg, opt, task=plus_task(n_train=8))
+    metas = [last_user(r) for r in opt.requests if last_user(r).startswith("Examples:")]
+    assert len(metas) == 2 and metas[0].startswith("Examples:\nitem 0 -> 1\nitem 1 -> 2\n")
+    assert "\n\nOld instruction: start\nProblems found with it: It is too short.\n" in metas[0]
+    assert "\n\nOld instruction: Add plus signs: ++++++\n" in metas[1]  # the step's choice is the next's old one
+    for meta in metas:
+        assert meta.endswith("\nWrite a new instruction for turning each input into its output. Reply with the new "
+                             "instruction only, in one sentence.")
+        assert not any(w in meta.lower() for w in ("prompt", "<start>", "score", "change at most"))
+    assert result.usable_proposals == 8 and result.final_prompt == "Add more plus signs: +++++++"
+
+
+def test_the_library_asks_with_the_papers_meta_prompt_unless_told_small():
+    metas = []
+    for size in (None, "large"):
+        opt = ScriptedLLM(script=replies([["a +"] * 4]))
+        run(config(optimizer_size=size), opt)
+        metas.append(last_user(opt.requests[0]))
+    assert metas[0] == metas[1] and "<Prompt>" in metas[0] and metas[0].endswith("between <START> and <END>.")
+
+
 def test_initial_prompt_is_not_reselected_and_fallback_uses_real_scores():
     table = [["zero", "zero", "<Prompt> leak", ""], ["start +", "zero", "zero", "zero"]]
     states = []

@@ -34,6 +34,13 @@ class ModelRef:
         return self.kind in ("embedded", "gguf")
 
     @property
+    def known_small(self) -> bool:
+        """Whether this model is known to be small enough that GPO's full meta-prompt loses it (the
+        embedded 135M model: 0 of 24 replies usable, against 33 of 48 with the small one; BENCHMARKS.md
+        "small-optimizers"); a GGUF or an endpoint may be any size."""
+        return self.kind == "embedded"
+
+    @property
     def path(self) -> Path | None:
         """The GGUF file of a ``gguf`` model."""
         return Path(self.model) if self.kind == "gguf" else None

@@ -168,12 +168,17 @@ def build_runtime(spec: RunSpec, run_dir: str | Path | None = None, need_embedde
 
 
 def run_config(spec: RunSpec) -> GPOConfig:
-    """The spec's options with what it leaves to the models decided: ``constrained_replies``
-    where the optimizer is measured to gain from them (``ModelRef.constrains_well``)."""
-    if spec.config.constrained_replies is not None:
-        return spec.config
+    """The spec's options with what it leaves to the models decided: ``optimizer_size`` small for a
+    model known to be small (``ModelRef.known_small``), and ``constrained_replies`` where the optimizer
+    is measured to gain from them with the large meta-prompt (``ModelRef.constrains_well``)."""
+    cfg = spec.config
+    if cfg.constrained_replies is not None and cfg.optimizer_size is not None:
+        return cfg
     ref = resolve_model(spec.optimizer.model, spec.optimizer.base_url)
-    return spec.config.replace(constrained_replies=ref.constrains_well)
+    size = cfg.optimizer_size or ("small" if ref.known_small else "large")
+    shaped = cfg.constrained_replies if cfg.constrained_replies is not None else (
+        ref.constrains_well and size == "large")
+    return cfg.replace(optimizer_size=size, constrained_replies=shaped)
 
 
 def build_search(spec: RunSpec, rt: Runtime, hooks=None, budget=None) -> PromptSearch:

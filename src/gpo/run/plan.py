@@ -166,18 +166,22 @@ def plan(spec: RunSpec, tasks: list[Task] | None = None) -> dict:
 
 
 def replies(spec: RunSpec) -> str:
-    """How the optimizer's replies for new prompts are held and repaired, in one line."""
-    cfg = spec.config
-    if cfg.constrained_replies is None:
-        shaped = run_config(spec).constrained_replies
-        how = ("constrained to one tagged prompt (default for llama.cpp models in process; --no-constrained-replies "
-               "to free them)" if shaped else "free (constrained replies are on by default only for llama.cpp models "
-               "in process; --constrained-replies to try them)")
+    """How the optimizer is asked for new prompts, and its replies held and repaired, in one line."""
+    cfg, run = spec.config, run_config(spec)
+    if run.optimizer_size == "small":
+        size = "the short meta-prompt for a small optimizer" + (
+            "" if cfg.optimizer_size else " (default for the embedded model; --optimizer-size large: the paper's)")
     else:
-        how = "constrained to one tagged prompt" if cfg.constrained_replies else "free"
+        size = "the paper's meta-prompt"
+    if cfg.constrained_replies is None:
+        how = ("replies constrained to one tagged prompt (default for llama.cpp models in process with the paper's "
+               "meta-prompt; --no-constrained-replies to free them)" if run.constrained_replies else
+               "free replies (--constrained-replies to hold them to one tagged prompt)")
+    else:
+        how = "replies constrained to one tagged prompt" if cfg.constrained_replies else "free replies"
     again = (f"a reply that is no prompt is asked for again {cfg.repair} time{'s' * (cfg.repair > 1)}, told why "
              "(--repair 0: never)" if cfg.repair else "unusable replies are not asked for again")
-    return f"optimizer replies: {how}; {again}"
+    return f"optimizer: {size}, {how}; {again}"
 
 
 def left_out_note(per_task: list[dict], size: str | None) -> dict:

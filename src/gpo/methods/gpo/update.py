@@ -3,6 +3,11 @@ edit, with or without the gradient, with or without the word-budget ("learning r
 clause; and what becomes of a candidate that changes more words than the budget.
 
 The text is our own wording of the paper's content lists (docs/BEHAVIOUR.md, "The update").
+For a small optimizer (``optimizer_size='small'``) a much shorter one: the task examples as
+``input -> output``, the current instruction, any problems found with it, and one sentence
+asked for. A 135M model shown the full meta-prompt writes about prompts instead of an
+instruction (BENCHMARKS.md "small-optimizers"); the short one names no prompt, placeholder,
+score or tag for it to copy.
 """
 
 from __future__ import annotations
@@ -65,27 +70,45 @@ def build_update_prompt(
     return "\n".join(lines)
 
 
+SMALL_REQUEST = ("Write a new instruction for turning each input into its output. Reply with the new instruction "
+                 "only, in one sentence.")
+
+
+def build_small_update_prompt(current: str, exemplars: list[Example], gradient: str | None = None) -> str:
+    """The meta-prompt for a small optimizer (``optimizer_size='small'``)."""
+    shown = [f"{' '.join(ex.input.split())} -> {' / '.join(ex.references) if len(ex.references) > 1 else ex.demo_answer}"
+             for ex in exemplars]
+    parts = ["Examples:\n" + "\n".join(shown), f"Old instruction: {current}"]
+    if gradient:
+        parts.append(f"Problems found with it: {gradient}")
+    return "\n\n".join(parts[:1]) + "\n\n" + "\n".join(parts[1:] + [SMALL_REQUEST])
+
+
 @dataclass(frozen=True)
 class UpdateRule:
     """GPO's update, built once from the config: edit or generate, with or without the
     gradient (``method``, the paper's util_gradient_name); whether the meta-prompt states
     the word budget (``learning_rate_name='w_lr'``); and what becomes of a candidate that
     changes more words than the budget (``enforcement``: off, reject, or resample up to
-    ``resample_rounds`` more times)."""
+    ``resample_rounds`` more times); ``small``: the short meta-prompt for a small optimizer."""
 
     method: str = "generate_without"
     states_step_size: bool = True
     enforcement: str = "off"
     resample_rounds: int = 0
+    small: bool = False
 
     @classmethod
     def from_config(cls, cfg) -> "UpdateRule":
         return cls(cfg.util_gradient_name, cfg.learning_rate_name == "w_lr", cfg.edit_budget_enforcement,
-                   cfg.max_resample_rounds if cfg.edit_budget_enforcement == "resample" else 0)
+                   cfg.max_resample_rounds if cfg.edit_budget_enforcement == "resample" else 0,
+                   cfg.optimizer_size == "small")
 
     def meta_prompt(self, position: Placement, momentum_kind: str, current: str, current_score: float,
                     trajectory_block: str, exemplars: list[Example], gradient: str | None,
                     step_size: int | None) -> str:
+        if self.small:
+            return build_small_update_prompt(current, exemplars, gradient if self.method in ("edit", "generate") else None)
         return build_update_prompt(UpdateSpec(self.method, position, momentum_kind), current, current_score,
                                    trajectory_block, exemplars, gradient,
                                    step_size if self.states_step_size else None)
