@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-# talk about the prompt-writing itself: "the new prompt is", "change at most 49 words", "the previous example"
+# talk about the prompt-writing itself: "the new prompt is", "change at most 49 words", "the previous example",
+# "a new instruction" (the short meta-prompt's words), "that reply was set aside" (the repair's)
 _TALK = re.compile(
     r"\b(?:new|next|better|earlier|previous|current|original|existing|revised|rewritten|improved|modified|edited"
     r"|latest|old|own|another|additional)\b[\w ,-]{0,12}\bprompts?\b"
@@ -21,7 +22,10 @@ _TALK = re.compile(
     r"|\bchange[sd]? at most\b|\bat most \d+ words of\b"
     r"|\b(?:previous|earlier|above|first|last|next) examples?\b|\bexamples? (?:above|below)\b"
     r"|\b(?:a|an|the|this|that|your|my)(?: [\w-]+)? prompts? (?:is|was|has|will|would|should|can|aims|asks|looks)\b"
-    r"|\b(?:the|this|a) (?:correct )?instructions? (?:is|was|were|should|in)\b",
+    r"|\b(?:the|this|a) (?:correct )?instructions? (?:is|was|were|should|in)\b"
+    r"|\b(?:new|old|original|previous|earlier|current|revised|rewritten|improved|better|modified)\b[\w ,-]{0,12}"
+    r"\binstructions?\b"
+    r"|\bset aside\b|\b(?:that|this|the|your|my|previous) reply\b",
     re.I)
 # an assistant answering its user instead of instructing a model
 _ASSISTANT = re.compile(
