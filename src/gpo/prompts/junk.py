@@ -32,7 +32,8 @@ _ASSISTANT = re.compile(
     r"^\W*(?:hello|hi|hey|greetings|sure|certainly|of course|absolutely|okay|ok|thanks|thank you|what a|"
     r"(?:that's|this is|it's) an? (?:great|good|perfect|fantastic|excellent))\b"
     r"|\bI(?:'m| am) (?:ready|happy|glad|here|pleased|thrilled|going)\b"
-    r"|\bI(?:'ll| will) (?:do|help|try|write|create|make|start|edit|have|change|give|be|re-?edit|keep)\b"
+    r"|\bI(?:'ll| will) (?:do|help|try|write|create|make|start|edit|have|change|give|be|re-?edit|keep|provide|show"
+    r"|explain|use|assume|need)\b"
     r"|\bI(?:'ve| have) (?:rewritten|prepared|added|changed|made|written|created|modified)\b"
     r"|\bI (?:added|changed|made|wrote|created|followed|can help|can make|found|was|think|thought|hope|love|felt)\b"
     r"|\bhow can I help\b|\bhelpful AI\b|\bAI assistant\b",
