@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from gpo.config import SIZES, ConfigError
 from gpo.llm import LLM, Request
 from gpo.methods import method_class
-from gpo.run.build import build_evaluator, build_model, build_prompt_format, load_tasks, run_config
+from gpo.run.build import build_prompt_format, load_tasks, run_config
 from gpo.scoring.evaluate import Evaluator, scoring_requests
 from gpo.scoring.headroom import SAMPLE, probe_prompts
 from gpo.scoring.render import render
