@@ -154,7 +154,9 @@ def test_presets_name_their_cells_and_sgdm_runs_on_the_embedded_model(tmp_path):
     assert "table3-edit-cosine-warmup" in out and "Table 3, Editing, cosine decay" in out
     assert "table2-feedback-importance" in out and "gpo-paper" in out
     one_step = [a if a != "2" else "1" for a in TINY]  # --num-search-epochs 1
-    proc = gpo("optimize", *one_step, "--method", "sgdm", "--run-dir", str(tmp_path / "run"), "--progress", "json")
+    # the paper's meta-prompt (the embedded optimizer gets the short one unless told otherwise)
+    proc = gpo("optimize", *one_step, "--method", "sgdm", "--optimizer-size", "large", "--run-dir", str(tmp_path / "run"),
+               "--progress", "json")
     steps = [e for e in _events(proc.stdout) if e["event"] == "step"]
     assert [(e["method"], e["step_size"]) for e in steps] == [("sgdm", None)]  # editing with no word limit
     state = json.loads((tmp_path / "run/tasks/synthetic__navigate/state.json").read_text())
