@@ -15,6 +15,7 @@ from gpo.engine import outcome as said
 from gpo.engine.proposals import REPAIR_NOTE, rejection_counts
 from gpo.engine.trajectory import Candidate
 from gpo.methods.gpo.method import GPO
+from gpo.methods.gpo.update import SMALL_READING
 from gpo.run.store import RunStore
 from gpo.scoring import Evaluator
 
@@ -65,6 +66,30 @@ def test_repair_0_asks_nothing_again_and_the_junk_is_set_aside(tmp_path):
     junk = [e for e in events if e["event"] == "candidate" and e["text"] == JUNK]
     assert junk and all(e["rejected"].startswith("asks the user") and e["score"] is None for e in junk)
     assert result.usable_proposals < result.proposals and result.repaired_proposals == 0
+
+
+def test_a_small_optimizer_is_asked_again_in_the_short_meta_prompts_words(tmp_path):
+    """optimizer_size='small': a reply set aside is asked for again with no tags and no 'prompt' in the
+    note (the words a 135M model copies), and the new reply is read as one sentence too."""
+    def small_optimizer(request, i):  # a scripted fake optimizer
+        text = last_user(request)
+        if text.startswith("That reply was set aside"):
+            return f"Add plus signs {request.seed % 97} times. This new instruction is better."
+        if not text.startswith("Examples:"):
+            return "It is too short."
+        return JUNK if i == 0 else f"Write +{i}{request.seed % 5} here. Then stop."
+
+    opt, store = ScriptedLLM(script=small_optimizer), RunStore(tmp_path / "run")
+    result = asyncio.run(GPO(config(num_generated_instructions_in_each_step=3, optimizer_size="small", repair=1), opt,
+                             Evaluator(echo_scorer(), second_round=False), None, store).optimize(plus_task()))
+    store.close()
+    again = [last_user(r) for r in opt.requests if last_user(r).startswith("That reply was set aside")]
+    assert again and again[0] == SMALL_READING.note.format(why="answers as an assistant instead of instructing ('I'm ready')")
+    assert not any(w in again[0].lower() for w in ("<start>", "prompt"))
+    events = [json.loads(line) for line in (tmp_path / "run/events.jsonl").read_text().splitlines()]
+    repaired = [e for e in events if e["event"] == "candidate" and e["first_rejected"]]
+    assert repaired and all(e["text"].startswith("Add plus signs") and e["text"].endswith(" times.") for e in repaired)
+    assert result.repaired_proposals == len(repaired)
 
 
 def test_a_repair_that_is_no_prompt_either_is_set_aside_and_both_reasons_are_counted():

@@ -51,13 +51,17 @@ def test_dedup_in_generation_order_and_selection_rule():
 def test_a_small_optimizer_is_asked_with_the_short_meta_prompt():
     """optimizer_size='small': GPO's update shows the train examples as input -> output, the
     current instruction and the gradient, asks for one sentence, and names no prompt, placeholder,
-    score or tag for a small model to copy; a reply without tags is taken whole."""
-    def script(request, i):  # a scripted fake optimizer: the gradient, then instructions
+    score or tag for a small model to copy; a reply without tags is read as the one sentence
+    asked for (what a lead-in introduces, then its first sentence), not whole."""
+    def script(request, i):  # a scripted fake optimizer: the gradient, then instructions with talk around them
         text = last_user(request)
         if not text.startswith("Examples:"):
             return "It is too short."
         later = "Old instruction: start" not in text
-        return f"Add {'more ' * later}plus signs: {'+' * (3 + i + later)}"
+        body = f"Add {'more ' * later}plus signs: {'+' * (3 + i + later)}"
+        if i % 2:
+            return f'Here is the new instruction: "{body}"\nThis instruction adds signs.'
+        return f"{body} now. The old instruction had fewer."
 
     opt = ScriptedLLM(script=script)
     cfg = config(optimizer_size="small", gradient_name="feedback", util_gradient_name="generate", num_search_epochs=2)
@@ -70,7 +74,10 @@ def test_a_small_optimizer_is_asked_with_the_short_meta_prompt():
         assert meta.endswith("\nWrite a new instruction for turning each input into its output. Reply with the new "
                              "instruction only, in one sentence.")
         assert not any(w in meta.lower() for w in ("prompt", "<start>", "score", "change at most"))
-    assert result.usable_proposals == 8 and result.final_prompt == "Add more plus signs: +++++++"
+    # every reply was usable as read, none asked for again (taken whole, each talks about the instruction
+    # and would be set aside): 2 gradients and 2 updates were asked
+    assert result.usable_proposals == 8 and len(opt.requests) == 4
+    assert result.final_prompt == "Add more plus signs: +++++++"
 
 
 def test_the_library_asks_with_the_papers_meta_prompt_unless_told_small():

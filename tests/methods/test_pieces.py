@@ -16,7 +16,7 @@ from gpo.methods.gpo.schedule import StepSizeSchedule
 from gpo.methods.gpo.update import UpdateRule, UpdateSpec, build_update_prompt
 from gpo.prompts.blocks import current_block, k_list_block
 from gpo.prompts.checks import leak_reason, word_edit_distance
-from gpo.prompts.tags import extract_tagged, polish
+from gpo.prompts.tags import extract_tagged, one_instruction, polish
 from gpo.scoring.render import Position
 from gpo.tasks import Example
 
@@ -166,3 +166,18 @@ def test_resampling_update_rule_and_its_word_budget_check():
 def test_importance_selector_best_first_older_wins_ties():
     scored = [("a", 0.5), ("b", 0.9), ("c", 0.5), ("d", 0.7)]
     assert asyncio.run(Importance()(scored, 3)) == [1, 3, 0]  # best first; equal scores: older first
+
+
+def test_a_small_optimizers_reply_is_read_as_the_one_sentence_it_was_asked_for():
+    assert one_instruction("Turn each word into its plural. This new instruction is better.") == \
+        "Turn each word into its plural."
+    assert one_instruction('Here\'s the new instruction:\n"Write the plural of the word."\nIt adds an s.') == \
+        "Write the plural of the word."
+    assert one_instruction("Revised instruction: give the first letter. Then more.") == "give the first letter."
+    assert one_instruction("<START>Name the larger animal. Really.<END> and talk") == "Name the larger animal."
+    # one sentence across lines; a list's "1." and an abbreviation do not end it
+    assert one_instruction("To pluralize, use the rule\nadd an s, e.g. dogs. Next line.") == \
+        "To pluralize, use the rule add an s, e.g. dogs."
+    assert one_instruction("Follow these steps:\n1. Read the word.\n2. Add s.") == "Follow these steps: 1. Read the word."
+    assert one_instruction("Give the answer in words") == "Give the answer in words"  # no end: the whole
+    assert one_instruction("") == ""

@@ -7,7 +7,7 @@ prompts). ``StepActions`` has these."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from gpo.config import GPOConfig
@@ -47,10 +47,23 @@ REPAIR_NOTE = ("That reply was set aside ({why}). Reply again with only the new 
                "task, between <START> and <END>.")
 
 
-def repair_request(request: Request, reply: str, why: str, seed: int) -> Request:
+@dataclass(frozen=True)
+class Reading:
+    """How an optimizer's reply is read as a prompt (``extract``), and what a reply set aside is
+    told when it is asked for again (``note``, with ``{why}``): by default the text between
+    <START> and <END>, as every meta-prompt but the short one for a small optimizer asks."""
+
+    extract: Callable[[str], str] = extract_tagged
+    note: str = REPAIR_NOTE
+
+
+TAGGED = Reading()
+
+
+def repair_request(request: Request, reply: str, why: str, seed: int, note: str = REPAIR_NOTE) -> Request:
     """The request a set-aside reply is asked for again with: the same meta-prompt, the reply,
-    and why it was set aside in one sentence (``REPAIR_NOTE``); one sample."""
-    note = REPAIR_NOTE.format(why=why)
+    and why it was set aside in one sentence (``note``); one sample."""
+    note = note.format(why=why)
     if request.messages is None:  # a base model: the text goes on
         return replace(request, prompt=f"{request.prompt or ''}{reply}\n\n{note}\n", n=1, seed=seed)
     return replace(request, messages=(*request.messages, ("assistant", reply), ("user", note)), n=1, seed=seed)
@@ -121,23 +134,25 @@ class ProposalActions:
         return await self.propose(state, [self.request(p, n, stable_seed(seed, i), temperature, self.prompt_shape())
                                           for i, p in enumerate(prompts)])
 
-    async def propose(self, state: SearchState, requests: list[Request], reference: str = "") -> list[str]:
-        """New prompts, every sample of each request in order: extracted from <START>...<END> and
-        polished (with ``constrained_replies``, the backend holds each reply to that shape). A reply
-        that is no prompt (``unusable``) is asked for once more per ``repair`` round, the reason
-        given in one sentence; the new reply takes its place and ``screen`` records the first."""
+    async def propose(self, state: SearchState, requests: list[Request], reference: str = "",
+                      reading: Reading = TAGGED) -> list[str]:
+        """New prompts, every sample of each request in order: read by ``reading`` (by default
+        extracted from <START>...<END>) and polished (with ``constrained_replies``, the backend holds
+        each reply to that shape). A reply that is no prompt (``unusable``) is asked for once more per
+        ``repair`` round, the reason given in one sentence; the new reply takes its place and
+        ``screen`` records the first."""
         replies = await self.ask_raw(state, requests)
-        texts = [[polish(extract_tagged(t)) for t in texts] for texts in replies]
+        texts = [[polish(reading.extract(t)) for t in texts] for texts in replies]
         for r in range(self.config.repair):
             shown = _shown(self.asked.get(id(state), []), state)
             broken = [(i, j, why) for i, ts in enumerate(texts) for j, t in enumerate(ts)
                       if (why := self.unusable(state, t, reference or state.current, shown))]
             if not broken:
                 break
-            again = [repair_request(requests[i], replies[i][j], why, stable_seed(requests[i].seed, j, "repair", r))
-                     for i, j, why in broken]
+            again = [repair_request(requests[i], replies[i][j], why, stable_seed(requests[i].seed, j, "repair", r),
+                                    reading.note) for i, j, why in broken]
             for (i, j, why), reply in zip(broken, await self.ask_raw(state, again)):
-                fixed = polish(extract_tagged(reply[0]))
+                fixed = polish(reading.extract(reply[0]))
                 self.repairs.setdefault(id(state), {})[fixed] = self.repairs[id(state)].get(texts[i][j], (texts[i][j], why))
                 texts[i][j], replies[i][j] = fixed, reply[0]
         return [t for ts in texts for t in ts]

@@ -37,3 +37,27 @@ def polish(text: str) -> str:
     if len(text) > 1:
         text = text[0].upper() + text[1:]
     return text
+
+
+# "Here's the new instruction: ...", "Revised instruction:\n..." (a lead-in of a few words, then the instruction)
+_CUE = re.compile(r"\binstruction\b[^:\n]{0,20}:[ \t]*\n*[ \t]*", re.I)
+_QUOTED = re.compile(r"^[\"“']([^\"”\n]+)[\"”']")
+# a sentence ends at . ! or ? after a letter, a closing quote or bracket (not "1." of a list), then a space or the end
+_SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[\"”')])[.!?](?=\s|$)")
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|Mr|Mrs|Dr|St|No)|\b[A-Z])$")
+
+
+def one_instruction(reply: str) -> str:
+    """The instruction in a reply asked for one instruction in one sentence (a small optimizer's,
+    ``optimizer_size='small'``): the text between tags where there are any; after a lead-in
+    such as "Here's the new instruction:", what it introduces (the quoted text, where quoted);
+    then the first sentence, the reply's lines read as one paragraph. What follows the sentence
+    (talk about it, the examples again) is not part of the instruction that was asked for."""
+    text = extract_tagged(reply)
+    cue = _CUE.search(text)
+    if cue and text[cue.end():].strip():
+        text = text[cue.end():]
+    quoted = _QUOTED.match(text.strip())
+    text = quoted.group(1) if quoted else " ".join(text.split())
+    end = next((m for m in _SENTENCE_END.finditer(text) if not _ABBREVIATION.search(text[: m.start()])), None)
+    return (text[: end.end()] if end else text).strip()

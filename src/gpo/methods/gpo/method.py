@@ -223,7 +223,7 @@ class GPO(PromptSearch):
             if want <= 0:
                 break
             request = self.actions.request(meta, want, stable_seed(self.config.seed, task.id, g, r), shape=self.actions.prompt_shape())
-            texts = [with_demos(t, held) for t in await self.actions.propose(state, [request], U)]
+            texts = [with_demos(t, held) for t in await self.actions.propose(state, [request], U, self.update.reading)]
             out.extend(self.actions.screen(state, texts, U, lambda c: self.update.over_budget(c.edit_distance, step_size),
                                    this_step))
         return out

@@ -7,15 +7,17 @@ For a small optimizer (``optimizer_size='small'``) a much shorter one: the task 
 ``input -> output``, the current instruction, any problems found with it, and one sentence
 asked for. A 135M model shown the full meta-prompt writes about prompts instead of an
 instruction (BENCHMARKS.md "small-optimizers"); the short one names no prompt, placeholder,
-score or tag for it to copy.
+score or tag for it to copy. Its reply is read as that one sentence (``SMALL_READING``:
+``gpo.prompts.tags.one_instruction``), and one set aside is asked for again in the same words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gpo.engine.proposals import TAGGED, Reading
 from gpo.prompts.blocks import PLACEHOLDER, Placement, format_exemplars
-from gpo.prompts.tags import END, START
+from gpo.prompts.tags import END, START, one_instruction
 from gpo.tasks.task import Example
 
 
@@ -72,6 +74,9 @@ def build_update_prompt(
 
 SMALL_REQUEST = ("Write a new instruction for turning each input into its output. Reply with the new instruction "
                  "only, in one sentence.")
+# the reply read as the one sentence asked for; one set aside is asked again without tags or "prompt"
+SMALL_READING = Reading(one_instruction, "That reply was set aside ({why}). Reply with one sentence that tells how "
+                                         "to turn each input into its output.")
 
 
 def build_small_update_prompt(current: str, exemplars: list[Example], gradient: str | None = None) -> str:
@@ -112,6 +117,11 @@ class UpdateRule:
         return build_update_prompt(UpdateSpec(self.method, position, momentum_kind), current, current_score,
                                    trajectory_block, exemplars, gradient,
                                    step_size if self.states_step_size else None)
+
+    @property
+    def reading(self) -> Reading:
+        """How the optimizer's replies to this rule's meta-prompt are read."""
+        return SMALL_READING if self.small else TAGGED
 
     def over_budget(self, edit_distance: int, step_size: int | None) -> str | None:
         """Why a candidate breaks the word budget (when the budget is enforced), else None."""
