@@ -14,6 +14,7 @@ from fakes import ScriptedLLM, config, echo_scorer, last_user, plus_task
 from gpo.engine import outcome as said
 from gpo.engine.proposals import REPAIR_NOTE, rejection_counts
 from gpo.engine.trajectory import Candidate
+from gpo.llm import default_gguf_path
 from gpo.methods.gpo.method import GPO
 from gpo.methods.gpo.update import SMALL_READING
 from gpo.run.store import RunStore
@@ -111,7 +112,8 @@ def test_the_plan_counts_the_repairs_and_says_how_replies_are_held():
     assert once["optimizer_samples"] == 2 * never["optimizer_samples"]
     assert once["optimizer_calls"] - never["optimizer_calls"] == never["optimizer_samples"]
     assert once["replies"].startswith("optimizer: the short meta-prompt for a small optimizer (default for the "
-                                      "embedded model; --optimizer-size large: the paper's), free replies (")
+                                      "embedded model and a GGUF of under 4B parameters; --optimizer-size large: "
+                                      "the paper's), free replies (")
     assert once["replies"].endswith("asked for again 1 time, told why (--repair 0: never)")
     assert never["replies"].endswith("; unusable replies are not asked for again")
     assert planned(embedded, optimizer_size="large")["replies"].startswith(
@@ -122,7 +124,8 @@ def test_the_plan_counts_the_repairs_and_says_how_replies_are_held():
 
 
 @pytest.mark.parametrize("model,base_url,size,expected", [
-    ("embedded", None, "small", False), ("/models/small.gguf", None, "large", True),
+    ("embedded", None, "small", False), ("/models/small.gguf", None, "large", True),  # unread: its size is unknown
+    (str(default_gguf_path()), None, "small", False),  # the embedded model's file, 135M parameters by its header
     ("m", "http://127.0.0.1:9/v1", "large", False), ("vllm:some/model", None, "large", False)])
 def test_the_meta_prompt_and_constrained_replies_are_decided_by_the_optimizer_unless_given(model, base_url, size,
                                                                                             expected):

@@ -7,10 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpo.llm.gguf_size import parameter_count
 from gpo.llm.local import DEFAULT_MODEL_NAME
 
 EMBEDDED_ALIASES = {"", "embedded", "default", "smollm2", DEFAULT_MODEL_NAME}
 IN_PROCESS = ("embedded", "gguf", "vllm")
+
+
+# Below this many parameters a model gets the short meta-prompt by default. Measured only at 135M
+# (the embedded model); peers report models of 1.5-4B writing no usable prompt with long ones
+# (issue 38: GEPA with Qwen3-4B, training_hub with 1.5-3B reflection models).
+SMALL_PARAMETERS = 4_000_000_000
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,13 @@ class ModelRef:
 
     @property
     def known_small(self) -> bool:
-        """Whether this model is known to be small enough that GPO's full meta-prompt loses it (the
-        embedded 135M model: 0 of 24 replies usable, against 33 of 48 with the small one; BENCHMARKS.md
-        "small-optimizers"); a GGUF or an endpoint may be any size."""
+        """Whether this model is known to be small enough that GPO's full meta-prompt loses it: the
+        embedded 135M model (0 of 24 replies usable, against 33 of 48 with the short one; BENCHMARKS.md
+        "small-optimizers"), and a GGUF whose header counts fewer than ``SMALL_PARAMETERS``. An
+        endpoint or vLLM model does not say its size, so it is not known small."""
+        if self.kind == "gguf":
+            count = parameter_count(self.model)
+            return count is not None and count < SMALL_PARAMETERS
         return self.kind == "embedded"
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gpo.config import SIZES, ConfigError
 from gpo.llm import LLM, Request
+from gpo.llm.resolve import SMALL_PARAMETERS
 from gpo.methods import method_class
 from gpo.run.build import build_prompt_format, load_tasks, run_config
 from gpo.scoring.evaluate import Evaluator, scoring_requests
@@ -170,7 +171,8 @@ def replies(spec: RunSpec) -> str:
     cfg, run = spec.config, run_config(spec)
     if run.optimizer_size == "small":
         size = "the short meta-prompt for a small optimizer" + (
-            "" if cfg.optimizer_size else " (default for the embedded model; --optimizer-size large: the paper's)")
+            "" if cfg.optimizer_size else f" (default for the embedded model and a GGUF of under "
+                                            f"{SMALL_PARAMETERS / 1e9:g}B parameters; --optimizer-size large: the paper's)")
     else:
         size = "the paper's meta-prompt"
     if cfg.constrained_replies is None:
