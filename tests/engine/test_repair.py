@@ -162,3 +162,33 @@ def test_the_command_line_sets_constrained_replies_and_repair():
     wrong = CliRunner().invoke(main, ["optimize", "--dry-run", "--dataset", "synthetic", *endpoint,
                                       "--optimizer-size", "tiny"])
     assert wrong.exit_code != 0 and "optimizer_size must be small or large, got 'tiny'" in wrong.output
+
+
+def test_a_repair_that_keeps_words_of_its_first_reply_is_no_copy_but_one_of_the_note_is(tmp_path):
+    """The first reply is quoted back to the optimizer when it is asked again, but gpo did not write
+    it: a repair that keeps its good half is usable. The note gpo wrote still counts as meta-prompt."""
+    note_words = "Reply with one sentence that tells how to turn each input into its output."
+
+    def small_optimizer(request, i):  # a scripted fake optimizer
+        text = last_user(request)
+        if text.startswith("That reply was set aside"):
+            first = request.messages[-2][1]
+            return note_words if first == JUNK else f"Add plus signs to the end of each input {request.seed % 97} times."
+        if not text.startswith("Examples:"):
+            return "It is too short."
+        if i == 0:
+            return JUNK
+        return f"Add plus signs to the end of each input {request.seed % 89} times, says the new instruction."
+
+    opt, store = ScriptedLLM(script=small_optimizer), RunStore(tmp_path / "run")
+    asyncio.run(GPO(config(num_generated_instructions_in_each_step=3, optimizer_size="small", repair=1), opt,
+                    Evaluator(echo_scorer(), second_round=False), None, store).optimize(plus_task()))
+    store.close()
+    events = [json.loads(line) for line in (tmp_path / "run/events.jsonl").read_text().splitlines()]
+    repaired = [e for e in events if e["event"] == "candidate" and e["first_rejected"]]
+    kept = [e for e in repaired if e["text"].startswith("Add plus signs")]
+    assert kept and all(e["first_rejected"].startswith("talks about prompts") for e in kept)
+    assert all(e["rejected"] is None or e["rejected"] == "duplicate in this step" for e in kept)
+    copied = [e for e in repaired if e["text"] == note_words]  # then seen before
+    assert copied and copied[0]["rejected"].endswith("copies 8+ words of the meta-prompt or its examples")
+    assert all(e["rejected"] for e in copied)

@@ -60,10 +60,9 @@ class Reading:
 TAGGED = Reading()
 
 
-def repair_request(request: Request, reply: str, why: str, seed: int, note: str = REPAIR_NOTE) -> Request:
+def repair_request(request: Request, reply: str, note: str, seed: int) -> Request:
     """The request a set-aside reply is asked for again with: the same meta-prompt, the reply,
-    and why it was set aside in one sentence (``note``); one sample."""
-    note = note.format(why=why)
+    and why it was set aside in one sentence (``note``, a ``Reading.note`` filled in); one sample."""
     if request.messages is None:  # a base model: the text goes on
         return replace(request, prompt=f"{request.prompt or ''}{reply}\n\n{note}\n", n=1, seed=seed)
     return replace(request, messages=(*request.messages, ("assistant", reply), ("user", note)), n=1, seed=seed)
@@ -113,11 +112,14 @@ class ProposalActions:
         return Request.chat(prompt, temperature=t, max_tokens=self.config.optimizer_max_tokens, n=n, seed=seed,
                             shape=shape)
 
-    async def ask_raw(self, state: SearchState, requests: list[Request]) -> list[list[str]]:
-        """The optimizer's raw replies to several requests (sent together), counted against the task."""
+    async def ask_raw(self, state: SearchState, requests: list[Request],
+                      wrote: list[str] | None = None) -> list[list[str]]:
+        """The optimizer's raw replies to several requests (sent together), counted against the task.
+        What gpo wrote in them (``wrote``; by default every turn but the optimizer's own) is what a
+        reply must not copy: an earlier reply quoted back to the optimizer is not meta-prompt."""
         replies = await self.optimizer_llm.generate(requests)
-        self.asked.setdefault(id(state), []).extend(
-            text for r in requests for _, text in (r.messages or (("user", r.prompt or ""),)))
+        self.asked.setdefault(id(state), []).extend(wrote if wrote is not None else (
+            text for r in requests for role, text in (r.messages or (("user", r.prompt or ""),)) if role != "assistant"))
         for reply in replies:
             state.optimizer_samples += len(reply.samples)
             state.optimizer_tokens += sum(s.prompt_tokens + s.completion_tokens for s in reply.samples)
@@ -149,9 +151,10 @@ class ProposalActions:
                       if (why := self.unusable(state, t, reference or state.current, shown))]
             if not broken:
                 break
-            again = [repair_request(requests[i], replies[i][j], why, stable_seed(requests[i].seed, j, "repair", r),
-                                    reading.note) for i, j, why in broken]
-            for (i, j, why), reply in zip(broken, await self.ask_raw(state, again)):
+            notes = [reading.note.format(why=why) for _, _, why in broken]
+            again = [repair_request(requests[i], replies[i][j], note, stable_seed(requests[i].seed, j, "repair", r))
+                     for (i, j, _), note in zip(broken, notes)]
+            for (i, j, why), reply in zip(broken, await self.ask_raw(state, again, wrote=notes)):
                 fixed = polish(reading.extract(reply[0]))
                 self.repairs.setdefault(id(state), {})[fixed] = self.repairs[id(state)].get(texts[i][j], (texts[i][j], why))
                 texts[i][j], replies[i][j] = fixed, reply[0]
