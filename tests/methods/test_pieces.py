@@ -175,6 +175,9 @@ def test_a_small_optimizers_reply_is_read_as_the_one_sentence_it_was_asked_for()
         "Write the plural of the word."
     assert one_instruction("Revised instruction: give the first letter. Then more.") == "give the first letter."
     assert one_instruction("<START>Name the larger animal. Really.<END> and talk") == "Name the larger animal."
+    assert polish(one_instruction("The new instruction is to write the plural. It adds an s.")) == "Write the plural."
+    assert one_instruction("The original instruction is to think step by step.") == \
+        "The original instruction is to think step by step."  # describes the old one: left to the screen
     # one sentence across lines; a list's "1." and an abbreviation do not end it
     assert one_instruction("To pluralize, use the rule\nadd an s, e.g. dogs. Next line.") == \
         "To pluralize, use the rule add an s, e.g. dogs."

@@ -39,8 +39,11 @@ def polish(text: str) -> str:
     return text
 
 
-# "Here's the new instruction: ...", "Revised instruction:\n..." (a lead-in of a few words, then the instruction)
-_CUE = re.compile(r"\binstruction\b[^:\n]{0,20}:[ \t]*\n*[ \t]*", re.I)
+# "Here's the new instruction: ...", "Revised instruction:\n..." (a lead-in of a few words, then the instruction);
+# "The new instruction is to add an s." (the reply opens by naming it; not the original one it describes)
+_CUE = re.compile(r"\binstruction\b[^:\n]{0,20}:[ \t]*\n*[ \t]*"
+                  r"|^\W*(?:(?:the|this|my|our) )?(?:(?:new|revised|better|improved|updated) )?instruction "
+                  r"(?:is|would be|will be) to ", re.I)
 _QUOTED = re.compile(r"^[\"“']([^\"”\n]+)[\"”']")
 # a sentence ends at . ! or ? after a letter, a closing quote or bracket (not "1." of a list), then a space or the end
 _SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[\"”')])[.!?](?=\s|$)")
