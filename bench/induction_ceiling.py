@@ -38,8 +38,8 @@ def spec(args, task: str) -> RunSpec:
                    scoring=ScoringSpec(max_tokens=args.scorer_max_tokens, second_round=None), cache=args.cache)
 
 
-def one_task(args, name: str) -> tuple[list[str], bool]:
-    """The task's table rows, and whether the human instruction with demonstrations has room in every seed."""
+def one_task(args, name: str) -> tuple[str, bool]:
+    """The task's table row, and whether the human instruction with demonstrations has room in every seed."""
     s = spec(args, name)
     task = load_tasks(s.tasks)[0]
     shown = {seed: random.Random(seed).sample(task.splits["train"], args.k) for seed in args.seeds}
@@ -54,16 +54,17 @@ def one_task(args, name: str) -> tuple[list[str], bool]:
         cells.append(f"{100 * ev.score:.1f} ({gain.describe()})")
     constant = measure(task, initial)
     best = f"{constant['constant']!r} {100 * constant['constant_score']:.1f}" if constant else "-"
-    return [f"| {name} | {100 * initial.score:.1f} | {best} | {' | '.join(cells)} |"], all(room[1:])
+    return f"| {name} | {100 * initial.score:.1f} | {best} | {' | '.join(cells)} |", all(room[1:])
 
 
 def main(args) -> None:
     rows, room = [], []
     for name in args.tasks:
-        task_rows, has_room = one_task(args, name)
-        rows += task_rows
-        room.append(name) if has_room else None
-        print(task_rows[0], flush=True)
+        row, has_room = one_task(args, name)
+        rows.append(row)
+        if has_room:
+            room.append(name)
+        print(row, flush=True)
     seeds = " | ".join(f"human + {args.k} demos, seed {s}" for s in args.seeds)
     body = "\n".join([
         f"Scorer: the embedded SmolLM2-135M-Instruct (greedy, at most {args.scorer_max_tokens} tokens a reply); per "
